@@ -1,0 +1,45 @@
+# IoMT-AD — every entry point a newcomer needs. `make setup` is idempotent and fast when nothing changed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export IOMT_AD_CACHE ?= $(HOME)/.cache/iomt-ad
+PIP_STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)
+PYTEST_ARGS ?=
+
+.PHONY: setup venv jars services test test-fast demo clean help
+
+help:
+	@echo "make setup   - virtual environment (.venv with iomt-ad), jars and test services, cached under $(IOMT_AD_CACHE)"
+	@echo "make demo    - run the main job on the embedded default (Spark local mode, no broker)"
+	@echo "make test    - set up, then run the whole test suite (Spark, Kafka, InfluxDB included)"
+	@echo "make test-fast - only the tests that need no service"
+
+setup: venv jars services
+
+venv: $(PIP_STAMP)
+
+$(PIP_STAMP): setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+jars:
+	conf/jars/fetch_jars.sh "$(IOMT_AD_CACHE)"
+
+services:
+	tests/services/install_services.sh "$(IOMT_AD_CACHE)"
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	$(BIN)/python -m pytest -m "not spark and not kafka and not influxdb" $(PYTEST_ARGS)
+
+demo: setup
+	$(BIN)/iomt-ad demo --conf conf/local.yaml
+
+clean:
+	rm -rf var/ spark-warehouse/ metastore_db/ .pytest_cache/

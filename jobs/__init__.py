@@ -1,0 +1,1 @@
+"""Entry points of IoMT-AD: the streaming job, batch jobs and the ``iomt-ad`` command."""

@@ -1,0 +1,54 @@
+"""``iomt-ad``: one command for every IoMT-AD job. Each subcommand lives in its own module, which
+exposes ``add_arguments(parser)`` and ``run(args) -> int``; heavy imports stay inside ``run``."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from schemas.csv_layout import CsvLayoutError
+from schemas.classes import UnknownClassFileError
+from jobs.config import ConfigError
+from jobs.datasets import DatasetNotFoundError
+
+# (subcommand, module, one-line help) — in the order --help lists them.
+SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("check-data", "jobs.check_data", "validate CICIoMT2024 CSV files and summarise them per class"),
+)
+
+# Errors a user can fix: shown as one clear line, exit status 2, no traceback.
+USER_ERRORS = (CsvLayoutError, UnknownClassFileError, ConfigError, DatasetNotFoundError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="iomt-ad",
+        description="IoMT-AD: real-time anomaly detection for Internet-of-Medical-Things network traffic.",
+    )
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name, help_text in SUBCOMMANDS:
+        module = importlib.import_module(module_name)
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args._run(args))
+    except USER_ERRORS as exc:
+        logging.getLogger("iomt-ad").error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""build_spark: the one place a SparkSession is made, from configuration (never a hard-coded master)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from jobs.config import AppConfig, cache_dir
+
+log = logging.getLogger(__name__)
+
+DELTA_SETTINGS: dict[str, str] = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+class MissingJarsError(RuntimeError):
+    """The Kafka/Delta jars are not where the configuration says."""
+
+
+def spark_jars(jars_dir: Path | None) -> list[Path]:
+    """The jars Spark needs beside pyspark's own (Kafka source, Delta), fetched by ``make setup``."""
+    directory = jars_dir or cache_dir() / "jars" / "spark"
+    jars = sorted(directory.glob("*.jar"))
+    if not jars:
+        raise MissingJarsError(
+            f"no jars in {directory}: run `make setup` (or conf/jars/fetch_jars.sh) to fetch the "
+            "Kafka and Delta jars from Maven Central, or set spark.jars_dir in the configuration"
+        )
+    return jars
+
+
+def build_spark(config: AppConfig, app_name: str):
+    """A SparkSession with Delta Lake and the Kafka source.
+
+    ``spark.master`` comes from the configuration only when set there (local runs); under
+    ``spark-submit`` the command line decides. Jars are added from ``spark.jars_dir`` unless the
+    configuration already sets ``spark.jars`` (a cluster that ships its own).
+    """
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    if config.spark.master:
+        builder = builder.master(config.spark.master)
+    settings = dict(DELTA_SETTINGS)
+    if "spark.jars" not in config.spark.conf:
+        settings["spark.jars"] = ",".join(str(p) for p in spark_jars(config.spark.jars_dir))
+    settings.update(config.spark.conf)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    log.info("SparkSession %s on %s (Spark %s)", app_name, spark.sparkContext.master, spark.version)
+    return spark

@@ -1,0 +1,1 @@
+"""Schemas of IoMT-AD: the flow record, class names, Delta tables and InfluxDB points."""

@@ -1,0 +1,76 @@
+"""Shared fixtures: one SparkSession per test session, and real services started once per session.
+
+Services are real processes on loopback (a KRaft Kafka broker, InfluxDB); tests that need them are
+marked ``kafka`` / ``influxdb`` / ``spark`` and CI runs them all.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_DIR = REPO / "data" / "ciciomt2024-sample"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+os.environ.setdefault("PYSPARK_PYTHON", str(Path(os.sys.executable)))
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    return SAMPLE_DIR
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The full real data beside the repository (present on developer machines and in CI)."""
+    if not (SHARED_DATA / "ciciomt2024").is_dir():
+        pytest.skip(f"{SHARED_DATA} is not beside this checkout")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory):
+    from jobs.config import SparkConfig, AppConfig
+    from jobs.session import build_spark
+
+    warehouse = tmp_path_factory.mktemp("spark-warehouse")
+    config = AppConfig(
+        spark=SparkConfig(
+            master="local[2]",
+            conf={
+                "spark.ui.enabled": "false",
+                "spark.ui.showConsoleProgress": "false",
+                "spark.sql.shuffle.partitions": "2",
+                "spark.default.parallelism": "2",
+                "spark.sql.session.timeZone": "UTC",
+                "spark.sql.execution.arrow.pyspark.enabled": "true",
+                # small Arrow batches so the pandas UDFs see many batches even on small test data
+                "spark.sql.execution.arrow.maxRecordsPerBatch": "500",
+                "spark.sql.warehouse.dir": str(warehouse),
+                "spark.driver.memory": "2g",
+                "spark.databricks.delta.snapshotPartitions": "2",
+            },
+        )
+    )
+    session = build_spark(config, "iomt-ad-tests")
+    session.sparkContext.setLogLevel("WARN")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator["KafkaBroker"]:  # noqa: F821
+    from tests.services.kafka_broker import KafkaBroker
+
+    broker = KafkaBroker()
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    logging.getLogger("py4j").setLevel(logging.WARNING)
