@@ -12,14 +12,17 @@ from schemas.csv_layout import CsvLayoutError
 from schemas.classes import UnknownClassFileError
 from jobs.config import ConfigError
 from jobs.datasets import DatasetNotFoundError
+from jobs.replay import BrokerUnreachableError
 
 # (subcommand, module, one-line help) — in the order --help lists them.
 SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("check-data", "jobs.check_data", "validate CICIoMT2024 CSV files and summarise them per class"),
+    ("stream", "jobs.score_stream", "run the streaming scoring job (Kafka or files -> Delta + InfluxDB)"),
+    ("replay", "jobs.replay", "stream CICIoMT2024 CSV rows as JSON flow records to Kafka or a directory"),
 )
 
 # Errors a user can fix: shown as one clear line, exit status 2, no traceback.
-USER_ERRORS = (CsvLayoutError, UnknownClassFileError, ConfigError, DatasetNotFoundError)
+USER_ERRORS = (CsvLayoutError, UnknownClassFileError, ConfigError, DatasetNotFoundError, BrokerUnreachableError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,13 +1,14 @@
 """Configuration: YAML files in ``conf/`` loaded into frozen dataclasses.
 
-Secrets never live here: fields such as the InfluxDB token name an environment variable (or a
-file) that holds the secret, and the value is read only when a client is built.
+Secrets never live here: ``influxdb.token_env`` / ``token_file`` and ``kafka.sasl_password_env`` /
+``sasl_password_file`` name where the secret is, and it is read only when a client is built.
+Unknown keys are errors (a typo must not silently fall back to a default).
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,24 @@ import yaml
 
 
 class ConfigError(ValueError):
-    """A configuration file that cannot be used; the message says which key and why."""
+    """A configuration that cannot be used; the message says which key and why."""
 
 
 def cache_dir() -> Path:
     """Where set-up caches jars and service binaries (``IOMT_AD_CACHE``, default ``~/.cache/iomt-ad``)."""
     return Path(os.environ.get("IOMT_AD_CACHE", Path.home() / ".cache" / "iomt-ad"))
+
+
+def read_secret(env: str | None, file: str | None, what: str) -> str | None:
+    """A secret from an environment variable or a file (never from a configuration value)."""
+    if env and os.environ.get(env):
+        return os.environ[env]
+    if file:
+        try:
+            return Path(file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{what}: cannot read secret file {file}: {exc.strerror}") from exc
+    return None
 
 
 @dataclass(frozen=True)
@@ -34,34 +47,113 @@ class SparkConfig:
 
 
 @dataclass(frozen=True)
+class KafkaSourceConfig:
+    bootstrap_servers: str = "localhost:9092"
+    topic: str = "iomt_traffic_stream"
+    starting_offsets: str = "earliest"
+    max_offsets_per_trigger: int | None = 50000
+    min_partitions: int | None = None
+    fail_on_data_loss: bool = False
+    security_protocol: str | None = None     # e.g. SASL_SSL
+    sasl_mechanism: str | None = None        # e.g. SCRAM-SHA-512
+    sasl_username: str | None = None
+    sasl_password_env: str | None = None     # environment variable holding the password
+    sasl_password_file: str | None = None    # or a file holding it
+    options: Mapping[str, str] = field(default_factory=dict)  # more kafka.* options (no secrets)
+
+
+@dataclass(frozen=True)
+class FilesSourceConfig:
+    path: Path = Path("var/incoming")
+    max_files_per_trigger: int | None = None
+
+
+@dataclass(frozen=True)
+class InfluxConfig:
+    enabled: bool = False
+    url: str = "http://localhost:8086"
+    org: str = "iomt"
+    bucket: str = "iomt"
+    token_env: str | None = "INFLUXDB_TOKEN"
+    token_file: str | None = None
+    batch_size: int = 5000
+    max_retries: int = 3
+    timeout_ms: int = 10000
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    source: str = "files"  # "kafka" or "files"
+    kafka: KafkaSourceConfig = field(default_factory=KafkaSourceConfig)
+    files: FilesSourceConfig = field(default_factory=FilesSourceConfig)
+    strict_fields: bool = False        # unknown extra JSON fields quarantine the record
+    tables_dir: Path = Path("var/delta")
+    checkpoint_dir: Path | None = None  # default: <tables_dir>/_checkpoints/score_stream
+    trigger: str = "5 seconds"          # a processing-time interval, or "availableNow"
+    app_id: str = "iomt-ad-score-stream"  # txnAppId of the Delta writes
+    model_dir: Path = Path("models/v1")
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.checkpoint_dir or self.tables_dir / "_checkpoints" / "score_stream"
+
+
+@dataclass(frozen=True)
 class AppConfig:
     spark: SparkConfig = field(default_factory=SparkConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    influxdb: InfluxConfig = field(default_factory=InfluxConfig)
     source_path: Path | None = None
 
 
-def _spark_config(raw: Mapping[str, Any], base: Path) -> SparkConfig:
-    unknown = set(raw) - {"master", "jars_dir", "conf"}
+def _build(cls: type, raw: Mapping[str, Any] | None, where: str, nested: Mapping[str, type] | None = None):
+    """A dataclass from a mapping: unknown keys are errors, Paths are converted, nested dataclasses built."""
+    raw = raw or {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where} must be a mapping")
+    nested = nested or {}
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(raw) - set(known))
     if unknown:
-        raise ConfigError(f"spark: unknown keys {sorted(unknown)}; allowed: master, jars_dir, conf")
-    jars_dir = raw.get("jars_dir")
-    conf = raw.get("conf") or {}
-    if not isinstance(conf, Mapping):
-        raise ConfigError("spark.conf must be a mapping of Spark property -> value")
-    return SparkConfig(
-        master=raw.get("master"),
-        jars_dir=(base / str(jars_dir)) if jars_dir else None,
-        conf={str(k): _spark_value(v) for k, v in conf.items()},
-    )
+        raise ConfigError(f"{where}: unknown keys {unknown}; allowed: {sorted(known)}")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in nested:
+            values[key] = _build(nested[key], value, f"{where}.{key}")
+        elif key in ("conf", "options"):
+            if not isinstance(value or {}, Mapping):
+                raise ConfigError(f"{where}.{key} must be a mapping")
+            values[key] = {str(k): _text(v) for k, v in (value or {}).items()}
+        elif value is not None and "Path" in str(known[key].type):
+            values[key] = Path(str(value)).expanduser()
+        else:
+            values[key] = value
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
-def _spark_value(value: Any) -> str:
+def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
 
 
-def config_from_mapping(raw: Mapping[str, Any], base: Path = Path(".")) -> AppConfig:
-    return AppConfig(spark=_spark_config(raw.get("spark") or {}, base), source_path=None)
+def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None) -> AppConfig:
+    unknown = sorted(set(raw) - {"spark", "stream", "influxdb"})
+    if unknown:
+        raise ConfigError(f"unknown top-level keys {unknown}; allowed: spark, stream, influxdb")
+    stream = _build(StreamConfig, raw.get("stream"), "stream",
+                    {"kafka": KafkaSourceConfig, "files": FilesSourceConfig})
+    if stream.source not in ("kafka", "files"):
+        raise ConfigError(f"stream.source must be 'kafka' or 'files', not {stream.source!r}")
+    return AppConfig(
+        spark=_build(SparkConfig, raw.get("spark"), "spark"),
+        stream=stream,
+        influxdb=_build(InfluxConfig, raw.get("influxdb"), "influxdb"),
+        source_path=source_path,
+    )
 
 
 def load_config(path: str | Path) -> AppConfig:
@@ -75,5 +167,7 @@ def load_config(path: str | Path) -> AppConfig:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{path}: the top level must be a mapping")
-    config = config_from_mapping(raw)
-    return AppConfig(spark=config.spark, source_path=path)
+    try:
+        return config_from_mapping(raw, source_path=path)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 
 from jobs.config import AppConfig, cache_dir
@@ -11,6 +13,13 @@ log = logging.getLogger(__name__)
 DELTA_SETTINGS: dict[str, str] = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+# Defaults the configuration may override. Constraint propagation is off: the validation
+# expression of parse_flows (one check per feature) makes Catalyst's constraint inference
+# take minutes per micro-batch, and the job gains nothing from the inferred filters.
+DEFAULT_SETTINGS: dict[str, str] = {
+    "spark.sql.constraintPropagation.enabled": "false",
 }
 
 
@@ -40,9 +49,12 @@ def build_spark(config: AppConfig, app_name: str):
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app_name)
+    if (config.spark.master or "").startswith("local") and "spark.pyspark.python" not in config.spark.conf:
+        # local mode: Python workers use this interpreter (the venv with pyarrow, TensorFlow...)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if config.spark.master:
         builder = builder.master(config.spark.master)
-    settings = dict(DELTA_SETTINGS)
+    settings = {**DEFAULT_SETTINGS, **DELTA_SETTINGS}
     if "spark.jars" not in config.spark.conf:
         settings["spark.jars"] = ",".join(str(p) for p in spark_jars(config.spark.jars_dir))
     settings.update(config.spark.conf)

@@ -83,3 +83,16 @@ def __getattr__(name: str):
     if name == "CSV_SCHEMA":
         return csv_schema()
     raise AttributeError(name)
+
+
+def column_name(feature: str) -> str:
+    """The Delta/InfluxDB column name of a feature: lower case, spaces as underscores
+    (``Protocol Type`` -> ``protocol_type``). Delta refuses spaces in column names without column
+    mapping, and analysts should not need backquotes."""
+    return feature.strip().lower().replace(" ", "_")
+
+
+FEATURE_COLUMNS: Final[tuple[str, ...]] = tuple(column_name(f) for f in FEATURES)
+
+# IANA protocol numbers seen in the dataset's "Protocol Type" column.
+PROTOCOL_NAMES: Final[dict[int, str]] = {1: "ICMP", 2: "IGMP", 6: "TCP", 17: "UDP"}

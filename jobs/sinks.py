@@ -1,0 +1,171 @@
+"""The foreachBatch sink of the streaming job: Delta tables (exactly once) and InfluxDB.
+
+For each micro-batch: persist it once; split bad records (quarantine) from good ones; score the
+good ones; append to ``flows_scored``, ``alerts``, ``quarantine`` and ``traffic_1m`` with
+``txnAppId`` + ``txnVersion`` = batch id, so a batch replayed after a crash writes nothing twice;
+then write InfluxDB points (deterministic, so a replay overwrites them) and one ``batch_log`` row.
+InfluxDB trouble is logged and counted, never raised: Delta output is already safe.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jobs.config import AppConfig
+from jobs.transforms import INGEST_TIME, OFFSET, ORIGIN, PARTITION, QUARANTINE_REASON, RAW_VALUE, score
+from schemas.tables import ALERTS, BATCH_LOG, FLOWS_SCORED, QUARANTINE, TABLES, TRAFFIC_1M
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    batch_id: int
+    records: int
+    quarantined: int
+    anomalies: int
+    influx_written: int
+    influx_failed: int
+    influx_error: str | None
+    seconds: float
+
+
+def table_path(tables_dir: Path, name: str) -> str:
+    return str(tables_dir / name)
+
+
+def append_delta(frame: "DataFrame", tables_dir: Path, name: str, app_id: str, batch_id: int) -> None:
+    """Append idempotently: Delta skips a (txnAppId, txnVersion) it has already committed."""
+    writer = (frame.write.format("delta").mode("append")
+              .option("txnAppId", app_id).option("txnVersion", batch_id)
+              .option("mergeSchema", "false"))
+    partition_by = TABLES[name].partition_by
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    writer.save(table_path(tables_dir, name))
+
+
+def quarantine_rows(batch: "DataFrame", batch_id: int) -> "DataFrame":
+    from pyspark.sql import functions as F
+
+    return batch.filter(F.col(QUARANTINE_REASON).isNotNull()).select(
+        F.col("record_id"), F.col(QUARANTINE_REASON).alias("reason"), F.col(RAW_VALUE).alias("raw_value"),
+        F.col(ORIGIN).alias("origin"), F.col(PARTITION).alias("partition"), F.col(OFFSET).alias("offset"),
+        F.col(INGEST_TIME).alias("ingest_time"), F.lit(batch_id).cast("long").alias("batch_id"),
+        F.current_timestamp().alias("quarantined_at"),
+        F.to_date(F.coalesce(F.col(INGEST_TIME), F.current_timestamp())).alias("ingest_date"),
+    )
+
+
+def scored_rows(batch: "DataFrame", bundle_dir: str, batch_id: int) -> "DataFrame":
+    from pyspark.sql import functions as F
+
+    good = batch.filter(F.col(QUARANTINE_REASON).isNull()).drop(QUARANTINE_REASON, RAW_VALUE)
+    return (score(good, bundle_dir)
+            .withColumn("batch_id", F.lit(batch_id).cast("long"))
+            .withColumn("scored_at", F.current_timestamp())
+            .withColumn("event_date", F.to_date("event_time")))
+
+
+def traffic_per_minute(scored: "DataFrame", batch_id: int) -> "DataFrame":
+    from pyspark.sql import functions as F
+
+    return (scored.groupBy(F.date_trunc("minute", "event_time").alias("minute"), "protocol",
+                           "predicted_class", "predicted_category", "is_anomaly", "model_version")
+            .agg(F.count("*").alias("records"), F.avg("ensemble_score").alias("mean_ensemble_score"),
+                 F.avg("rate").alias("mean_rate"), F.sum("tot_size").alias("sum_tot_size"))
+            .withColumn("batch_id", F.lit(batch_id).cast("long")))
+
+
+class ForeachBatchSink:
+    """The callable handed to ``writeStream.foreachBatch``; holds no Spark objects between batches."""
+
+    def __init__(self, config: AppConfig) -> None:
+        self.config = config
+        self.tables_dir = config.stream.tables_dir
+        self.app_id = config.stream.app_id
+        self.bundle_dir = str(config.stream.model_dir)
+        self._influx = None
+        self.influx_failures = 0  # points not written to InfluxDB since start
+
+    def influx(self):
+        if self._influx is None and self.config.influxdb.enabled:
+            from jobs.influx_sink import InfluxWriter
+
+            self._influx = InfluxWriter(self.config.influxdb)
+        return self._influx
+
+    def __call__(self, batch: "DataFrame", batch_id: int) -> None:
+        from pyspark.sql import functions as F
+
+        started = time.monotonic()
+        batch.persist()
+        try:
+            quarantined = quarantine_rows(batch, batch_id)
+            scored = scored_rows(batch, self.bundle_dir, batch_id).persist()
+            try:
+                append_delta(scored, self.tables_dir, FLOWS_SCORED, self.app_id, batch_id)
+                append_delta(scored.filter(F.col("is_anomaly")), self.tables_dir, ALERTS, self.app_id, batch_id)
+                append_delta(quarantined, self.tables_dir, QUARANTINE, self.app_id, batch_id)
+                append_delta(traffic_per_minute(scored, batch_id), self.tables_dir, TRAFFIC_1M,
+                             self.app_id, batch_id)
+                counts = scored.agg(F.count("*").alias("n"),
+                                    F.sum(F.col("is_anomaly").cast("int")).alias("a")).first()
+                records, anomalies = int(counts["n"]), int(counts["a"] or 0)
+                influx_result = self._write_influx(scored) if records else None
+            finally:
+                scored.unpersist()
+            n_quarantined = quarantined.count()
+            stats = BatchStats(
+                batch_id=batch_id, records=records, quarantined=n_quarantined, anomalies=anomalies,
+                influx_written=influx_result.written if influx_result else 0,
+                influx_failed=influx_result.failed if influx_result else 0,
+                influx_error=influx_result.error if influx_result else None,
+                seconds=round(time.monotonic() - started, 3),
+            )
+            self._log_batch(batch, stats)
+        finally:
+            batch.unpersist()
+
+    def _write_influx(self, scored: "DataFrame"):
+        try:
+            writer = self.influx()
+            if writer is None:
+                return None
+            result = writer.write_frame(scored)
+        except Exception as exc:  # noqa: BLE001 - InfluxDB must never stop the stream
+            from jobs.influx_sink import InfluxWriteResult
+
+            log.error("InfluxDB sink failed for this batch: %s", exc)
+            result = InfluxWriteResult(written=0, failed=-1, error=f"{type(exc).__name__}: {exc}"[:500])
+        if result.failed:
+            self.influx_failures += max(result.failed, 0)
+            log.error("InfluxDB: %d points failed in this batch (%d since start)",
+                      result.failed, self.influx_failures)
+        return result
+
+    def _log_batch(self, batch: "DataFrame", stats: BatchStats) -> None:
+        from pyspark.sql import functions as F
+
+        spark = batch.sparkSession
+        row = spark.createDataFrame(
+            [(stats.batch_id, stats.records, stats.quarantined, stats.anomalies, stats.influx_written,
+              stats.influx_failed, stats.influx_error, stats.seconds, self.config.stream.app_id)],
+            "batch_id long, records long, quarantined long, anomalies long, influx_written long, "
+            "influx_failed long, influx_error string, seconds double, app_id string",
+        ).withColumn("logged_at", F.current_timestamp())
+        append_delta(row, self.tables_dir, BATCH_LOG, self.app_id, stats.batch_id)
+        log.info("batch %d: %d records, %d anomalies, %d quarantined, influx %d ok / %d failed, %.1f s",
+                 stats.batch_id, stats.records, stats.anomalies, stats.quarantined,
+                 stats.influx_written, stats.influx_failed, stats.seconds)
+
+
+def make_foreach_batch(config: AppConfig) -> Callable[["DataFrame", int], None]:
+    return ForeachBatchSink(config)

@@ -1,0 +1,156 @@
+"""Pure DataFrame -> DataFrame steps of the streaming and batch jobs (no I/O here).
+
+``parse_flows`` turns raw messages into typed flow records and marks, rather than drops, every
+record that fails parsing or validation: ``quarantine_reason`` says why (null for good records), and
+the raw payload and its origin (topic/partition/offset or file) are kept for the quarantine table.
+
+Parsing goes through a JSON object -> map<string,string> step first, so each check can tell a
+missing field from an explicit null from a non-numeric value. An explicit JSON ``null`` for a feature
+is a missing measurement (the dataset has empty cells) and is imputed downstream; an absent feature
+key means a broken producer and is quarantined. ``Infinity``/``inf`` are numbers (``Rate`` holds them).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from schemas.flow_record import EVENT_TIME, FEATURES, LABEL, METADATA_FIELDS, RECORD_ID, SOURCE_ID, column_name
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+RAW_VALUE = "raw_value"
+ORIGIN = "origin"            # Kafka topic, or the file the record came from
+PARTITION = "partition"      # Kafka partition (null for files)
+OFFSET = "offset"            # Kafka offset (null for files)
+INGEST_TIME = "ingest_time"  # Kafka timestamp, or when the file source read the file
+QUARANTINE_REASON = "quarantine_reason"
+MAX_RAW_IN_REASON = 40
+
+
+def _as_double(raw: "Column") -> "Column":
+    """A JSON value's text as a double, or null. Spark hands non-finite numbers (``Infinity``,
+    ``NaN``) over quoted; JSON strings holding numbers (``"2.5"``) are accepted as numbers."""
+    from pyspark.sql import functions as F
+
+    return F.regexp_replace(raw, r'^"(.*)"$', "$1").try_cast("double")
+
+
+def _reason_parts(fields: "Column", strict: bool) -> list["Column"]:
+    from pyspark.sql import functions as F
+
+    parts: list[Column] = [
+        F.when(fields.isNull(), F.lit("malformed JSON: not a JSON object")),
+    ]
+    record_id = fields.getItem(RECORD_ID)
+    parts.append(
+        F.when(fields.isNotNull() & (record_id.isNull() | (F.trim(record_id) == "")),
+               F.lit(f"missing field: {RECORD_ID}"))
+    )
+    for name in (RECORD_ID, SOURCE_ID, LABEL):
+        raw = fields.getItem(name)
+        parts.append(F.when(raw.startswith("{") | raw.startswith("["),
+                            F.lit(f"wrong type: {name} must be a string")))
+    event_time = fields.getItem(EVENT_TIME)
+    parts.append(
+        F.when(event_time.isNotNull() & F.try_to_timestamp(event_time).isNull(),
+               F.concat(F.lit(f"{EVENT_TIME} is not an ISO-8601 timestamp: "),
+                        F.substring(event_time, 1, MAX_RAW_IN_REASON)))
+    )
+    missing = F.filter(F.array(*[F.lit(f) for f in FEATURES]),
+                       lambda name: ~F.map_contains_key(fields, name))
+    parts.append(F.when(fields.isNotNull() & (F.size(missing) > 0),
+                        F.concat(F.lit("missing features: "), F.array_join(missing, ", "))))
+    non_numeric = F.filter(F.array(*[F.lit(f) for f in FEATURES]),
+                           lambda name: fields.getItem(name).isNotNull() & _as_double(fields.getItem(name)).isNull())
+    shown = F.transform(non_numeric, lambda name: F.concat(name, F.lit("="),
+                                                           F.substring(fields.getItem(name), 1, MAX_RAW_IN_REASON)))
+    parts.append(F.when(F.size(non_numeric) > 0,
+                        F.concat(F.lit("non-numeric features: "), F.array_join(shown, ", "))))
+    if strict:
+        allowed = F.array(*[F.lit(name) for name in (*METADATA_FIELDS, *FEATURES)])
+        unknown = F.array_sort(F.array_except(F.map_keys(fields), allowed))
+        parts.append(F.when(F.size(unknown) > 0,
+                            F.concat(F.lit("unknown fields: "), F.array_join(unknown, ", "))))
+    return parts
+
+
+def parse_flows(raw: "DataFrame", strict: bool = False) -> "DataFrame":
+    """Typed flow records from raw messages.
+
+    ``raw`` has ``raw_value`` (the message as a string), ``origin``, ``partition``, ``offset`` and
+    ``ingest_time``. The result has those, ``quarantine_reason`` (null when the record is good), the
+    metadata fields and the 39 features under their column names (``protocol_type``...). A missing
+    ``event_time`` falls back to ``ingest_time``. With ``strict``, unknown extra fields quarantine
+    the record too.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    fields = F.from_json(F.col(RAW_VALUE), T.MapType(T.StringType(), T.StringType()),
+                         {"mode": "PERMISSIVE", "allowNonNumericNumbers": "true"})
+    with_fields = raw.withColumn("_fields", fields)
+    fields_col = F.col("_fields")
+    reason = F.concat_ws("; ", *_reason_parts(fields_col, strict))
+    features = [_as_double(fields_col.getItem(f)).alias(column_name(f)) for f in FEATURES]
+    return with_fields.select(
+        F.col(RAW_VALUE), F.col(ORIGIN), F.col(PARTITION), F.col(OFFSET), F.col(INGEST_TIME),
+        F.when(reason == "", F.lit(None).cast("string")).otherwise(reason).alias(QUARANTINE_REASON),
+        fields_col.getItem(RECORD_ID).alias(RECORD_ID),
+        fields_col.getItem(SOURCE_ID).alias(SOURCE_ID),
+        F.coalesce(F.try_to_timestamp(fields_col.getItem(EVENT_TIME)), F.col(INGEST_TIME)).alias(EVENT_TIME),
+        fields_col.getItem(LABEL).alias(LABEL),
+        *features,
+    )
+
+
+def kafka_to_raw(kafka: "DataFrame") -> "DataFrame":
+    """Spark's Kafka source rows -> the ``raw`` input of :func:`parse_flows`."""
+    from pyspark.sql import functions as F
+
+    return kafka.select(
+        F.col("value").cast("string").alias(RAW_VALUE),
+        F.col("topic").alias(ORIGIN),
+        F.col("partition").alias(PARTITION),
+        F.col("offset").alias(OFFSET),
+        F.col("timestamp").alias(INGEST_TIME),
+    )
+
+
+def text_files_to_raw(lines: "DataFrame") -> "DataFrame":
+    """Spark's text file source rows (one JSON message a line) -> the ``raw`` input of :func:`parse_flows`."""
+    from pyspark.sql import functions as F
+
+    return lines.select(
+        F.col("value").alias(RAW_VALUE),
+        F.col("_metadata.file_name").alias(ORIGIN),
+        F.lit(None).cast("int").alias(PARTITION),
+        F.lit(None).cast("long").alias(OFFSET),
+        F.col("_metadata.file_modification_time").alias(INGEST_TIME),
+    )
+
+
+def with_protocol(flows: "DataFrame") -> "DataFrame":
+    """Add ``protocol``: the IANA name of ``protocol_type`` (TCP, UDP, ICMP, IGMP), ``ARP`` for
+    non-IP ARP windows, else ``other``."""
+    from pyspark.sql import functions as F
+
+    from schemas.flow_record import PROTOCOL_NAMES
+
+    number = F.round(F.col("protocol_type")).cast("int")
+    expression = F.when(F.lit(False), F.lit(None))
+    for value, name in PROTOCOL_NAMES.items():
+        expression = expression.when(number == value, F.lit(name))
+    expression = expression.when(F.col("arp") >= 0.5, F.lit("ARP")).otherwise(F.lit("other"))
+    return flows.withColumn("protocol", expression)
+
+
+def score(flows: "DataFrame", bundle_dir: str) -> "DataFrame":
+    """Score valid flow records: the pandas UDF over the 39 features, plus ``protocol``."""
+    from pyspark.sql import functions as F
+
+    from schemas.flow_record import FEATURE_COLUMNS
+    from udfs.spark_udf import make_score_udf
+
+    score_udf = make_score_udf(bundle_dir)
+    scored = flows.withColumn("_score", score_udf(F.struct(*[F.col(c) for c in FEATURE_COLUMNS])))
+    return with_protocol(scored.select("*", "_score.*").drop("_score"))

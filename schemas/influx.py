@@ -1,0 +1,39 @@
+"""The InfluxDB schema of IoMT-AD: one point per scored record.
+
+measurement ``flow_scores``
+  tags    protocol, predicted_class, predicted_category, is_anomaly ("true"/"false"), severity,
+          model_version, source (the device or source file: ``source_id`` up to its first ':')
+  fields  ae_error, if_score, clf_attack_proba, ensemble_score, label (true class where known) and
+          the features operators chart: rate, header_length, tot_size, iat, number, protocol_type
+  time    the record's event time (ns) plus a deterministic offset below one millisecond derived
+          from ``record_id``: two records of one source in the same millisecond stay two points,
+          and a replayed batch writes the very same points again (an overwrite, not a duplicate).
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from typing import Final
+
+MEASUREMENT: Final[str] = "flow_scores"
+TAGS: Final[tuple[str, ...]] = (
+    "protocol", "predicted_class", "predicted_category", "is_anomaly", "severity", "model_version", "source",
+)
+SCORE_FIELDS: Final[tuple[str, ...]] = ("ae_error", "if_score", "clf_attack_proba", "ensemble_score")
+FEATURE_FIELDS: Final[tuple[str, ...]] = ("rate", "header_length", "tot_size", "iat", "number", "protocol_type")
+STRING_FIELDS: Final[tuple[str, ...]] = ("label",)
+
+
+def source_tag(source_id: str | None) -> str:
+    if not source_id:
+        return "unknown"
+    return source_id.split(":", 1)[0]
+
+
+def point_time_ns(event_time: datetime, record_id: str) -> int:
+    """Event time in ns (truncated to the millisecond) + a record-specific offset in [0, 1 ms)."""
+    if event_time.tzinfo is None:
+        event_time = event_time.replace(tzinfo=timezone.utc)
+    millis = int(event_time.timestamp() * 1000)
+    offset = int.from_bytes(hashlib.blake2b(record_id.encode("utf-8"), digest_size=8).digest(), "big") % 1_000_000
+    return millis * 1_000_000 + offset

@@ -1,0 +1,73 @@
+"""parse_flows keeps every record: good ones typed, bad ones marked with the reason."""
+import json
+from datetime import datetime
+
+import pytest
+
+from jobs.transforms import parse_flows
+from schemas.flow_record import FEATURES
+
+pytestmark = pytest.mark.spark
+
+GOOD = {name: 1.0 for name in FEATURES} | {
+    "record_id": "r1", "source_id": "monitor-7", "event_time": "2026-01-02T03:04:05+00:00", "label": "Benign"}
+
+
+def message(**changes) -> str:
+    record = dict(GOOD)
+    for key, value in changes.items():
+        if value is ...:
+            record.pop(key)
+        else:
+            record[key] = value
+    return json.dumps(record)
+
+
+CASES = [
+    # (raw message, expected reason or None) — reasons written out by hand
+    (message(), None),
+    (message(Rate=float("inf")), None),
+    (message(Std=None), None),
+    (message(Rate="2.5"), None),
+    (message(extra_field=5), None),
+    ("not json at all", "malformed JSON: not a JSON object"),
+    ("[1, 2, 3]", "malformed JSON: not a JSON object"),
+    (message(**{"Tot sum": "abc"}), "non-numeric features: Tot sum=abc"),
+    (message(Rate=True), "non-numeric features: Rate=true"),
+    (message(record_id=...), "missing field: record_id"),
+    (message(IAT=..., Min=...), "missing features: Min, IAT"),
+    (message(event_time="yesterday"), "event_time is not an ISO-8601 timestamp: yesterday"),
+    (message(record_id={"x": 1}), "wrong type: record_id must be a string"),
+]
+
+
+def _raw(spark, messages):
+    return spark.createDataFrame(
+        [(text, "topic-a", 0, offset, datetime(2026, 5, 5, 5, 5, 5)) for offset, text in enumerate(messages)],
+        "raw_value string, origin string, partition int, offset long, ingest_time timestamp")
+
+
+def test_reasons_and_values(spark) -> None:
+    parsed = parse_flows(_raw(spark, [text for text, _ in CASES])).orderBy("offset").collect()
+    assert len(parsed) == len(CASES)
+    for row, (text, reason) in zip(parsed, CASES):
+        assert row["quarantine_reason"] == reason, text
+        assert row["raw_value"] == text
+        assert row["origin"] == "topic-a"
+    assert parsed[0]["record_id"] == "r1" and parsed[0]["source_id"] == "monitor-7"
+    assert parsed[0]["event_time"] == datetime(2026, 1, 2, 3, 4, 5)
+    assert parsed[0]["protocol_type"] == 1.0 and parsed[0]["tot_sum"] == 1.0
+    assert parsed[1]["rate"] == float("inf")
+    assert parsed[2]["std"] is None  # an explicit null is a missing measurement: imputed later
+    assert parsed[3]["rate"] == 2.5
+
+
+def test_strict_mode_quarantines_unknown_fields(spark) -> None:
+    parsed = parse_flows(_raw(spark, [message(extra_field=5, zeta=1)]), strict=True).first()
+    assert parsed["quarantine_reason"] == "unknown fields: extra_field, zeta"
+
+
+def test_missing_event_time_falls_back_to_ingest_time(spark) -> None:
+    parsed = parse_flows(_raw(spark, [message(event_time=...)])).first()
+    assert parsed["quarantine_reason"] is None
+    assert parsed["event_time"] == datetime(2026, 5, 5, 5, 5, 5)

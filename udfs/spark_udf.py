@@ -1,0 +1,36 @@
+"""The scoring pandas UDF (iterator form): the bundle is loaded once per Python worker through
+``udfs.model_cache`` and every Arrow batch is scored by the pure ``score_frame``."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from schemas.flow_record import FEATURE_COLUMNS, FEATURES
+from schemas.tables import SCORE_FIELDS, score_struct_ddl
+
+SCORE_STRUCT_COLUMNS: tuple[str, ...] = tuple(name for name, _ in SCORE_FIELDS if name != "protocol")
+
+
+def make_score_udf(bundle_dir: str | Path):
+    """A pandas UDF taking ``struct(<the 39 feature columns>)`` and returning the score struct.
+
+    ``bundle_dir`` must be readable where the Python workers run (a local path in local mode; on a
+    cluster, the directory an ``--archives`` entry unpacks to)."""
+    from pyspark.sql.functions import pandas_udf
+
+    bundle_path = str(bundle_dir)
+    rename = dict(zip(FEATURE_COLUMNS, FEATURES))
+
+    @pandas_udf(score_struct_ddl())  # type: ignore[call-overload]
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from udfs.model_cache import get_bundle
+        from udfs.scoring import score_frame
+
+        bundle = get_bundle(bundle_path)
+        for features in batches:
+            scored = score_frame(features.rename(columns=rename), bundle)
+            yield scored.loc[:, list(SCORE_STRUCT_COLUMNS)].reset_index(drop=True)
+
+    return score
