@@ -74,3 +74,13 @@ def kafka_broker() -> Iterator["KafkaBroker"]:  # noqa: F821
 
 def pytest_configure(config: pytest.Config) -> None:
     logging.getLogger("py4j").setLevel(logging.WARNING)
+
+
+@pytest.fixture(scope="session")
+def influxdb() -> Iterator["InfluxServer"]:  # noqa: F821
+    from tests.services.influxdb_server import InfluxServer
+
+    server = InfluxServer()
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,97 @@
+"""A real InfluxDB 2.x server (``influxd`` built by build_influxd.sh) on a free loopback port,
+set up with an org, a bucket and an all-access token, in a temporary directory."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.services.ports import free_port
+
+log = logging.getLogger(__name__)
+
+ORG = "iomt"
+BUCKET = "iomt"
+TOKEN = "iomt-ad-test-token"  # a throwaway token of a throwaway server on loopback
+
+
+def influxd_binary() -> Path:
+    cache = Path(os.environ.get("IOMT_AD_CACHE", Path.home() / ".cache" / "iomt-ad"))
+    found = sorted((cache / "influxd").glob("*/influxd"))
+    if not found:
+        raise FileNotFoundError(f"no influxd under {cache / 'influxd'}: run `make setup`")
+    return found[-1]
+
+
+class InfluxServer:
+    def __init__(self, work_dir: Path | None = None) -> None:
+        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="iomt-influxd-"))
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            return exc.code, {}
+
+    def start(self, timeout_s: float = 60) -> "InfluxServer":
+        d = self.work_dir
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INFLUXD_")}
+        env["INFLUXD_CONFIG_PATH"] = str(d / "no-config.toml")  # never pick up a config.* from cwd
+        log_file = (d / "influxd.log").open("wb")
+        self.process = subprocess.Popen(
+            [str(influxd_binary()), "--bolt-path", str(d / "influxd.bolt"), "--engine-path", str(d / "engine"),
+             "--sqlite-path", str(d / "influxd.sqlite"), "--http-bind-address", f"127.0.0.1:{self.port}",
+             "--reporting-disabled", "--log-level", "error", "--storage-cache-max-memory-size", "67108864"],
+            stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=d, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"influxd exited early; see {d / 'influxd.log'}")
+            try:
+                if self._request("GET", "/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"influxd not healthy after {timeout_s:.0f} s")
+            time.sleep(0.2)
+        status, _ = self._request("POST", "/api/v2/setup", {
+            "username": "iomt", "password": "iomt-ad-test-password", "org": ORG, "bucket": BUCKET, "token": TOKEN})
+        if status != 201:
+            self.stop()
+            raise RuntimeError(f"influxd setup failed with HTTP {status}")
+        log.info("InfluxDB up at %s (work dir %s)", self.url, d)
+        return self
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def __enter__(self) -> "InfluxServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
