@@ -43,3 +43,15 @@ demo: setup
 
 clean:
 	rm -rf var/ spark-warehouse/ metastore_db/ .pytest_cache/
+
+# The default bundle: trained on ../shared/data/ciciomt2024 when present, else on the project's sample.
+TRAIN_DATA ?= $(firstword $(wildcard ../shared/data/ciciomt2024) data/ciciomt2024-sample)
+MODEL ?= models/v1
+
+.PHONY: train evaluate
+train: venv
+	$(BIN)/iomt-ad train --data $(TRAIN_DATA) --out $(MODEL)
+	$(MAKE) evaluate
+
+evaluate: venv
+	$(BIN)/iomt-ad evaluate --model $(MODEL) --data $(TRAIN_DATA) --json $(MODEL)/evaluation.json --html $(MODEL)/evaluation.html

@@ -47,7 +47,7 @@ def _reason_parts(fields: "Column", strict: bool) -> list["Column"]:
                F.lit(f"missing field: {RECORD_ID}"))
     )
     for name in (RECORD_ID, SOURCE_ID, LABEL):
-        raw = fields.getItem(name)
+        raw = fields[name]
         parts.append(F.when(raw.startswith("{") | raw.startswith("["),
                             F.lit(f"wrong type: {name} must be a string")))
     event_time = fields.getItem(EVENT_TIME)
@@ -61,9 +61,9 @@ def _reason_parts(fields: "Column", strict: bool) -> list["Column"]:
     parts.append(F.when(fields.isNotNull() & (F.size(missing) > 0),
                         F.concat(F.lit("missing features: "), F.array_join(missing, ", "))))
     non_numeric = F.filter(F.array(*[F.lit(f) for f in FEATURES]),
-                           lambda name: fields.getItem(name).isNotNull() & _as_double(fields.getItem(name)).isNull())
+                           lambda name: fields[name].isNotNull() & _as_double(fields[name]).isNull())
     shown = F.transform(non_numeric, lambda name: F.concat(name, F.lit("="),
-                                                           F.substring(fields.getItem(name), 1, MAX_RAW_IN_REASON)))
+                                                           F.substring(fields[name], 1, MAX_RAW_IN_REASON)))
     parts.append(F.when(F.size(non_numeric) > 0,
                         F.concat(F.lit("non-numeric features: "), F.array_join(shown, ", "))))
     if strict:

@@ -17,6 +17,7 @@ SAMPLE_DIR = REPO / "data" / "ciciomt2024-sample"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 os.environ.setdefault("PYSPARK_PYTHON", str(Path(os.sys.executable)))
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # services and Spark stay on loopback
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,180 @@
+"""Save, load and verify a versioned model bundle directory.
+
+Layout of ``models/<version>/``::
+
+    manifest.json      schema version, feature order and hash, preprocessing values, thresholds,
+                       ensemble rule, library versions, training files (sha256), seed, split, metrics,
+                       and the sha256 of every model file below
+    lstm_ae.keras      the Keras LSTM autoencoder
+    iforest.joblib     the scikit-learn Isolation Forest
+    classifier.joblib  the scikit-learn attack classifier
+
+:func:`load_bundle` refuses (``BundleMismatchError``) a bundle whose schema version or feature hash
+differs from this code's, or whose model files do not match the sha256 recorded in the manifest.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import joblib
+import numpy as np
+
+from models.classifier import AttackClassifier
+from models.ensemble import EnsembleRule
+from models.iforest import IForestDetector
+from models.lstm_ae import LstmAutoencoder, config_from_dict
+from models.preprocess import Preprocessor
+from models.thresholds import Threshold
+from schemas.flow_record import FEATURES, SCHEMA_VERSION, feature_schema_hash
+
+log = logging.getLogger(__name__)
+
+MANIFEST: Final[str] = "manifest.json"
+AE_FILE: Final[str] = "lstm_ae.keras"
+IFOREST_FILE: Final[str] = "iforest.joblib"
+CLASSIFIER_FILE: Final[str] = "classifier.joblib"
+BUNDLE_FORMAT: Final[int] = 1
+
+
+class BundleError(RuntimeError):
+    """A bundle directory that cannot be read."""
+
+
+class BundleMismatchError(BundleError):
+    """A bundle that does not match this code (schema, feature order) or whose files were altered."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    import pandas
+    import sklearn
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "numpy": np.__version__, "pandas": pandas.__version__,
+            "scikit-learn": sklearn.__version__, "tensorflow": tf.__version__, "keras": tf.keras.__version__,
+            "joblib": joblib.__version__}
+
+
+@dataclass
+class Bundle:
+    """Everything scoring needs, loaded once per worker (see :mod:`udfs.model_cache`)."""
+
+    path: Path
+    manifest: dict[str, Any]
+    preprocessor: Preprocessor
+    lstm_ae: LstmAutoencoder
+    iforest: IForestDetector
+    classifier: AttackClassifier
+    ensemble: EnsembleRule
+    thresholds: dict[str, Threshold]
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["model_version"])
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return tuple(self.manifest["features"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.manifest["split"]["seed"])
+
+    @property
+    def sha256(self) -> str:
+        """A digest of the manifest, which itself pins every model file's sha256."""
+        return sha256_of(self.path / MANIFEST)
+
+
+def save_bundle(out_dir: Path, *, version: str, preprocessor: Preprocessor, lstm_ae: LstmAutoencoder,
+                iforest: IForestDetector, classifier: AttackClassifier, ensemble: EnsembleRule,
+                thresholds: dict[str, Threshold], extra: dict[str, Any]) -> Path:
+    """Write the model files, then the manifest that pins their sha256. Returns the manifest path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lstm_ae.save(out_dir / AE_FILE)
+    joblib.dump(iforest.model, out_dir / IFOREST_FILE, compress=3)
+    joblib.dump(classifier.model, out_dir / CLASSIFIER_FILE, compress=3)
+    manifest: dict[str, Any] = {
+        "bundle_format": BUNDLE_FORMAT,
+        "model_version": version,
+        "schema_version": SCHEMA_VERSION,
+        "features": list(preprocessor.features),
+        "feature_schema_hash": feature_schema_hash(tuple(preprocessor.features)),
+        "preprocessing": preprocessor.to_dict(),
+        "lstm_ae": {"file": AE_FILE, "config": lstm_ae.config.to_dict(), "chunk_size": lstm_ae.chunk_size},
+        "iforest": {"file": IFOREST_FILE, "params": iforest.params, "selection": iforest.selection},
+        "classifier": {"file": CLASSIFIER_FILE, "classes": classifier.classes},
+        "thresholds": {name: t.to_dict() for name, t in thresholds.items()},
+        "ensemble": ensemble.to_dict(),
+        "library_versions": library_versions(),
+        "files": {name: sha256_of(out_dir / name) for name in (AE_FILE, IFOREST_FILE, CLASSIFIER_FILE)},
+        **extra,
+    }
+    path = out_dir / MANIFEST
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=False, allow_nan=False) + "\n", encoding="utf-8")
+    log.info("bundle %s written to %s", version, out_dir)
+    return path
+
+
+def read_manifest(bundle_dir: Path) -> dict[str, Any]:
+    path = Path(bundle_dir) / MANIFEST
+    if not path.is_file():
+        raise BundleError(f"{path}: no manifest; train a bundle with `iomt-ad train --out {bundle_dir}`")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise BundleError(f"{path}: not valid JSON ({error}); retrain the bundle") from error
+
+
+def verify_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> None:
+    """Raise :class:`BundleMismatchError` unless schema, feature order and file hashes all match."""
+    bundle_dir = Path(bundle_dir)
+    retrain = f"retrain it with `iomt-ad train --out {bundle_dir}` or use a bundle made for this code"
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise BundleMismatchError(
+            f"{bundle_dir}: bundle schema {manifest.get('schema_version')!r} != this code's {SCHEMA_VERSION!r}; {retrain}")
+    if tuple(manifest.get("features", ())) != FEATURES or manifest.get("feature_schema_hash") != feature_schema_hash():
+        raise BundleMismatchError(
+            f"{bundle_dir}: bundle feature order/hash differs from schemas.flow_record.FEATURES; {retrain}")
+    for name, expected in manifest.get("files", {}).items():
+        path = bundle_dir / name
+        if not path.is_file():
+            raise BundleMismatchError(f"{path}: model file missing; restore the bundle directory or {retrain}")
+        actual = sha256_of(path)
+        if actual != expected:
+            raise BundleMismatchError(
+                f"{path}: sha256 {actual[:12]}... != manifest's {expected[:12]}...: the file was altered or "
+                f"belongs to another bundle; restore the original files or {retrain}")
+    if set(manifest.get("files", {})) != {AE_FILE, IFOREST_FILE, CLASSIFIER_FILE}:
+        raise BundleMismatchError(f"{bundle_dir}: manifest does not pin all model files; {retrain}")
+
+
+def load_bundle(bundle_dir: str | Path) -> Bundle:
+    bundle_dir = Path(bundle_dir)
+    manifest = read_manifest(bundle_dir)
+    verify_manifest(bundle_dir, manifest)
+    preprocessor = Preprocessor.from_dict(manifest["preprocessing"])
+    ae = LstmAutoencoder.load(bundle_dir / AE_FILE, config_from_dict(manifest["lstm_ae"]["config"]),
+                              chunk_size=int(manifest["lstm_ae"].get("chunk_size", 4096)))
+    iforest = IForestDetector(model=joblib.load(bundle_dir / IFOREST_FILE), params=manifest["iforest"]["params"],
+                              selection=manifest["iforest"].get("selection", []))
+    classifier = AttackClassifier(model=joblib.load(bundle_dir / CLASSIFIER_FILE))
+    thresholds = {name: Threshold.from_dict(values) for name, values in manifest["thresholds"].items()}
+    log.info("bundle %s loaded from %s", manifest["model_version"], bundle_dir)
+    return Bundle(path=bundle_dir, manifest=manifest, preprocessor=preprocessor, lstm_ae=ae, iforest=iforest,
+                  classifier=classifier, ensemble=EnsembleRule.from_dict(manifest["ensemble"]),
+                  thresholds=thresholds)

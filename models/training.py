@@ -1,0 +1,138 @@
+"""Train every detector, calibrate thresholds on benign validation rows, and write the bundle.
+
+Order: load + split (``models.split``) -> preprocessing fitted on benign train -> LSTM AE on benign
+train -> Isolation Forest on benign train (hyperparameters by validation ROC-AUC: benign validation
+vs classifier-train attacks) -> classifier on benign train + attack train -> per-detector thresholds
+and the ensemble rule on benign validation -> bundle. Test rows are never read for any choice.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from jobs.datasets import list_flow_csvs, load_flows_pandas
+from models.bundle import save_bundle, sha256_of
+from models.classifier import ClassifierConfig, train_classifier
+from models.ensemble import fit_ensemble
+from models.iforest import IForestGrid, train_iforest
+from models.lstm_ae import LstmAeConfig, train_lstm_ae
+from models.preprocess import PreprocessConfig, fit_preprocessor
+from models.split import TEST, TRAIN, VALIDATION, SplitConfig, split_frame
+from models.thresholds import threshold_at_fpr
+from schemas.classes import BENIGN
+from schemas.flow_record import FEATURES
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDataError(ValueError):
+    """Training data that cannot give a usable split (e.g. no benign or no attack rows)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    split: SplitConfig = field(default_factory=SplitConfig)
+    target_fpr: float = 0.01
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    lstm_ae: LstmAeConfig = field(default_factory=LstmAeConfig)
+    iforest: IForestGrid = field(default_factory=IForestGrid)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+
+
+def _roc(y: np.ndarray, s: np.ndarray) -> float:
+    return float(roc_auc_score(y, s)) if len(set(y)) == 2 else float("nan")
+
+
+def train_bundle(data: Sequence[str | Path], out_dir: str | Path, version: str | None = None,
+                 config: TrainConfig = TrainConfig()) -> dict[str, Any]:
+    """Train on ``data`` (files or directories) and write the bundle to ``out_dir``; returns the
+    training metrics recorded in the manifest."""
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    version = version or out_dir.name
+    files = list_flow_csvs(data)
+    frame = load_flows_pandas(files)
+    frame["split"] = split_frame(frame, config.split)
+    benign = frame["label"].eq(BENIGN)
+    parts = {"benign_train": frame[benign & frame["split"].eq(TRAIN)],
+             "benign_validation": frame[benign & frame["split"].eq(VALIDATION)],
+             "benign_test": frame[benign & frame["split"].eq(TEST)],
+             "attack_train": frame[~benign & frame["split"].eq(TRAIN)],
+             "attack_test": frame[~benign & frame["split"].eq(TEST)]}
+    for name in ("benign_train", "benign_validation", "attack_train"):
+        if len(parts[name]) < 2:
+            raise TrainingDataError(f"only {len(parts[name])} {name} rows: give files with more benign and "
+                                    "attack rows (the Benign file and at least one attack file)")
+    log.info("split: %s", {k: len(v) for k, v in parts.items()})
+
+    preprocessor = fit_preprocessor(parts["benign_train"], config.preprocess)
+    x_btr = preprocessor.transform(parts["benign_train"])
+    x_bval = preprocessor.transform(parts["benign_validation"])
+    x_atr = preprocessor.transform(parts["attack_train"])
+
+    t0 = time.perf_counter()
+    ae = train_lstm_ae(x_btr, config.lstm_ae)
+    ae_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    iforest = train_iforest(x_btr, x_bval, x_atr, config.iforest)
+    if_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    classifier = train_classifier(np.concatenate([x_btr, x_atr]),
+                                  np.concatenate([parts["benign_train"]["label"], parts["attack_train"]["label"]]),
+                                  config.classifier)
+    clf_seconds = time.perf_counter() - t0
+
+    def scores(x: np.ndarray) -> dict[str, np.ndarray]:
+        _, _, proba, logit = classifier.predict(x)
+        return {"lstm_ae": ae.score(x).astype(np.float64), "iforest": iforest.score(x),
+                "classifier": proba, "classifier_logit": logit}
+
+    def ensemble_inputs(s: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"lstm_ae": s["lstm_ae"], "iforest": s["iforest"], "classifier_logit": s["classifier_logit"]}
+
+    val_scores = scores(x_bval)
+    thresholds = {name: threshold_at_fpr(val_scores[name], config.target_fpr)
+                  for name in ("lstm_ae", "iforest", "classifier")}
+    ensemble = fit_ensemble(ensemble_inputs(val_scores), config.target_fpr)
+    thresholds["ensemble"] = ensemble.threshold
+
+    atr_scores = scores(x_atr)
+    y = np.r_[np.zeros(len(x_bval)), np.ones(len(x_atr))]
+    validation_auc = {name: _roc(y, np.r_[val_scores[name], atr_scores[name]])
+                      for name in ("lstm_ae", "iforest", "classifier")}
+    validation_auc["ensemble"] = _roc(y, np.r_[ensemble.score(ensemble_inputs(val_scores)),
+                                               ensemble.score(ensemble_inputs(atr_scores))])
+    metrics = {
+        "rows": {k: int(len(v)) for k, v in parts.items()},
+        "validation_roc_auc_benign_val_vs_attack_train": {k: round(v, 6) for k, v in validation_auc.items()},
+        "note": "attack_train rows were used to fit the classifier and choose IF parameters; "
+                "these validation figures are optimistic for both; see evaluation.json for held-out figures",
+        "lstm_ae_epochs": len(ae.history.get("loss", [])),
+        "lstm_ae_best_holdout_mse": float(min(ae.history.get("val_loss", [float("nan")]))),
+        "classifier_iterations": int(classifier.model.n_iter_),
+        "seconds": {"lstm_ae": round(ae_seconds, 1), "iforest": round(if_seconds, 1),
+                    "classifier": round(clf_seconds, 1), "total": round(time.perf_counter() - started, 1)},
+    }
+    extra = {
+        "seed": config.split.seed,
+        "split": config.split.describe(),
+        "target_fpr": config.target_fpr,
+        "training_files": [{"name": f.name, "sha256": sha256_of(f), "rows": int((frame["source_file"] == f.name).sum())}
+                           for f in files],
+        "configs": {"preprocess": {k: getattr(config.preprocess, k) for k in config.preprocess.__dataclass_fields__},
+                    "classifier": config.classifier.to_dict()},
+        "training_metrics": metrics,
+    }
+    save_bundle(out_dir, version=version, preprocessor=preprocessor, lstm_ae=ae, iforest=iforest,
+                classifier=classifier, ensemble=ensemble, thresholds=thresholds, extra=extra)
+    metrics["seconds"]["total"] = round(time.perf_counter() - started, 1)
+    log.info("trained bundle %s in %.1f s", version, metrics["seconds"]["total"])
+    return metrics

@@ -1,0 +1,112 @@
+"""Bundle save / load round trip, and refusal of a bundle that does not match."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.bundle import (AE_FILE, CLASSIFIER_FILE, IFOREST_FILE, MANIFEST, BundleError, BundleMismatchError,
+                           load_bundle, save_bundle)
+from models.classifier import ClassifierConfig, train_classifier
+from models.ensemble import fit_ensemble
+from models.iforest import IForestGrid, train_iforest
+from models.lstm_ae import LstmAeConfig, train_lstm_ae
+from models.preprocess import fit_preprocessor
+from models.thresholds import threshold_at_fpr
+from schemas.flow_record import FEATURES, SCHEMA_VERSION, feature_schema_hash
+from udfs.scoring import score_frame
+
+
+def synthetic(n: int, attack: bool, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    data = pd.DataFrame(rng.lognormal(mean=3.0 if attack else 1.0, size=(n, len(FEATURES))), columns=list(FEATURES))
+    return data
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    benign, benign_val, attack = synthetic(120, False, 1), synthetic(60, False, 2), synthetic(120, True, 3)
+    pre = fit_preprocessor(benign)
+    x_b, x_v, x_a = pre.transform(benign), pre.transform(benign_val), pre.transform(attack)
+    ae = train_lstm_ae(x_b, LstmAeConfig(units=(8,), latent=4, epochs=2, batch_size=32), chunk_size=64)
+    iforest = train_iforest(x_b, x_v, x_a, IForestGrid(n_estimators=(20,), max_samples=(64,), max_features=(1.0,)))
+    clf = train_classifier(np.concatenate([x_b, x_a]), np.array(["Benign"] * 120 + ["DDoS-SYN"] * 120, dtype=object),
+                           ClassifierConfig(max_iter=3, early_stopping=False))
+    _, _, proba, logit = clf.predict(x_v)
+    val = {"lstm_ae": ae.score(x_v).astype(float), "iforest": iforest.score(x_v), "classifier": proba}
+    ensemble = fit_ensemble({"lstm_ae": val["lstm_ae"], "iforest": val["iforest"], "classifier_logit": logit}, 0.05)
+    thresholds = {name: threshold_at_fpr(s, 0.05) for name, s in val.items()} | {"ensemble": ensemble.threshold}
+    out = tmp_path_factory.mktemp("bundle") / "vtest"
+    save_bundle(out, version="vtest", preprocessor=pre, lstm_ae=ae, iforest=iforest, classifier=clf,
+                ensemble=ensemble, thresholds=thresholds, extra={"seed": 1, "split": {"seed": 1}})
+    return out
+
+
+def copy_of(bundle_dir: Path, tmp_path: Path) -> Path:
+    target = tmp_path / bundle_dir.name
+    shutil.copytree(bundle_dir, target)
+    return target
+
+
+def edit_manifest(path: Path, **changes: object) -> None:
+    manifest = json.loads((path / MANIFEST).read_text())
+    manifest.update(changes)
+    (path / MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_manifest_records_what_loading_checks(bundle_dir: Path) -> None:
+    manifest = json.loads((bundle_dir / MANIFEST).read_text())
+    assert manifest["schema_version"] == SCHEMA_VERSION
+    assert manifest["features"] == list(FEATURES)
+    assert manifest["feature_schema_hash"] == feature_schema_hash()
+    assert set(manifest["files"]) == {AE_FILE, IFOREST_FILE, CLASSIFIER_FILE}
+    assert len(manifest["preprocessing"]["median"]) == 39
+    assert {"numpy", "scikit-learn", "tensorflow"} <= set(manifest["library_versions"])
+    assert set(manifest["thresholds"]) == {"lstm_ae", "iforest", "classifier", "ensemble"}
+
+
+def test_round_trip_scores_identically(bundle_dir: Path) -> None:
+    loaded = load_bundle(bundle_dir)
+    rows = pd.concat([synthetic(5, False, 9), synthetic(5, True, 10)], ignore_index=True)
+    first = score_frame(rows, loaded)
+    again = score_frame(rows, load_bundle(bundle_dir))
+    pd.testing.assert_frame_equal(first, again)
+    assert loaded.version == "vtest"
+    assert first["ensemble_score"].iloc[5:].min() > first["ensemble_score"].iloc[:5].max()
+
+
+def test_refuses_other_schema_version(bundle_dir: Path, tmp_path: Path) -> None:
+    target = copy_of(bundle_dir, tmp_path)
+    edit_manifest(target, schema_version="ciciomt2024-original-45/1")
+    with pytest.raises(BundleMismatchError, match="retrain"):
+        load_bundle(target)
+
+
+def test_refuses_other_feature_order(bundle_dir: Path, tmp_path: Path) -> None:
+    target = copy_of(bundle_dir, tmp_path)
+    edit_manifest(target, features=list(reversed(FEATURES)))
+    with pytest.raises(BundleMismatchError, match="feature order"):
+        load_bundle(target)
+    edit_manifest(target, features=list(FEATURES), feature_schema_hash="0" * 64)
+    with pytest.raises(BundleMismatchError):
+        load_bundle(target)
+
+
+def test_refuses_altered_or_missing_model_file(bundle_dir: Path, tmp_path: Path) -> None:
+    target = copy_of(bundle_dir, tmp_path)
+    with (target / IFOREST_FILE).open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(BundleMismatchError, match="sha256"):
+        load_bundle(target)
+    (target / IFOREST_FILE).unlink()
+    with pytest.raises(BundleMismatchError, match="missing"):
+        load_bundle(target)
+
+
+def test_missing_manifest_is_a_bundle_error(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="iomt-ad train"):
+        load_bundle(tmp_path)

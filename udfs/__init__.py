@@ -1,0 +1,1 @@
+"""Scoring functions shared by the batch and streaming jobs (pure pandas core, model cache)."""

@@ -1,0 +1,49 @@
+"""A module-level cache so one Python worker loads a bundle once (keyed by model, version, sha256)."""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from models.bundle import Bundle
+
+log = logging.getLogger(__name__)
+
+_LOCK = threading.Lock()
+_CACHE: dict[tuple[str, str, str], "Bundle"] = {}
+
+
+def cache_key(bundle_dir: str | Path) -> tuple[str, str, str]:
+    """(resolved bundle path, model version, manifest sha256): a retrained bundle at the same path
+    gets a new key."""
+    from models.bundle import read_manifest, sha256_of, MANIFEST
+
+    path = Path(bundle_dir).resolve()
+    manifest = read_manifest(path)
+    return str(path), str(manifest["model_version"]), sha256_of(path / MANIFEST)
+
+
+def get_bundle(bundle_dir: str | Path) -> "Bundle":
+    """The loaded bundle for ``bundle_dir``, loading (and verifying) it on first use only."""
+    from models.bundle import load_bundle
+
+    key = cache_key(bundle_dir)
+    with _LOCK:
+        bundle = _CACHE.get(key)
+        if bundle is None:
+            bundle = load_bundle(key[0])
+            _CACHE[key] = bundle
+            log.info("model cache: loaded %s version %s", key[0], key[1])
+        return bundle
+
+
+def clear() -> None:
+    with _LOCK:
+        _CACHE.clear()
+
+
+def cached_keys() -> list[tuple[str, str, str]]:
+    with _LOCK:
+        return list(_CACHE)

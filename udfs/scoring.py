@@ -1,0 +1,53 @@
+"""``score_frame``: the 39 features of a pandas frame -> detector scores and decisions (no Spark).
+
+Output columns (index kept from the input): ``ae_error`` (LSTM AE reconstruction MSE), ``if_score``
+(Isolation Forest, higher = more anomalous), ``clf_attack_proba`` (1 - P(Benign)), ``ensemble_score``,
+``is_anomaly``, ``severity`` (none/low/medium/high/critical), ``predicted_class``,
+``predicted_category``, ``top_features`` (the 3 features with the largest reconstruction error) and
+``model_version``. Every model runs on fixed-size NumPy chunks of the preprocessed matrix.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from models.lstm_ae import top_features
+
+if TYPE_CHECKING:
+    from models.bundle import Bundle
+
+OUTPUT_COLUMNS: tuple[str, ...] = (
+    "ae_error", "if_score", "clf_attack_proba", "ensemble_score", "is_anomaly", "severity",
+    "predicted_class", "predicted_category", "top_features", "model_version")
+
+
+def detector_scores(x: np.ndarray, bundle: "Bundle") -> dict[str, np.ndarray]:
+    """Raw scores of every detector on a preprocessed matrix, plus AE per-feature errors and the
+    classifier's predictions."""
+    errors = bundle.lstm_ae.reconstruction_errors(x)
+    predicted, category, attack_proba, logit = bundle.classifier.predict(x)
+    return {"lstm_ae": errors.mean(axis=1).astype(np.float64), "iforest": bundle.iforest.score(x),
+            "classifier": attack_proba, "classifier_logit": logit, "_errors": errors, "_class": predicted, "_category": category}
+
+
+def score_frame(pdf: pd.DataFrame, bundle: "Bundle") -> pd.DataFrame:
+    """Score a frame holding (at least) the 39 feature columns under their dataset names."""
+    if len(pdf) == 0:
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in OUTPUT_COLUMNS})
+    x = bundle.preprocessor.transform(pdf)
+    scores = detector_scores(x, bundle)
+    ensemble_score = bundle.ensemble.score(scores)
+    return pd.DataFrame({
+        "ae_error": scores["lstm_ae"],
+        "if_score": scores["iforest"],
+        "clf_attack_proba": scores["classifier"],
+        "ensemble_score": ensemble_score,
+        "is_anomaly": bundle.ensemble.is_anomaly(ensemble_score),
+        "severity": bundle.ensemble.severity(ensemble_score),
+        "predicted_class": scores["_class"],
+        "predicted_category": scores["_category"],
+        "top_features": top_features(scores["_errors"], bundle.features, k=3),
+        "model_version": bundle.version,
+    }, index=pdf.index)
