@@ -16,6 +16,7 @@ from jobs.replay import BrokerUnreachableError
 
 # (subcommand, module, one-line help) — in the order --help lists them.
 SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("demo", "jobs.demo", "run the whole job on the embedded default with the project's sample (make demo)"),
     ("check-data", "jobs.check_data", "validate CICIoMT2024 CSV files and summarise them per class"),
     ("train", "jobs.train", "train a model bundle (LSTM autoencoder, Isolation Forest, classifier, thresholds)"),
     ("evaluate", "jobs.evaluate", "evaluate a model bundle on held-out rows: JSON metrics and an HTML report"),
