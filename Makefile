@@ -14,6 +14,8 @@ help:
 	@echo "make demo    - run the main job on the embedded default (Spark local mode, no broker)"
 	@echo "make test    - set up, then run the whole test suite (Spark, Kafka, InfluxDB included)"
 	@echo "make test-fast - only the tests that need no service"
+	@echo "make train / evaluate - rebuild the default model bundle / its held-out report"
+	@echo "make bench [bench-quick] - benchmarks: bench.json and BENCHMARKS.md"
 
 setup: venv jars services
 
@@ -48,7 +50,13 @@ clean:
 TRAIN_DATA ?= $(firstword $(wildcard ../shared/data/ciciomt2024) data/ciciomt2024-sample)
 MODEL ?= models/v1
 
-.PHONY: train evaluate
+.PHONY: train evaluate bench bench-quick
+bench: setup
+	$(BIN)/iomt-ad bench
+
+bench-quick: setup
+	$(BIN)/iomt-ad bench --quick
+
 train: venv
 	$(BIN)/iomt-ad train --data $(TRAIN_DATA) --out $(MODEL)
 	$(MAKE) evaluate

@@ -1,0 +1,189 @@
+"""End-to-end measurements: a real Kafka broker -> Spark local[2] -> Delta (+ InfluxDB when built).
+
+- capacity: a backlog is produced first, then the job drains it in micro-batches; the sustained
+  rate is the records of every batch after the first (warm-up) over their wall time;
+- latency at fixed input rates: the replayer sends at R records/s while the job runs with a 0 s
+  trigger; a record's latency is the commit time of the batch that wrote it (its ``batch_log`` row,
+  written after all of the batch's tables) minus the event time the producer stamped;
+- baseline: the seed's consumer, i.e. collect a micro-batch to the driver and call Keras
+  ``predict`` once per record.
+"""
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jobs.config import AppConfig, KafkaSourceConfig, SparkConfig, StreamConfig
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class ResourceSampler:
+    """Peak resident memory of this process tree (driver Python, the JVM, Python workers) and CPU."""
+
+    def __init__(self, interval_s: float = 0.5) -> None:
+        import psutil
+
+        self.root = psutil.Process()
+        self.interval_s = interval_s
+        self.peak_total_mb = 0.0
+        self.peak_by_kind: dict[str, float] = {}
+        self.cpu_samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        psutil.cpu_percent(None)
+        while not self._stop.wait(self.interval_s):
+            by_kind: dict[str, float] = {}
+            for proc in [self.root, *self.root.children(recursive=True)]:
+                try:
+                    name = proc.name()
+                    rss = proc.memory_info().rss / 2**20
+                except psutil.Error:
+                    continue
+                kind = "jvm" if "java" in name else ("python" if proc is self.root else "python_workers")
+                by_kind[kind] = by_kind.get(kind, 0.0) + rss
+            self.peak_total_mb = max(self.peak_total_mb, sum(by_kind.values()))
+            for kind, mb in by_kind.items():
+                self.peak_by_kind[kind] = max(self.peak_by_kind.get(kind, 0.0), mb)
+            self.cpu_samples.append(psutil.cpu_percent(None))
+
+    def __enter__(self) -> "ResourceSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict[str, Any]:
+        return {"peak_rss_mb": round(self.peak_total_mb, 1),
+                "peak_rss_mb_by_process": {k: round(v, 1) for k, v in self.peak_by_kind.items()},
+                "mean_cpu_percent_of_machine": round(float(np.mean(self.cpu_samples)), 1) if self.cpu_samples else None}
+
+
+def replay_to_kafka(bootstrap: str, topic: str, rate: float, limit: int, data: Path) -> subprocess.Popen:
+    """The product's replayer in its own process (it must not share the job's cores' Python GIL)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "jobs.cli", "--log-level", "WARNING", "replay", "--data", str(data),
+         "--bootstrap", bootstrap, "--topic", topic, "--rate", str(rate), "--limit", str(limit),
+         "--loop", "--shuffle", "--no-progress"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def bench_config(tables_dir: Path, bootstrap: str, topic: str, bundle: Path, trigger: str,
+                 max_offsets: int, influx: Any = None) -> AppConfig:
+    from jobs.config import InfluxConfig
+
+    influx_config = InfluxConfig(enabled=influx is not None, url=getattr(influx, "url", "http://127.0.0.1:1"),
+                                 org="iomt", bucket="iomt", token_env="IOMT_AD_BENCH_INFLUX_TOKEN")
+    return AppConfig(
+        spark=SparkConfig(master="local[2]"),
+        stream=StreamConfig(source="kafka", kafka=KafkaSourceConfig(
+            bootstrap_servers=bootstrap, topic=topic, starting_offsets="earliest",
+            max_offsets_per_trigger=max_offsets), tables_dir=tables_dir, trigger=trigger,
+            model_dir=bundle, app_id=f"bench-{topic}"),
+        influxdb=influx_config)
+
+
+def _batch_log(spark, config: AppConfig):
+    return spark.read.format("delta").load(str(config.stream.tables_dir / "batch_log")).orderBy("batch_id").collect()
+
+
+def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, max_offsets: int,
+             influx: Any = None) -> dict[str, Any]:
+    topic = f"capacity-{int(time.time())}"
+    broker.create_topic(topic, partitions=2)
+    producer = replay_to_kafka(broker.bootstrap, topic, 0, records, data)
+    if producer.wait() != 0:
+        raise RuntimeError(producer.stderr.read().decode()[-2000:])
+    config = bench_config(work / topic, broker.bootstrap, topic, bundle, "availableNow", max_offsets, influx)
+    from jobs.score_stream import start_query
+
+    query = start_query(spark, config, available_now=True)
+    query.awaitTermination()
+    batches = _batch_log(spark, config)
+    steady = batches[1:]
+    if not steady:
+        raise RuntimeError("the backlog fit in one batch: raise records or lower max_offsets")
+    seconds = (steady[-1]["logged_at"] - batches[0]["logged_at"]).total_seconds()
+    steady_records = sum(b["records"] for b in steady)
+    return {"records": sum(b["records"] for b in batches), "batches": len(batches),
+            "max_offsets_per_trigger": max_offsets,
+            "sustained_rps": round(steady_records / seconds, 1),
+            "batch_seconds_median": round(float(np.median([b["seconds"] for b in steady])), 2),
+            "influx_points_failed": sum(b["influx_failed"] for b in batches), "topic": topic}
+
+
+def latency(spark, broker, work: Path, bundle: Path, data: Path, rate: int, seconds: float,
+            influx: Any = None) -> dict[str, Any]:
+    from pyspark.sql import functions as F
+
+    from jobs.score_stream import start_query
+
+    topic = f"latency-{rate}-{int(time.time())}"
+    broker.create_topic(topic, partitions=2)
+    config = bench_config(work / topic, broker.bootstrap, topic, bundle, "0 seconds", max(rate * 5, 1000), influx)
+    query = start_query(spark, config)
+    total = int(rate * seconds)
+    producer = replay_to_kafka(broker.bootstrap, topic, rate, total, data)
+    if producer.wait() != 0:
+        query.stop()
+        raise RuntimeError(producer.stderr.read().decode()[-2000:])
+    deadline = time.monotonic() + max(120.0, seconds * 2)
+    done = 0
+    while time.monotonic() < deadline:
+        log_path = config.stream.tables_dir / "batch_log"
+        if log_path.exists():
+            done = spark.read.format("delta").load(str(log_path)).agg(F.sum("records")).first()[0] or 0
+            if done >= total:
+                break
+        time.sleep(1.0)
+    query.stop()
+    tables = config.stream.tables_dir
+    flows = spark.read.format("delta").load(str(tables / "flows_scored")).select("batch_id", "event_time")
+    commits = spark.read.format("delta").load(str(tables / "batch_log")).select("batch_id", "logged_at")
+    lat = (flows.join(commits, "batch_id")
+           .select(((F.col("logged_at").cast("double") - F.col("event_time").cast("double")) * 1000).alias("ms"),
+                   F.col("event_time").cast("double").alias("t"))
+           .toPandas().sort_values("t"))
+    ms = lat["ms"].to_numpy()
+    third = max(len(ms) // 3, 1)
+    return {"rate": rate, "sent": total, "processed": int(done), "seconds": seconds,
+            "p50": round(float(np.percentile(ms, 50)), 1), "p95": round(float(np.percentile(ms, 95)), 1),
+            "p99": round(float(np.percentile(ms, 99)), 1),
+            "backlog_growing": bool(np.median(ms[-third:]) > 2 * np.median(ms[:third]) + 1000)}
+
+
+def baseline(spark, broker, capacity_topic: str, bundle_dir: Path, records: int) -> dict[str, Any]:
+    """The seed's consumer: a micro-batch collected to the driver, Keras ``predict`` once per record."""
+    from jobs.transforms import kafka_to_raw, parse_flows
+    from models.bundle import load_bundle
+    from schemas.flow_record import FEATURE_COLUMNS, FEATURES
+
+    raw = (spark.read.format("kafka").option("kafka.bootstrap.servers", broker.bootstrap)
+           .option("subscribe", capacity_topic).option("startingOffsets", "earliest").load().limit(records))
+    bundle = load_bundle(bundle_dir)
+    model = bundle.lstm_ae.model
+    started = time.perf_counter()
+    batch = parse_flows(kafka_to_raw(raw)).toPandas()  # collect the micro-batch to the driver
+    features = batch[list(FEATURE_COLUMNS)].set_axis(list(FEATURES), axis=1)
+    for index in range(len(features)):
+        x = bundle.preprocessor.transform(features.iloc[[index]])
+        recon = model.predict(x.reshape(1, 1, -1), verbose=0)
+        float(((recon.reshape(1, -1) - x) ** 2).mean())
+    elapsed = time.perf_counter() - started
+    return {"records": len(features), "seconds": round(elapsed, 2), "rps": round(len(features) / elapsed, 1)}
+
