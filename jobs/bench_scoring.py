@@ -44,7 +44,7 @@ def _scorers(bundle) -> dict[str, Callable[[Any], Any]]:
         "ensemble": lambda pdf: score_frame(pdf, bundle),
         "lstm_ae": lambda pdf: bundle.lstm_ae.score(pre(pdf)),
         "iforest": lambda pdf: bundle.iforest.score(pre(pdf)),
-        "classifier": lambda pdf: bundle.classifier.predict(pre(pdf)),
+        "classifier": lambda pdf: bundle.classifier.predict(bundle.classifier.inputs(bundle.preprocessor, pdf)),
     }
 
 

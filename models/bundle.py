@@ -25,7 +25,7 @@ from typing import Any, Final
 import joblib
 import numpy as np
 
-from models.classifier import AttackClassifier
+from models.classifier import SCALED, AttackClassifier
 from models.ensemble import EnsembleRule
 from models.iforest import IForestDetector
 from models.lstm_ae import LstmAutoencoder, config_from_dict
@@ -117,7 +117,7 @@ def save_bundle(out_dir: Path, *, version: str, preprocessor: Preprocessor, lstm
         "preprocessing": preprocessor.to_dict(),
         "lstm_ae": {"file": AE_FILE, "config": lstm_ae.config.to_dict(), "chunk_size": lstm_ae.chunk_size},
         "iforest": {"file": IFOREST_FILE, "params": iforest.params, "selection": iforest.selection},
-        "classifier": {"file": CLASSIFIER_FILE, "classes": classifier.classes},
+        "classifier": {"file": CLASSIFIER_FILE, "classes": classifier.classes, "input": classifier.input},
         "thresholds": {name: t.to_dict() for name, t in thresholds.items()},
         "ensemble": ensemble.to_dict(),
         "library_versions": library_versions(),
@@ -172,7 +172,8 @@ def load_bundle(bundle_dir: str | Path) -> Bundle:
                               chunk_size=int(manifest["lstm_ae"].get("chunk_size", 4096)))
     iforest = IForestDetector(model=joblib.load(bundle_dir / IFOREST_FILE), params=manifest["iforest"]["params"],
                               selection=manifest["iforest"].get("selection", []))
-    classifier = AttackClassifier(model=joblib.load(bundle_dir / CLASSIFIER_FILE))
+    classifier = AttackClassifier(model=joblib.load(bundle_dir / CLASSIFIER_FILE),
+                                  input=str(manifest["classifier"].get("input", SCALED)))
     thresholds = {name: Threshold.from_dict(values) for name, values in manifest["thresholds"].items()}
     log.info("bundle %s loaded from %s", manifest["model_version"], bundle_dir)
     return Bundle(path=bundle_dir, manifest=manifest, preprocessor=preprocessor, lstm_ae=ae, iforest=iforest,

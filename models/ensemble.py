@@ -6,8 +6,21 @@ Rule (all values fitted on benign validation rows, stored in the manifest):
    classifier's attack probability, ``classifier_logit``) is normalised against its benign validation
    distribution:
    ``n(s) = (s - q50) / max(q99 - q50, eps)``: 0 is a typical benign row, 1 the benign 99th percentile.
-2. ``ensemble_score = max(n_ae, n_if[, n_clf])``: a row is as anomalous as its most alarmed detector,
-   so known attacks are caught by the classifier and unknown ones by the unsupervised scores.
+2. Combination, one of:
+   - ``"max"`` (bundle v1): ``ensemble_score = max(n_ae, n_if[, n_clf])``: a row is as anomalous as its
+     most alarmed detector, so known attacks are caught by the classifier and unknown ones by the
+     unsupervised scores.
+   - ``"stacked"`` (default since v2): ``t = sum_k w_k * sign(n_k) * log1p(|n_k|)`` with non-negative
+     weights ``w`` of a class-balanced logistic regression fitted on benign validation rows against
+     attack training rows (the classifier's scores for those come out of fold, from forests that did not
+     see them; the AE and IF never see attacks). A detector whose fitted weight is negative is dropped
+     (weight 0) and the rest refitted, so a higher detector score never lowers the ensemble score.
+     ``ensemble_score = (t - q50) / (q99 - q50)`` over the benign validation rows' ``t``, so 0 is a
+     typical benign row and 1 the benign 99th percentile, as for the parts.
+     Measured on the inner validation split (RF fitted without those rows; benign validation vs attack
+     training rows with bucket >= 0.56): ROC-AUC max(AE, IF, clf) 0.9727, max(AE, clf) 0.9798,
+     classifier alone 0.9827, stacked (5-fold CV) 0.9827; detection at 1% FPR 0.888 / 0.890 / 0.908 /
+     0.910; without ARP spoofing rows 0.9948 / 0.9966 / 0.9971 / 0.9971.
 3. ``is_anomaly = ensemble_score > threshold``, the threshold taken from the ensemble scores of the
    benign validation rows at the target false-positive rate (default 1%), so the *combined* rule,
    not each part, is calibrated.
@@ -52,10 +65,22 @@ class Normaliser:
         return cls(q50=float(q50), q99=float(q99))
 
 
+def squash(normalised: np.ndarray) -> np.ndarray:
+    """``sign(n) * log1p(|n|)``: keeps order, tames the 10^2..10^4 spreads of flood scores."""
+    n = np.asarray(normalised, dtype=np.float64)
+    return np.sign(n) * np.log1p(np.abs(n))
+
+
 @dataclass(frozen=True)
 class EnsembleRule:
     normalisers: dict[str, Normaliser]   # detector -> normaliser: "lstm_ae", "iforest", "classifier_logit"
     threshold: Threshold
+    weights: dict[str, float] | None = None   # None: the "max" rule; else the "stacked" rule
+    output: Normaliser | None = None          # the stacked rule's benign-validation normaliser
+
+    @property
+    def combine(self) -> str:
+        return "max" if self.weights is None else "stacked"
 
     @property
     def detectors(self) -> tuple[str, ...]:
@@ -66,7 +91,11 @@ class EnsembleRule:
         if missing:
             raise EnsembleError(f"the ensemble needs scores for {missing}")
         normalised = [self.normalisers[name](scores[name]) for name in self.normalisers]
-        return np.max(np.vstack(normalised), axis=0)
+        if self.weights is None:
+            return np.max(np.vstack(normalised), axis=0)
+        stacked = sum(self.weights.get(name, 0.0) * squash(n) for name, n in zip(self.normalisers, normalised))
+        stacked = np.asarray(stacked, dtype=np.float64)
+        return self.output(stacked) if self.output is not None else stacked
 
     def is_anomaly(self, ensemble_score: np.ndarray) -> np.ndarray:
         return self.threshold.flag(ensemble_score)
@@ -77,15 +106,29 @@ class EnsembleRule:
         return np.asarray(SEVERITIES, dtype=object)[level]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rule": "max of benign-validation-normalised scores; n(s) = (s - q50) / (q99 - q50)",
-                "normalisers": {k: {"q50": v.q50, "q99": v.q99} for k, v in self.normalisers.items()},
-                "threshold": self.threshold.to_dict(), "severity_edges": list(SEVERITY_EDGES)}
+        values: dict[str, Any] = {
+            "rule": "max of benign-validation-normalised scores; n(s) = (s - q50) / (q99 - q50)"
+            if self.weights is None else
+            "stacked: t = sum_k w_k sign(n_k) log1p(|n_k|), n(s) = (s - q50) / (q99 - q50) per detector; "
+            "ensemble_score = (t - output.q50) / (output.q99 - output.q50)",
+            "combine": self.combine,
+            "normalisers": {k: {"q50": v.q50, "q99": v.q99} for k, v in self.normalisers.items()},
+            "threshold": self.threshold.to_dict(), "severity_edges": list(SEVERITY_EDGES)}
+        if self.weights is not None:
+            values["weights"] = dict(self.weights)
+            if self.output is not None:
+                values["output"] = {"q50": self.output.q50, "q99": self.output.q99}
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "EnsembleRule":
+        weights = values.get("weights")
+        output = values.get("output")
         return cls(normalisers={k: Normaliser(float(v["q50"]), float(v["q99"]))
                                 for k, v in values["normalisers"].items()},
-                   threshold=Threshold.from_dict(values["threshold"]))
+                   threshold=Threshold.from_dict(values["threshold"]),
+                   weights=None if weights is None else {k: float(v) for k, v in weights.items()},
+                   output=None if output is None else Normaliser(float(output["q50"]), float(output["q99"])))
 
 
 def fit_ensemble(benign_validation_scores: dict[str, np.ndarray], target_fpr: float = 0.01) -> EnsembleRule:
@@ -93,3 +136,43 @@ def fit_ensemble(benign_validation_scores: dict[str, np.ndarray], target_fpr: fl
     partial = EnsembleRule(normalisers=normalisers, threshold=Threshold(np.inf, target_fpr, 0, 0.0))
     combined = partial.score(benign_validation_scores)
     return EnsembleRule(normalisers=normalisers, threshold=threshold_at_fpr(combined, target_fpr))
+
+
+def fit_stacked_ensemble(benign_validation_scores: dict[str, np.ndarray], attack_scores: dict[str, np.ndarray],
+                         target_fpr: float = 0.01, regularisation: float = 1.0) -> EnsembleRule:
+    """The ``"stacked"`` rule: normalisers and the output normaliser and threshold from the benign
+    validation scores only; the weights from a class-balanced logistic regression of benign validation
+    (0) against ``attack_scores`` (1), refitted without any detector whose weight came out negative."""
+    from sklearn.linear_model import LogisticRegression
+
+    names = list(benign_validation_scores)
+    if set(attack_scores) != set(names):
+        raise EnsembleError(f"attack scores for {sorted(attack_scores)} but benign scores for {sorted(names)}")
+    normalisers = {name: Normaliser.fit(benign_validation_scores[name]) for name in names}
+
+    def features(scores: dict[str, np.ndarray], kept: list[str]) -> np.ndarray:
+        return np.column_stack([squash(normalisers[name](scores[name])) for name in kept])
+
+    n_benign = len(next(iter(benign_validation_scores.values())))
+    n_attack = len(next(iter(attack_scores.values())))
+    y = np.r_[np.zeros(n_benign), np.ones(n_attack)]
+    kept = list(names)
+    weights: dict[str, float] = {}
+    while kept:
+        x = np.vstack([features(benign_validation_scores, kept), features(attack_scores, kept)])
+        model = LogisticRegression(C=regularisation, class_weight="balanced", max_iter=2000).fit(x, y)
+        coef = dict(zip(kept, model.coef_[0].astype(float)))
+        negative = [name for name, w in coef.items() if w < 0]
+        if not negative:
+            weights = coef
+            break
+        kept = [name for name in kept if name not in negative]
+    if not weights or sum(weights.values()) <= 0:
+        raise EnsembleError("no detector separates benign validation from attack rows; check the training data")
+    weights = {name: weights.get(name, 0.0) for name in names}
+    partial = EnsembleRule(normalisers=normalisers, threshold=Threshold(np.inf, target_fpr, 0, 0.0), weights=weights)
+    output = Normaliser.fit(partial.score(benign_validation_scores))
+    rule = EnsembleRule(normalisers=normalisers, threshold=Threshold(np.inf, target_fpr, 0, 0.0), weights=weights,
+                        output=output)
+    return EnsembleRule(normalisers=normalisers, threshold=threshold_at_fpr(rule.score(benign_validation_scores), target_fpr),
+                        weights=weights, output=output)

@@ -3,7 +3,9 @@
 Order: load + split (``models.split``) -> preprocessing fitted on benign train -> LSTM AE on benign
 train -> Isolation Forest on benign train (hyperparameters by validation ROC-AUC: benign validation
 vs classifier-train attacks) -> classifier on benign train + attack train -> per-detector thresholds
-and the ensemble rule on benign validation -> bundle. Test rows are never read for any choice.
+on benign validation -> the stacked ensemble rule (weights: benign validation vs attack train rows,
+the classifier's scores for those out of fold; normalisers and threshold: benign validation only)
+-> bundle. Test rows are never read for any choice.
 """
 from __future__ import annotations
 
@@ -20,8 +22,8 @@ from sklearn.metrics import roc_auc_score
 
 from jobs.datasets import list_flow_csvs, load_flows_pandas
 from models.bundle import save_bundle, sha256_of
-from models.classifier import ClassifierConfig, train_classifier
-from models.ensemble import fit_ensemble
+from models.classifier import AttackClassifier, ClassifierConfig, train_classifier
+from models.ensemble import fit_ensemble, fit_stacked_ensemble
 from models.iforest import IForestGrid, train_iforest
 from models.lstm_ae import LstmAeConfig, train_lstm_ae
 from models.preprocess import PreprocessConfig, fit_preprocessor
@@ -45,10 +47,27 @@ class TrainConfig:
     lstm_ae: LstmAeConfig = field(default_factory=LstmAeConfig)
     iforest: IForestGrid = field(default_factory=IForestGrid)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    ensemble: str = "stacked"      # or "max" (bundle v1's rule)
+    stacking_folds: int = 3
 
 
 def _roc(y: np.ndarray, s: np.ndarray) -> float:
     return float(roc_auc_score(y, s)) if len(set(y)) == 2 else float("nan")
+
+
+def _out_of_fold_logit(clf_x: np.ndarray, clf_y: np.ndarray, n_benign: int, config: TrainConfig) -> np.ndarray:
+    """The classifier's attack logit for every attack training row from a forest fitted without it
+    (stratified ``stacking_folds``-fold, seeded); benign training rows are in every fold's fit."""
+    from sklearn.model_selection import StratifiedKFold
+
+    attack_x, attack_y = clf_x[n_benign:], clf_y[n_benign:]
+    out = np.empty(len(attack_x))
+    folds = StratifiedKFold(config.stacking_folds, shuffle=True, random_state=config.classifier.seed)
+    for fit_idx, held_idx in folds.split(attack_x, attack_y):
+        model = train_classifier(np.concatenate([clf_x[:n_benign], attack_x[fit_idx]]),
+                                 np.concatenate([clf_y[:n_benign], attack_y[fit_idx]]), config.classifier)
+        out[held_idx] = model.predict(attack_x[held_idx])[3]
+    return out
 
 
 def train_bundle(data: Sequence[str | Path], out_dir: str | Path, version: str | None = None,
@@ -85,31 +104,44 @@ def train_bundle(data: Sequence[str | Path], out_dir: str | Path, version: str |
     iforest = train_iforest(x_btr, x_bval, x_atr, config.iforest)
     if_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    classifier = train_classifier(np.concatenate([x_btr, x_atr]),
-                                  np.concatenate([parts["benign_train"]["label"], parts["attack_train"]["label"]]),
-                                  config.classifier)
+    clf_input = {name: (x if config.classifier.input == "scaled"
+                        else AttackClassifier(model=None, input=config.classifier.input).inputs(preprocessor, parts[name]))
+                 for name, x in (("benign_train", x_btr), ("benign_validation", x_bval), ("attack_train", x_atr))}
+    clf_x = np.concatenate([clf_input["benign_train"], clf_input["attack_train"]])
+    clf_y = np.concatenate([parts["benign_train"]["label"], parts["attack_train"]["label"]])
+    classifier = train_classifier(clf_x, clf_y, config.classifier)
     clf_seconds = time.perf_counter() - t0
 
-    def scores(x: np.ndarray) -> dict[str, np.ndarray]:
-        _, _, proba, logit = classifier.predict(x)
+    def scores(x: np.ndarray, x_clf: np.ndarray) -> dict[str, np.ndarray]:
+        _, _, proba, logit = classifier.predict(x_clf)
         return {"lstm_ae": ae.score(x).astype(np.float64), "iforest": iforest.score(x),
                 "classifier": proba, "classifier_logit": logit}
 
     def ensemble_inputs(s: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"lstm_ae": s["lstm_ae"], "iforest": s["iforest"], "classifier_logit": s["classifier_logit"]}
 
-    val_scores = scores(x_bval)
+    val_scores = scores(x_bval, clf_input["benign_validation"])
     thresholds = {name: threshold_at_fpr(val_scores[name], config.target_fpr)
                   for name in ("lstm_ae", "iforest", "classifier")}
-    ensemble = fit_ensemble(ensemble_inputs(val_scores), config.target_fpr)
+    atr_scores = scores(x_atr, clf_input["attack_train"])
+    if config.ensemble == "stacked":
+        oof_logit = _out_of_fold_logit(clf_x, clf_y, len(x_btr), config)
+        ensemble = fit_stacked_ensemble(ensemble_inputs(val_scores),
+                                        {**ensemble_inputs(atr_scores), "classifier_logit": oof_logit},
+                                        config.target_fpr)
+    else:
+        ensemble = fit_ensemble(ensemble_inputs(val_scores), config.target_fpr)
     thresholds["ensemble"] = ensemble.threshold
 
-    atr_scores = scores(x_atr)
     y = np.r_[np.zeros(len(x_bval)), np.ones(len(x_atr))]
     validation_auc = {name: _roc(y, np.r_[val_scores[name], atr_scores[name]])
                       for name in ("lstm_ae", "iforest", "classifier")}
     validation_auc["ensemble"] = _roc(y, np.r_[ensemble.score(ensemble_inputs(val_scores)),
                                                ensemble.score(ensemble_inputs(atr_scores))])
+    if config.ensemble == "stacked":
+        validation_auc["ensemble_out_of_fold_classifier"] = _roc(y, np.r_[
+            ensemble.score(ensemble_inputs(val_scores)),
+            ensemble.score({**ensemble_inputs(atr_scores), "classifier_logit": oof_logit})])
     metrics = {
         "rows": {k: int(len(v)) for k, v in parts.items()},
         "validation_roc_auc_benign_val_vs_attack_train": {k: round(v, 6) for k, v in validation_auc.items()},
@@ -117,7 +149,8 @@ def train_bundle(data: Sequence[str | Path], out_dir: str | Path, version: str |
                 "these validation figures are optimistic for both; see evaluation.json for held-out figures",
         "lstm_ae_epochs": len(ae.history.get("loss", [])),
         "lstm_ae_best_holdout_mse": float(min(ae.history.get("val_loss", [float("nan")]))),
-        "classifier_iterations": int(classifier.model.n_iter_),
+        "classifier_family": config.classifier.family,
+        "ensemble_weights": ensemble.weights,
         "seconds": {"lstm_ae": round(ae_seconds, 1), "iforest": round(if_seconds, 1),
                     "classifier": round(clf_seconds, 1), "total": round(time.perf_counter() - started, 1)},
     }

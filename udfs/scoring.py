@@ -23,11 +23,18 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "predicted_class", "predicted_category", "top_features", "model_version")
 
 
-def detector_scores(x: np.ndarray, bundle: "Bundle") -> dict[str, np.ndarray]:
+def detector_scores(x: np.ndarray, bundle: "Bundle", data: pd.DataFrame | np.ndarray | None = None
+                    ) -> dict[str, np.ndarray]:
     """Raw scores of every detector on a preprocessed matrix, plus AE per-feature errors and the
-    classifier's predictions."""
+    classifier's predictions. ``data`` (the raw features ``x`` came from) is needed when the bundle's
+    classifier reads its own input (``AttackClassifier.input`` other than ``"scaled"``)."""
     errors = bundle.lstm_ae.reconstruction_errors(x)
-    predicted, category, attack_proba, logit = bundle.classifier.predict(x)
+    clf_input = x
+    if getattr(bundle.classifier, "input", "scaled") != "scaled":
+        if data is None:
+            raise ValueError("this bundle's classifier reads the raw features: pass data= to detector_scores")
+        clf_input = bundle.classifier.inputs(bundle.preprocessor, data, scaled=x)
+    predicted, category, attack_proba, logit = bundle.classifier.predict(clf_input)
     return {"lstm_ae": errors.mean(axis=1).astype(np.float64), "iforest": bundle.iforest.score(x),
             "classifier": attack_proba, "classifier_logit": logit, "_errors": errors, "_class": predicted, "_category": category}
 
@@ -37,7 +44,7 @@ def score_frame(pdf: pd.DataFrame, bundle: "Bundle") -> pd.DataFrame:
     if len(pdf) == 0:
         return pd.DataFrame({name: pd.Series(dtype=object) for name in OUTPUT_COLUMNS})
     x = bundle.preprocessor.transform(pdf)
-    scores = detector_scores(x, bundle)
+    scores = detector_scores(x, bundle, pdf)
     ensemble_score = bundle.ensemble.score(scores)
     return pd.DataFrame({
         "ae_error": scores["lstm_ae"],

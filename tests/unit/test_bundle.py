@@ -11,8 +11,8 @@ import pytest
 
 from models.bundle import (AE_FILE, CLASSIFIER_FILE, IFOREST_FILE, MANIFEST, BundleError, BundleMismatchError,
                            load_bundle, save_bundle)
-from models.classifier import ClassifierConfig, train_classifier
-from models.ensemble import fit_ensemble
+from models.classifier import ClassifierConfig, engineered_features, train_classifier
+from models.ensemble import fit_stacked_ensemble
 from models.iforest import IForestGrid, train_iforest
 from models.lstm_ae import LstmAeConfig, train_lstm_ae
 from models.preprocess import fit_preprocessor
@@ -34,11 +34,15 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     x_b, x_v, x_a = pre.transform(benign), pre.transform(benign_val), pre.transform(attack)
     ae = train_lstm_ae(x_b, LstmAeConfig(units=(8,), latent=4, epochs=2, batch_size=32), chunk_size=64)
     iforest = train_iforest(x_b, x_v, x_a, IForestGrid(n_estimators=(20,), max_samples=(64,), max_features=(1.0,)))
-    clf = train_classifier(np.concatenate([x_b, x_a]), np.array(["Benign"] * 120 + ["DDoS-SYN"] * 120, dtype=object),
-                           ClassifierConfig(max_iter=3, early_stopping=False))
-    _, _, proba, logit = clf.predict(x_v)
+    c_b, c_v, c_a = (engineered_features(pre.clean(d)) for d in (benign, benign_val, attack))
+    clf = train_classifier(np.concatenate([c_b, c_a]), np.array(["Benign"] * 120 + ["DDoS-SYN"] * 120, dtype=object),
+                           ClassifierConfig(n_estimators=5))
+    _, _, proba, logit = clf.predict(c_v)
     val = {"lstm_ae": ae.score(x_v).astype(float), "iforest": iforest.score(x_v), "classifier": proba}
-    ensemble = fit_ensemble({"lstm_ae": val["lstm_ae"], "iforest": val["iforest"], "classifier_logit": logit}, 0.05)
+    attack_scores = {"lstm_ae": ae.score(x_a).astype(float), "iforest": iforest.score(x_a),
+                     "classifier_logit": clf.predict(c_a)[3]}
+    ensemble = fit_stacked_ensemble({"lstm_ae": val["lstm_ae"], "iforest": val["iforest"], "classifier_logit": logit},
+                                    attack_scores, 0.05)
     thresholds = {name: threshold_at_fpr(s, 0.05) for name, s in val.items()} | {"ensemble": ensemble.threshold}
     out = tmp_path_factory.mktemp("bundle") / "vtest"
     save_bundle(out, version="vtest", preprocessor=pre, lstm_ae=ae, iforest=iforest, classifier=clf,

@@ -173,3 +173,40 @@ def test_model_cache_loads_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     model_cache.get_bundle(tmp_path)          # a retrained bundle (new sha256) is loaded again
     assert len(calls) == 2
     model_cache.clear()
+
+
+def test_stacked_ensemble_score_by_hand() -> None:
+    unit = Normaliser(q50=0.0, q99=1.0)
+    rule = EnsembleRule(normalisers={"lstm_ae": unit, "iforest": unit}, weights={"lstm_ae": 2.0, "iforest": 0.0},
+                        output=Normaliser(q50=1.0, q99=3.0),
+                        threshold=Threshold(value=1.0, target_fpr=0.01, n_calibration=100, achieved_fpr=0.01))
+    # ae 0 -> t = 0 -> (0 - 1) / 2 = -0.5; ae e - 1 -> t = 2 * log1p(e - 1) = 2 -> 0.5; ae -(e - 1) -> t = -2 -> -1.5
+    scores = {"lstm_ae": np.array([0.0, np.e - 1, -(np.e - 1)]), "iforest": np.array([100.0, -100.0, 5.0])}
+    np.testing.assert_allclose(rule.score(scores), [-0.5, 0.5, -1.5])
+    assert EnsembleRule.from_dict(rule.to_dict()) == rule
+
+
+def test_fitted_stacked_ensemble_drops_a_detector_with_negative_weight() -> None:
+    from models.ensemble import fit_stacked_ensemble
+
+    rng = np.random.default_rng(0)
+    benign = {"a": rng.normal(0, 1, 400), "b": rng.normal(0, 1, 400)}
+    attack = {"a": rng.normal(4, 1, 400), "b": rng.normal(-2, 1, 400)}  # b is lower on attacks
+    rule = fit_stacked_ensemble(benign, attack, target_fpr=0.05)
+    assert rule.weights is not None and rule.weights["b"] == 0.0 and rule.weights["a"] > 0
+    assert rule.threshold.achieved_fpr <= 0.05
+    assert np.median(rule.score(benign)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_engineered_features_by_hand() -> None:
+    from models.classifier import ENGINEERED_NAMES, engineered_features
+
+    row = np.zeros((1, N))
+    for name, value in {"Rate": 4.0, "IAT": 0.5, "Number": 10.0, "Tot sum": 30.0, "Header_Length": 20.0,
+                        "Std": 3.0, "AVG": -2.0, "Max": 7.0, "Min": 1.0}.items():
+        row[0, FEATURES.index(name)] = value
+    out = engineered_features(row)
+    assert out.shape == (1, N + len(ENGINEERED_NAMES)) and out.dtype == np.float32
+    np.testing.assert_allclose(out[0, :N], row[0])
+    frac = (np.log1p(0.5) * 1000) % 1.0
+    np.testing.assert_allclose(out[0, N:], [2.0, 40.0, 5.0, 3.0, 2.0, 1.5, 6.0, 0.125, frac], rtol=1e-5)
