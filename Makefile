@@ -50,7 +50,10 @@ clean:
 TRAIN_DATA ?= $(firstword $(wildcard ../shared/data/ciciomt2024) data/ciciomt2024-sample)
 MODEL ?= models/v1
 
-.PHONY: train evaluate bench bench-quick
+.PHONY: train evaluate bench bench-quick grafana
+grafana: venv
+	$(BIN)/iomt-ad grafana --model $(MODEL)
+
 bench: setup
 	$(BIN)/iomt-ad bench
 
@@ -63,3 +66,4 @@ train: venv
 
 evaluate: venv
 	$(BIN)/iomt-ad evaluate --model $(MODEL) --data $(TRAIN_DATA) --json $(MODEL)/evaluation.json --html $(MODEL)/evaluation.html
+	$(BIN)/iomt-ad grafana --model $(MODEL)  # dashboards carry the bundle's thresholds

@@ -21,6 +21,9 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("train", "jobs.train", "train a model bundle (LSTM autoencoder, Isolation Forest, classifier, thresholds)"),
     ("evaluate", "jobs.evaluate", "evaluate a model bundle on held-out rows: JSON metrics and an HTML report"),
     ("stream", "jobs.score_stream", "run the streaming scoring job (Kafka or files -> Delta + InfluxDB)"),
+    ("grafana", "jobs.grafana_dashboards", "generate the Grafana dashboards and alert rules (docker/grafana) from code"),
+    ("dashboard", "jobs.dashboard", "serve the operator dashboard (Streamlit) over the Delta tables"),
+    ("explore", "jobs.explore", "plot feature distributions of benign against attack traffic to an HTML page"),
     ("bench", "jobs.bench", "measure throughput, latency and memory; write bench.json and BENCHMARKS.md"),
     ("replay", "jobs.replay", "stream CICIoMT2024 CSV rows as JSON flow records to Kafka or a directory"),
 )

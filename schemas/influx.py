@@ -8,6 +8,13 @@ measurement ``flow_scores``
   time    the record's event time (ns) plus a deterministic offset below one millisecond derived
           from ``record_id``: two records of one source in the same millisecond stay two points,
           and a replayed batch writes the very same points again (an overwrite, not a duplicate).
+
+Tag values are strings: ``is_anomaly`` is ``"true"`` or ``"false"``, a missing tag value is
+``"unknown"``. Every point carries every score field, so ``ensemble_score`` is the field to count
+records by. Dashboards and alert rules (``jobs.grafana_dashboards``) query these names only.
+
+Detector thresholds live in the model bundle's manifest (``thresholds.<detector>.value``), not in
+InfluxDB; :data:`THRESHOLD_FIELDS` maps each manifest detector to the field its threshold applies to.
 """
 from __future__ import annotations
 
@@ -22,6 +29,15 @@ TAGS: Final[tuple[str, ...]] = (
 SCORE_FIELDS: Final[tuple[str, ...]] = ("ae_error", "if_score", "clf_attack_proba", "ensemble_score")
 FEATURE_FIELDS: Final[tuple[str, ...]] = ("rate", "header_length", "tot_size", "iat", "number", "protocol_type")
 STRING_FIELDS: Final[tuple[str, ...]] = ("label",)
+
+ANOMALY_TAG: Final[str] = "is_anomaly"
+TRUE: Final[str] = "true"           # the is_anomaly tag of a flagged record
+UNKNOWN: Final[str] = "unknown"     # the value of a tag the record had no value for
+COUNT_FIELD: Final[str] = "ensemble_score"  # present on every point: count records by this field
+# manifest detector name -> the field its threshold applies to
+THRESHOLD_FIELDS: Final[dict[str, str]] = {
+    "lstm_ae": "ae_error", "iforest": "if_score", "classifier": "clf_attack_proba", "ensemble": "ensemble_score",
+}
 
 
 def source_tag(source_id: str | None) -> str:

@@ -1,0 +1,64 @@
+"""``iomt-ad dashboard``: the operator dashboard (Streamlit, Plotly) over the job's Delta tables.
+
+Reads ``flows_scored``, ``alerts``, ``traffic_1m`` and ``batch_log`` with the ``deltalake`` package (no
+JVM) and the ensemble threshold from the model bundle's manifest; re-reads every few seconds.
+The page is ``jobs/dashboard/app.py``; this module starts ``streamlit run`` on it.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+APP = Path(__file__).resolve().parent / "app.py"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tables", type=Path, default=Path("var/delta"),
+                        help="the job's stream.tables_dir (default var/delta)")
+    parser.add_argument("--model", type=Path, default=Path("models/v1"),
+                        help="model bundle whose threshold is drawn (default models/v1)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8501)
+    parser.add_argument("--window-minutes", type=int, default=60, help="minutes of data shown (default 60)")
+    parser.add_argument("--refresh-seconds", type=int, default=5, help="auto-refresh period (default 5)")
+
+
+def streamlit_command(host: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", host,
+            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--server.fileWatcherType", "none", "--global.developmentMode", "false",
+            "--client.toolbarMode", "viewer"]
+
+
+def run(args: argparse.Namespace) -> int:
+    from jobs.dashboard.data import DashboardSettings
+
+    settings = DashboardSettings(tables_dir=args.tables.resolve(), model_dir=args.model.resolve(),
+                                 window_minutes=args.window_minutes, refresh_seconds=args.refresh_seconds)
+    if not (settings.model_dir / "manifest.json").is_file():
+        log.error("no model bundle at %s (manifest.json missing)", settings.model_dir)
+        return 2
+    log.info("operator dashboard on http://%s:%d over %s", args.host, args.port, settings.tables_dir)
+    env = dict(os.environ, **settings.to_env())
+    repo = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
+    process = subprocess.Popen(streamlit_command(args.host, args.port), env=env)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        process.wait(timeout=20)
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="iomt-ad dashboard", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run(parser.parse_args(argv))

@@ -1,0 +1,166 @@
+"""The operator dashboard's data: the job's Delta tables read without a JVM (``deltalake``), and the
+pure pandas summaries the charts draw. Nothing here imports Streamlit, so it is tested on its own.
+
+The window is anchored at the newest record in the tables, not at the wall clock: a replay or a
+paused stream still shows its last hour, and the header says how old the newest record is.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from schemas.tables import ALERTS, BATCH_LOG, FLOWS_SCORED, TRAFFIC_1M
+
+log = logging.getLogger(__name__)
+
+ENV_TABLES = "IOMT_AD_DASHBOARD_TABLES"
+ENV_MODEL = "IOMT_AD_DASHBOARD_MODEL"
+ENV_WINDOW = "IOMT_AD_DASHBOARD_WINDOW_MINUTES"
+ENV_REFRESH = "IOMT_AD_DASHBOARD_REFRESH_SECONDS"
+
+FLOW_COLUMNS = ["event_time", "protocol", "predicted_class", "predicted_category", "is_anomaly",
+                "ensemble_score", "severity", "label"]
+ALERT_COLUMNS = ["event_time", "source_id", "protocol", "predicted_class", "predicted_category", "severity",
+                 "ensemble_score", "ae_error", "if_score", "top_features", "label", "record_id"]
+TRAFFIC_COLUMNS = ["minute", "protocol", "predicted_class", "is_anomaly", "records"]
+BATCH_COLUMNS = ["batch_id", "records", "quarantined", "anomalies", "influx_failed", "seconds", "logged_at"]
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    tables_dir: Path
+    model_dir: Path
+    window_minutes: int = 60
+    refresh_seconds: int = 5
+
+    @classmethod
+    def from_env(cls) -> "DashboardSettings":
+        repo = Path(__file__).resolve().parents[2]
+        return cls(tables_dir=Path(os.environ.get(ENV_TABLES, repo / "var" / "delta")),
+                   model_dir=Path(os.environ.get(ENV_MODEL, repo / "models" / "v1")),
+                   window_minutes=int(os.environ.get(ENV_WINDOW, "60")),
+                   refresh_seconds=int(os.environ.get(ENV_REFRESH, "5")))
+
+    def to_env(self) -> dict[str, str]:
+        return {ENV_TABLES: str(self.tables_dir), ENV_MODEL: str(self.model_dir),
+                ENV_WINDOW: str(self.window_minutes), ENV_REFRESH: str(self.refresh_seconds)}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    version: str
+    threshold: float
+
+
+def model_info(model_dir: Path) -> ModelInfo:
+    """The ensemble threshold and version from the bundle's manifest (no model is loaded)."""
+    manifest = json.loads((Path(model_dir) / "manifest.json").read_text())
+    return ModelInfo(version=str(manifest["model_version"]),
+                     threshold=float(manifest["ensemble"]["threshold"]["value"]))
+
+
+def read_table(tables_dir: Path, name: str, columns: list[str], since: datetime | None = None) -> pd.DataFrame:
+    """A Delta table (only ``columns``; partitions from ``since``'s date on when it has
+    ``event_date``); an empty frame while the job has not created the table yet."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    path = Path(tables_dir) / name
+    try:
+        table = DeltaTable(str(path))
+    except TableNotFoundError:
+        log.info("no Delta table at %s yet", path)
+        return pd.DataFrame(columns=columns)
+    filters = None
+    if since is not None and "event_date" in table.metadata().partition_columns:
+        import pyarrow.dataset as pads
+
+        filters = pads.field("event_date") >= since.date()  # prunes whole partitions
+    frame = table.to_pandas(columns=columns, filters=filters)
+    for column in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[column]) and frame[column].dt.tz is None:
+            frame[column] = frame[column].dt.tz_localize("UTC")  # the job writes UTC
+    return frame
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    flows: pd.DataFrame
+    alerts: pd.DataFrame
+    traffic: pd.DataFrame
+    batches: pd.DataFrame
+    newest: pd.Timestamp | None
+    read_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def empty(self) -> bool:
+        return self.flows.empty
+
+
+def load_snapshot(settings: DashboardSettings) -> Snapshot:
+    traffic = read_table(settings.tables_dir, TRAFFIC_1M, TRAFFIC_COLUMNS)
+    batches = read_table(settings.tables_dir, BATCH_LOG, BATCH_COLUMNS)
+    if traffic.empty:
+        empty = pd.DataFrame(columns=FLOW_COLUMNS)
+        return Snapshot(empty, pd.DataFrame(columns=ALERT_COLUMNS), traffic, batches, None)
+    newest_minute = traffic["minute"].max()
+    start = newest_minute - timedelta(minutes=settings.window_minutes)
+    flows = read_table(settings.tables_dir, FLOWS_SCORED, FLOW_COLUMNS, since=start.to_pydatetime())
+    flows = flows[flows["event_time"] >= start]
+    alerts = read_table(settings.tables_dir, ALERTS, ALERT_COLUMNS, since=start.to_pydatetime())
+    alerts = alerts[alerts["event_time"] >= start]
+    newest = flows["event_time"].max() if not flows.empty else None
+    return Snapshot(flows, alerts, traffic[traffic["minute"] >= start], batches, newest)
+
+
+def anomaly_rate_per_minute(traffic: pd.DataFrame) -> pd.DataFrame:
+    """minute, records, anomalies, rate_pct — from traffic_1m (several rows per minute and group)."""
+    frame = traffic.assign(anomalies=traffic["records"].where(traffic["is_anomaly"].astype(bool), 0))
+    per_minute = frame.groupby("minute", as_index=False)[["records", "anomalies"]].sum().sort_values("minute")
+    per_minute["rate_pct"] = 100.0 * per_minute["anomalies"] / per_minute["records"]
+    return per_minute.reset_index(drop=True)
+
+
+def protocol_activity(traffic: pd.DataFrame) -> pd.DataFrame:
+    """minute, protocol, records."""
+    return (traffic.groupby(["minute", "protocol"], as_index=False)["records"].sum()
+            .sort_values(["minute", "protocol"]).reset_index(drop=True))
+
+
+def per_class(flows: pd.DataFrame) -> pd.DataFrame:
+    """Per predicted class: category, records, flagged records, flagged share; most records first."""
+    frame = flows.assign(flagged=flows["is_anomaly"].astype(bool).astype(int))
+    grouped = (frame.groupby(["predicted_class", "predicted_category"], as_index=False)
+               .agg(records=("flagged", "size"), flagged=("flagged", "sum")))
+    grouped["flagged_pct"] = 100.0 * grouped["flagged"] / grouped["records"]
+    return grouped.sort_values(["records", "predicted_class"], ascending=[False, True]).reset_index(drop=True)
+
+
+def recent_alerts(alerts: pd.DataFrame, limit: int = 50) -> pd.DataFrame:
+    """The newest alerts, for a table: top features joined into one string."""
+    frame = alerts.sort_values("event_time", ascending=False).head(limit).copy()
+    frame["top_features"] = frame["top_features"].map(
+        lambda values: ", ".join(values) if values is not None and len(values) else "")
+    columns = ["event_time", "predicted_class", "predicted_category", "severity", "ensemble_score",
+               "top_features", "protocol", "source_id", "label"]
+    return frame[columns].reset_index(drop=True)
+
+
+def headline(snapshot: Snapshot, minutes: int = 5) -> dict[str, float]:
+    """Records, anomalies and anomaly rate over the whole window and its last ``minutes``."""
+    flows = snapshot.flows
+    total, flagged = len(flows), int(flows["is_anomaly"].astype(bool).sum())
+    recent = flows[flows["event_time"] >= snapshot.newest - timedelta(minutes=minutes)] if total else flows
+    recent_flagged = int(recent["is_anomaly"].astype(bool).sum())
+    return {
+        "records": float(total), "anomalies": float(flagged),
+        "rate_pct": 100.0 * flagged / total if total else 0.0,
+        "recent_rate_pct": 100.0 * recent_flagged / len(recent) if len(recent) else 0.0,
+        "quarantined": float(snapshot.batches["quarantined"].sum()) if not snapshot.batches.empty else 0.0,
+    }

@@ -1,0 +1,52 @@
+"""One real run of the streaming job for the dashboard tests: the project's sample replayed as JSON
+files, scored by the job (files source, availableNow), written to Delta tables and to a real InfluxDB.
+The Grafana queries, the operator dashboard and the browser test all read what this run wrote."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = Path(os.environ.get("IOMT_AD_TEST_BUNDLE", REPO / "models" / "v1"))
+N_RECORDS = 1500
+TOKEN_ENV = "IOMT_AD_TEST_INFLUX_TOKEN"
+
+
+@dataclass(frozen=True)
+class StreamRun:
+    tables_dir: Path
+    influx_url: str
+    records: int
+
+
+@pytest.fixture(scope="session")
+def streamed(spark, influxdb, sample_dir, tmp_path_factory) -> StreamRun:
+    from jobs.config import load_config
+    from jobs.datasets import load_flows_pandas
+    from jobs.replay import DirectorySink, ReplayOptions, replay
+    from jobs.score_stream import start_query
+    from tests.services.influxdb_server import BUCKET, ORG, TOKEN
+
+    tmp = tmp_path_factory.mktemp("dashboard-stream")
+    sent = replay(load_flows_pandas([sample_dir]), DirectorySink(tmp / "incoming", records_per_file=500),
+                  ReplayOptions(rate=0, limit=N_RECORDS, shuffle=True, seed=5), progress=False)
+    assert sent == N_RECORDS
+    conf = {
+        "spark": {"master": "local[2]", "conf": {"spark.ui.enabled": False, "spark.sql.shuffle.partitions": 2,
+                                                  "spark.sql.session.timeZone": "UTC",
+                                                  "spark.sql.execution.arrow.maxRecordsPerBatch": 500}},
+        "stream": {"source": "files", "files": {"path": str(tmp / "incoming"), "max_files_per_trigger": 1},
+                   "tables_dir": str(tmp / "delta"), "trigger": "availableNow", "model_dir": str(BUNDLE)},
+        "influxdb": {"enabled": True, "url": influxdb.url, "org": ORG, "bucket": BUCKET,
+                     "token_env": TOKEN_ENV, "max_retries": 1},
+    }
+    (tmp / "conf.yaml").write_text(yaml.safe_dump(conf))
+    os.environ[TOKEN_ENV] = TOKEN  # a throwaway token of the throwaway test server
+    query = start_query(spark, load_config(tmp / "conf.yaml"), available_now=True)
+    query.awaitTermination(600)
+    assert query.exception() is None
+    return StreamRun(tables_dir=tmp / "delta", influx_url=influxdb.url, records=N_RECORDS)

@@ -1,0 +1,124 @@
+"""Grafana as code: the committed provisioning equals the generator's output, and every panel's
+Flux query (and the alert rule's) returns rows from a real InfluxDB the streaming job wrote to."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jobs import grafana_alerts, grafana_dashboards
+
+GRAFANA = Path(grafana_dashboards.__file__).resolve().parent.parent / "docker" / "grafana"
+
+
+def test_committed_files_equal_the_generator() -> None:
+    files = grafana_dashboards.render()
+    assert sorted(files) == sorted(["dashboards/traffic.json", "dashboards/anomalies.json",
+                                    "dashboards/models.json", grafana_alerts.ALERTING_FILE])
+    for name, text in files.items():
+        committed = GRAFANA / name
+        assert committed.is_file(), f"{committed} missing: run `make grafana`"
+        assert committed.read_text() == text, f"{committed} is stale: run `make grafana`"
+
+
+def test_grafana_check_subcommand(tmp_path) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    grafana_dashboards.add_arguments(parser)
+    assert grafana_dashboards.run(parser.parse_args(["--check"])) == 0
+    assert grafana_dashboards.run(parser.parse_args(["--check", "--out", str(tmp_path)])) == 1
+    assert grafana_dashboards.run(parser.parse_args(["--out", str(tmp_path)])) == 0
+    assert grafana_dashboards.run(parser.parse_args(["--check", "--out", str(tmp_path)])) == 0
+
+
+def _panels(dashboard: dict) -> list[dict]:
+    found = []
+    for panel in dashboard["panels"]:
+        found += _panels(panel) if "panels" in panel else [panel]
+    return found
+
+
+def test_dashboards_are_complete() -> None:
+    titles = {}
+    for name in grafana_dashboards.DASHBOARD_FILES:
+        dashboard = json.loads((GRAFANA / "dashboards" / name).read_text())
+        titles[name] = {p["title"] for p in _panels(dashboard)}
+        uids = {t["datasource"]["uid"] for p in _panels(dashboard) for t in p["targets"]}
+        assert uids == {"iomt-influxdb"}
+    assert {"Protocol activity", "Benign variability (Rate)", "Attack distribution", "Traffic volume"} <= titles["traffic.json"]
+    assert {"Ensemble score vs threshold", "Anomaly rate", "Recent anomalies", "Attack heat map (class × time)",
+            "System health: seconds since the last record"} <= titles["anomalies.json"]
+    assert {"Autoencoder error vs Isolation Forest score", "Detection per true class", "Thresholds",
+            "Model versions"} <= titles["models.json"]
+    anomalies = json.loads((GRAFANA / "dashboards" / "anomalies.json").read_text())
+    score = next(p for p in anomalies["panels"] if p["title"] == "Ensemble score vs threshold")
+    manifest = json.loads((grafana_dashboards.DEFAULT_MODEL / "manifest.json").read_text())
+    steps = score["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[-1]["value"] == manifest["ensemble"]["threshold"]["value"]
+
+
+def test_alerting_provisioning_shape() -> None:
+    doc = yaml.safe_load((GRAFANA / grafana_alerts.ALERTING_FILE).read_text())
+    rule = doc["groups"][0]["rules"][0]
+    assert rule["for"] == "5m" and rule["condition"] == "C"
+    assert rule["data"][2]["model"]["conditions"][0]["evaluator"] == {"params": [20.0], "type": "gt"}
+    receiver = doc["contactPoints"][0]["receivers"][0]
+    assert receiver["type"] == "slack" and receiver["settings"]["url"] == "$IOMT_AD_ALERT_WEBHOOK_URL"
+    assert doc["policies"][0]["receiver"] == doc["contactPoints"][0]["name"]
+
+
+def _all_queries() -> list[tuple[str, str]]:
+    queries = []
+    for name in grafana_dashboards.DASHBOARD_FILES:
+        dashboard = json.loads((GRAFANA / "dashboards" / name).read_text())
+        for panel in _panels(dashboard):
+            for target in panel["targets"]:
+                queries.append((f"{name} / {panel['title']} / {target['refId']}", target["query"]))
+    doc = yaml.safe_load((GRAFANA / grafana_alerts.ALERTING_FILE).read_text())
+    for rule in doc["groups"][0]["rules"]:
+        for item in rule["data"]:
+            if item["datasourceUid"] == grafana_dashboards.DATASOURCE_UID:
+                queries.append((f"alert {rule['uid']} / {item['refId']}", item["model"]["query"]))
+    return queries
+
+
+def _run_flux(client, query: str, bucket: str):
+    # what Grafana does: set v (time range, window) and the bucket variable / provisioning env var
+    text = (query.replace("${bucket}", bucket).replace("$INFLUXDB_BUCKET", bucket))
+    prelude = "v = {timeRangeStart: -2h, timeRangeStop: now(), windowPeriod: 10s}\n"
+    return client.query_api().query(prelude + text)
+
+
+@pytest.mark.spark
+@pytest.mark.influxdb
+@pytest.mark.slow
+def test_every_panel_query_returns_rows_from_the_jobs_points(streamed) -> None:
+    from deltalake import DeltaTable
+    from influxdb_client import InfluxDBClient
+
+    from tests.services.influxdb_server import BUCKET, ORG, TOKEN
+
+    queries = _all_queries()
+    assert len(queries) >= 20
+    empty, errors = [], []
+    with InfluxDBClient(url=streamed.influx_url, token=TOKEN, org=ORG, timeout=60_000) as client:
+        for where, query in queries:
+            try:
+                tables = _run_flux(client, query, BUCKET)
+            except Exception as exc:  # noqa: BLE001 - report every failing panel at once
+                errors.append(f"{where}: {exc}")
+                continue
+            if sum(len(table.records) for table in tables) == 0:
+                empty.append(where)
+        assert not errors, "\n".join(errors)
+        assert not empty, f"queries without rows: {empty}"
+
+        # two panels checked against the Delta tables the same run wrote
+        flows = DeltaTable(str(streamed.tables_dir / "flows_scored")).to_pandas(columns=["is_anomaly"])
+        count = _run_flux(client, dict(queries)["traffic.json / Records scored / A"], BUCKET)
+        assert count[0].records[0].get_value() == len(flows) == streamed.records
+        rate = _run_flux(client, dict(queries)["anomalies.json / Anomaly rate / A"], BUCKET)
+        assert rate[0].records[0].get_value() == pytest.approx(100.0 * flows["is_anomaly"].mean())

@@ -1,0 +1,128 @@
+"""The operator dashboard over Delta tables the real streaming job wrote: Streamlit's own test
+harness (AppTest), then the real page in a headless Debian Chromium driven by Playwright."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from jobs.dashboard import APP, data
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = Path(os.environ.get("IOMT_AD_TEST_BUNDLE", REPO / "models" / "v1"))
+OUTPUT = Path(os.environ.get("IOMT_AD_TEST_OUTPUT", REPO / "test-output")) / "dashboard"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+N_CHARTS = 4
+
+
+def _app_test(monkeypatch, tables: Path):
+    from streamlit.testing.v1 import AppTest
+
+    settings = data.DashboardSettings(tables_dir=tables, model_dir=BUNDLE, refresh_seconds=3600)
+    for key, value in settings.to_env().items():
+        monkeypatch.setenv(key, value)
+    app = AppTest.from_file(str(APP), default_timeout=120)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def test_apptest_without_tables_says_so(monkeypatch, tmp_path) -> None:
+    app = _app_test(monkeypatch, tmp_path / "no-tables-yet")
+    assert "No scored records" in app.info[0].value
+    assert len(app.get("plotly_chart")) == 0
+
+
+@pytest.mark.spark
+@pytest.mark.influxdb
+@pytest.mark.slow
+def test_apptest_over_the_jobs_tables(monkeypatch, streamed, spark) -> None:
+    app = _app_test(monkeypatch, streamed.tables_dir)
+    metrics = {metric.label: metric.value for metric in app.metric}
+    alerts = spark.read.format("delta").load(str(streamed.tables_dir / "alerts")).count()
+    assert metrics["Records scored"] == f"{streamed.records:,}"
+    assert metrics["Alerts"] == f"{alerts:,}"
+    assert 0 < alerts < streamed.records
+    assert len(app.get("plotly_chart")) == N_CHARTS
+    table = app.dataframe[0].value
+    assert len(table) == min(50, alerts)
+    assert {"predicted_class", "predicted_category", "top_features", "severity"} <= set(table.columns)
+    assert table["top_features"].str.count(",").eq(2).all()  # three top features per alert
+    threshold = data.model_info(BUNDLE).threshold
+    assert f"{threshold:.4f}" in app.caption[0].value
+
+
+def _start_dashboard(tables: Path, port: int, log_path: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "jobs.dashboard", "--tables", str(tables),
+               "--model", str(BUNDLE), "--port", str(port), "--refresh-seconds", "5"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"iomt-ad dashboard exited: {log_path.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return process
+        except OSError:
+            time.sleep(0.5)
+    process.terminate()
+    raise TimeoutError(f"the dashboard did not answer in 90 s: {log_path.read_text()[-2000:]}")
+
+
+@pytest.mark.browser
+@pytest.mark.spark
+@pytest.mark.influxdb
+@pytest.mark.slow
+def test_dashboard_renders_in_headless_chromium(streamed, tmp_path) -> None:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} missing: run tests/services/install_browser.sh")
+    from playwright.sync_api import sync_playwright
+
+    from tests.services.ports import free_port
+
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = _start_dashboard(streamed.tables_dir, port, tmp_path / "dashboard.log")
+    try:
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
+                args=CHROMIUM_ARGS, viewport={"width": 1500, "height": 2600})
+            try:
+                page = context.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded", timeout=60_000)
+                page.get_by_text("IoMT-AD · operator dashboard").wait_for(timeout=60_000)
+                page.wait_for_function(
+                    f"document.querySelectorAll('.js-plotly-plot').length >= {N_CHARTS}", timeout=120_000)
+                charts = page.locator(".js-plotly-plot")
+                assert charts.count() == N_CHARTS
+                for index in range(N_CHARTS):  # every chart drew its SVG and at least one trace
+                    chart = charts.nth(index)
+                    chart.locator("svg.main-svg").first.wait_for(timeout=30_000)
+                    assert chart.locator("g.trace").count() >= 1, f"chart {index} has no trace"
+                titles = page.locator(".js-plotly-plot .gtitle").all_text_contents()
+                assert any("Anomaly rate" in title for title in titles), titles
+                assert any("threshold" in text for text in page.locator(".js-plotly-plot .annotation-text")
+                           .all_text_contents())
+                page.get_by_text("Recent alerts").wait_for(timeout=30_000)
+                assert page.locator("[data-testid='stMetric']").count() == 5
+                page.wait_for_timeout(1500)  # let the charts finish their transitions
+                page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
+                assert not errors, errors
+            finally:
+                context.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert (OUTPUT / "dashboard.png").stat().st_size > 20_000
