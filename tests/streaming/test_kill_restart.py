@@ -16,7 +16,7 @@ from tests.streaming.helpers import bad_messages, good_messages, produce, read_t
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-N_GOOD = 3000
+N_GOOD = 2000
 
 
 def _spark_submit(conf: Path, log: Path, available_now: bool = False) -> subprocess.Popen:
@@ -59,13 +59,13 @@ def test_kill_minus_nine_twice_loses_and_duplicates_nothing(spark, kafka_broker,
     good = good_messages(sample_dir, N_GOOD, seed=7)
     bad = bad_messages(good[0][1])
     produce(kafka_broker.bootstrap, topic, good, bad)
-    conf = stream_conf(tmp_path, kafka_broker.bootstrap, topic, trigger="1 second", max_offsets=250)
+    conf = stream_conf(tmp_path, kafka_broker.bootstrap, topic, trigger="1 second", max_offsets=200)
     log = tmp_path / "job.log"
 
     _kill_after_progress(_spark_submit(conf, log), tmp_path, min_versions=1, timeout_s=300)
     first_kill = _delta_versions(tmp_path)
     _kill_after_progress(_spark_submit(conf, log), tmp_path, min_versions=first_kill + 2, timeout_s=300)
-    assert _delta_versions(tmp_path) < N_GOOD // 250, "the job finished before the second kill"
+    assert _delta_versions(tmp_path) < N_GOOD // 200, "the job finished before the second kill"
 
     final = _spark_submit(conf, log, available_now=True)
     assert final.wait(timeout=600) == 0, log.read_text()[-3000:]

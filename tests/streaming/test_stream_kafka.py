@@ -74,3 +74,24 @@ def test_kafka_to_delta_and_influxdb_exactly_once(spark, kafka_broker, influxdb,
     query.awaitTermination(300)
     assert read_table(spark, tmp_path, "flows_scored").count() == N_GOOD
     assert _influx_points(influxdb) == N_GOOD
+
+
+def test_influxdb_down_loses_no_delta_output_and_keeps_streaming(spark, kafka_broker, sample_dir, tmp_path,
+                                                                 monkeypatch) -> None:
+    from tests.services.ports import free_port
+
+    monkeypatch.setenv("IOMT_AD_TEST_INFLUX_TOKEN", "no-server-here")
+    topic = "flows-influx-down"
+    kafka_broker.create_topic(topic, partitions=2)
+    good = good_messages(sample_dir, 120, seed=5)
+    produce(kafka_broker.bootstrap, topic, good, [])
+    config = load_config(stream_conf(tmp_path, kafka_broker.bootstrap, topic, max_offsets=50,
+                                     influx_url=f"http://127.0.0.1:{free_port()}"))
+    query = start_query(spark, config, available_now=True)
+    query.awaitTermination(600)
+    assert query.exception() is None
+    assert read_table(spark, tmp_path, "flows_scored").count() == 120
+    batches = read_table(spark, tmp_path, "batch_log").collect()
+    assert len(batches) >= 3  # the stream went on past the failing batches
+    assert sum(b["influx_failed"] for b in batches) == 120
+    assert all(b["influx_error"] for b in batches)
