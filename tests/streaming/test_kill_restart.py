@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from jobs.session import spark_jars
 from tests.streaming.helpers import bad_messages, good_messages, produce, read_table, stream_conf
 
-pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
+pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[2]
 N_GOOD = 2000
