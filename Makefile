@@ -50,7 +50,10 @@ clean:
 TRAIN_DATA ?= $(firstword $(wildcard ../shared/data/ciciomt2024) data/ciciomt2024-sample)
 MODEL ?= models/v1
 
-.PHONY: train evaluate bench bench-quick grafana
+.PHONY: train evaluate bench bench-quick grafana dist
+dist: venv
+	$(BIN)/iomt-ad dist --model $(MODEL) --out dist
+
 grafana: venv
 	$(BIN)/iomt-ad grafana --model $(MODEL)
 

@@ -14,6 +14,15 @@ from jobs.config import ConfigError
 from jobs.datasets import DatasetNotFoundError
 from jobs.replay import BrokerUnreachableError
 
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from jobs.dist import DistError
+    from jobs.maintenance import UnsafeRetentionError
+    from jobs.rescore_batch import RescoreError
+
+    return (CsvLayoutError, UnknownClassFileError, ConfigError, DatasetNotFoundError, BrokerUnreachableError,
+            DistError, UnsafeRetentionError, RescoreError)
+
 # (subcommand, module, one-line help) — in the order --help lists them.
 SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("demo", "jobs.demo", "run the whole job on the embedded default with the project's sample (make demo)"),
@@ -24,12 +33,14 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("grafana", "jobs.grafana_dashboards", "generate the Grafana dashboards and alert rules (docker/grafana) from code"),
     ("dashboard", "jobs.dashboard", "serve the operator dashboard (Streamlit) over the Delta tables"),
     ("explore", "jobs.explore", "plot feature distributions of benign against attack traffic to an HTML page"),
+    ("rescore", "jobs.rescore_batch", "re-score stored flows of a time range with a chosen model version (flows_rescored, scoring_runs)"),
+    ("sql", "jobs.sql", "run SQL over the Delta tables, each registered by name, or a documented example query"),
+    ("maintain", "jobs.maintenance", "OPTIMIZE and VACUUM the Delta tables (retention >= 7 days)"),
+    ("dist", "jobs.dist", "build dist/ for spark-submit: code zip (--py-files), bundle archive (--archives), entry points, conf"),
     ("bench", "jobs.bench", "measure throughput, latency and memory; write bench.json and BENCHMARKS.md"),
     ("replay", "jobs.replay", "stream CICIoMT2024 CSV rows as JSON flow records to Kafka or a directory"),
 )
 
-# Errors a user can fix: shown as one clear line, exit status 2, no traceback.
-USER_ERRORS = (CsvLayoutError, UnknownClassFileError, ConfigError, DatasetNotFoundError, BrokerUnreachableError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args._run(args))
-    except USER_ERRORS as exc:
+    except _user_errors() as exc:  # errors a user can fix: one clear line, exit status 2
         logging.getLogger("iomt-ad").error("%s", exc)
         return 2
     except KeyboardInterrupt:

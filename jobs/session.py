@@ -39,6 +39,15 @@ def spark_jars(jars_dir: Path | None) -> list[Path]:
     return jars
 
 
+def _jars_from_spark_submit() -> bool:
+    """True under spark-submit when ``--jars`` was given: those jars are already on the classpath."""
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return False
+    from pyspark import SparkConf
+
+    return bool(SparkConf().get("spark.jars", ""))
+
+
 def build_spark(config: AppConfig, app_name: str):
     """A SparkSession with Delta Lake and the Kafka source.
 
@@ -55,7 +64,7 @@ def build_spark(config: AppConfig, app_name: str):
     if config.spark.master:
         builder = builder.master(config.spark.master)
     settings = {**DEFAULT_SETTINGS, **DELTA_SETTINGS}
-    if "spark.jars" not in config.spark.conf:
+    if "spark.jars" not in config.spark.conf and not _jars_from_spark_submit():
         settings["spark.jars"] = ",".join(str(p) for p in spark_jars(config.spark.jars_dir))
     settings.update(config.spark.conf)
     for key, value in settings.items():

@@ -108,21 +108,36 @@ class ForeachBatchSink:
         started = time.monotonic()
         batch.persist()
         try:
+            steps: dict[str, float] = {}
+            mark = time.monotonic()
+
+            def step(name: str) -> None:
+                nonlocal mark
+                now = time.monotonic()
+                steps[name] = round(now - mark, 2)
+                mark = now
+
             quarantined = quarantine_rows(batch, batch_id)
             scored = scored_rows(batch, self.bundle_dir, batch_id).persist()
             try:
                 append_delta(scored, self.tables_dir, FLOWS_SCORED, self.app_id, batch_id)
+                step("score+flows_scored")
                 append_delta(scored.filter(F.col("is_anomaly")), self.tables_dir, ALERTS, self.app_id, batch_id)
+                step("alerts")
                 append_delta(quarantined, self.tables_dir, QUARANTINE, self.app_id, batch_id)
+                step("quarantine")
                 append_delta(traffic_per_minute(scored, batch_id), self.tables_dir, TRAFFIC_1M,
                              self.app_id, batch_id)
+                step("traffic_1m")
                 counts = scored.agg(F.count("*").alias("n"),
                                     F.sum(F.col("is_anomaly").cast("int")).alias("a")).first()
                 records, anomalies = int(counts["n"]), int(counts["a"] or 0)
                 influx_result = self._write_influx(scored) if records else None
+                step("influxdb")
             finally:
                 scored.unpersist()
             n_quarantined = quarantined.count()
+            log.debug("batch %d step seconds: %s", batch_id, steps)
             stats = BatchStats(
                 batch_id=batch_id, records=records, quarantined=n_quarantined, anomalies=anomalies,
                 influx_written=influx_result.written if influx_result else 0,

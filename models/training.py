@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from jobs.datasets import list_flow_csvs, load_flows_pandas
@@ -30,7 +29,6 @@ from models.preprocess import PreprocessConfig, fit_preprocessor
 from models.split import TEST, TRAIN, VALIDATION, SplitConfig, split_frame
 from models.thresholds import threshold_at_fpr
 from schemas.classes import BENIGN
-from schemas.flow_record import FEATURES
 
 log = logging.getLogger(__name__)
 

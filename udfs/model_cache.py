@@ -47,3 +47,20 @@ def clear() -> None:
 def cached_keys() -> list[tuple[str, str, str]]:
     with _LOCK:
         return list(_CACHE)
+
+
+def driver_bundle_dir(model_dir: str | Path) -> Path:
+    """Where the driver finds ``model_dir``: the path itself when it exists (local runs, a shared
+    path), else the copy Spark unpacked from ``--archives bundle.zip#<model_dir>`` (on the driver,
+    archives land in SparkFiles' root directory, not in the working directory as on executors).
+    Executors keep using the relative ``model_dir``: their working directory holds the archive."""
+    path = Path(model_dir)
+    if path.exists() or path.is_absolute():
+        return path
+    from pyspark import SparkFiles
+
+    try:
+        unpacked = Path(SparkFiles.getRootDirectory()) / path
+    except Exception:  # noqa: BLE001 - no SparkContext yet: nothing was unpacked
+        return path
+    return unpacked if unpacked.exists() else path

@@ -33,4 +33,7 @@ def make_score_udf(bundle_dir: str | Path):
             scored = score_frame(features.rename(columns=rename), bundle)
             yield scored.loc[:, list(SCORE_STRUCT_COLUMNS)].reset_index(drop=True)
 
-    return score
+    # Marked non-deterministic only so that Catalyst never copies the call into each extracted
+    # field of the result struct (``select("_score.*")`` would otherwise run the models once per
+    # field: 11 times). The scores themselves are deterministic for a given bundle.
+    return score.asNondeterministic()

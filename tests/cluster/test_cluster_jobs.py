@@ -1,0 +1,123 @@
+"""The streaming job (Kafka -> Delta) and the re-scoring job submitted in client mode to a real
+Spark standalone cluster (one master, two workers, executors in their own processes) with the
+``make dist`` artifacts: ``--py-files dist/iomt_ad.zip``, ``--archives dist/bundle-v1.zip#model``
+and ``--jars``. Executors import the project from the zip and load the model from the archive
+unpacked in their working directory; the job's configuration names the bundle ``model``."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from jobs.dist import build
+from jobs.session import spark_jars
+from tests.streaming.helpers import BUNDLE, bad_messages, good_messages, produce
+
+pytestmark = [pytest.mark.cluster, pytest.mark.spark, pytest.mark.kafka, pytest.mark.slow]
+
+N_GOOD = 600
+SUBMIT_TIMEOUT_S = 600
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory):
+    return build(tmp_path_factory.mktemp("dist"), BUNDLE)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cluster-jobs")
+
+
+def cluster_conf(path: Path, tables_dir: Path, bootstrap: str, topic: str) -> Path:
+    """A cluster configuration: no master (spark-submit decides), the bundle by its archive name."""
+    path.write_text(
+        "spark:\n  conf:\n    spark.ui.enabled: false\n    spark.ui.showConsoleProgress: false\n"
+        "    spark.sql.shuffle.partitions: 2\n    spark.sql.session.timeZone: UTC\n"
+        "    spark.sql.execution.arrow.maxRecordsPerBatch: 200\n"
+        "    spark.databricks.delta.snapshotPartitions: 2\n"
+        f"stream:\n  source: kafka\n  kafka:\n    bootstrap_servers: {bootstrap}\n    topic: {topic}\n"
+        "    starting_offsets: earliest\n    max_offsets_per_trigger: 250\n"
+        f"  tables_dir: {tables_dir}\n  trigger: availableNow\n  model_dir: model\n"
+        "influxdb:\n  enabled: false\n")
+    return path
+
+
+def spark_submit(cluster, dist, entry: str, args: list[str], cwd: Path, log: Path) -> None:
+    command = [
+        str(Path(sys.executable).parent / "spark-submit"), "--master", cluster.url, "--deploy-mode", "client",
+        "--conf", "spark.executor.memory=640m", "--conf", "spark.executor.cores=1", "--conf", "spark.cores.max=2",
+        "--conf", "spark.driver.memory=1g", "--conf", "spark.ui.enabled=false",
+        "--jars", ",".join(str(p) for p in spark_jars(None)),
+        "--py-files", str(dist.py_files), "--archives", f"{dist.bundle}#model",
+        str(dist.out_dir / entry), *args,
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the project comes from --py-files
+    env.update(PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
+    with log.open("wb") as out:
+        result = subprocess.run(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                timeout=SUBMIT_TIMEOUT_S)
+    assert result.returncode == 0, log.read_text(errors="replace")[-4000:]
+
+
+def executor_dirs(cluster) -> list[Path]:
+    return [d for i in range(cluster.workers) for d in cluster.worker_dir(i).glob("app-*/*") if d.is_dir()]
+
+
+@pytest.fixture(scope="module")
+def streamed(spark_cluster, kafka_broker, sample_dir, dist, workspace):
+    topic = "flows-cluster"
+    kafka_broker.create_topic(topic, partitions=2)
+    good = good_messages(sample_dir, N_GOOD, seed=21)
+    bad = bad_messages(good[0][1])
+    produce(kafka_broker.bootstrap, topic, good, bad)
+    conf = cluster_conf(workspace / "cluster.yaml", workspace / "delta", kafka_broker.bootstrap, topic)
+    driver_dir = workspace / "stream-driver"
+    driver_dir.mkdir()
+    # Nothing is unpacked by hand: the driver finds its copy of the --archives bundle in SparkFiles.
+    spark_submit(spark_cluster, dist, "score_stream.py", ["--conf", str(conf), "--available-now"],
+                 driver_dir, workspace / "stream.log")
+    return good, bad, conf
+
+
+def _table(spark, workspace: Path, name: str):
+    return spark.read.format("delta").load(str(workspace / "delta" / name))
+
+
+def test_cluster_has_two_workers(spark_cluster) -> None:
+    state = spark_cluster.state()
+    assert state["aliveworkers"] == 2 and state["cores"] == 2
+
+
+def test_streaming_job_on_the_cluster(spark, spark_cluster, streamed, workspace) -> None:
+    good, bad, _ = streamed
+    scored = _table(spark, workspace, "flows_scored")
+    assert scored.count() == N_GOOD
+    assert {r["record_id"] for r in scored.select("record_id").collect()} == {m["record_id"] for _, m in good}
+    assert {r["model_version"] for r in scored.select("model_version").distinct().collect()} == {"v1"}
+    assert _table(spark, workspace, "alerts").count() == scored.filter("is_anomaly").count()
+    reasons = sorted(r["reason"] for r in _table(spark, workspace, "quarantine").collect())
+    assert reasons == sorted(reason for _, reason in bad)
+    assert _table(spark, workspace, "traffic_1m").agg(F.sum("records")).first()[0] == N_GOOD
+    assert _table(spark, workspace, "batch_log").count() >= 2  # max_offsets_per_trigger: several batches
+    # executors ran in the workers' processes, with the shipped code and the unpacked bundle
+    shipped = executor_dirs(spark_cluster)
+    assert len({d.parent.parent for d in shipped}) == 2, "both workers ran executors"
+    assert all((d / "iomt_ad.zip").is_file() and (d / "model" / "manifest.json").is_file() for d in shipped)
+
+
+def test_rescore_job_on_the_cluster(spark, spark_cluster, streamed, dist, workspace) -> None:
+    _, _, conf = streamed
+    driver_dir = workspace / "rescore-driver"  # no bundle here: the driver reads the archive Spark unpacked
+    driver_dir.mkdir()
+    args = ["--conf", str(conf), "--model", "model", "--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z"]
+    spark_submit(spark_cluster, dist, "rescore_batch.py", args, driver_dir, workspace / "rescore.log")
+    rescored = _table(spark, workspace, "flows_rescored")
+    assert rescored.count() == N_GOOD
+    assert rescored.filter("is_anomaly != stream_is_anomaly").count() == 0  # same bundle, same decisions
+    runs = _table(spark, workspace, "scoring_runs").collect()
+    assert [(r["status"], r["model_version"], r["rows_written"]) for r in runs] == [("succeeded", "v1", N_GOOD)]
