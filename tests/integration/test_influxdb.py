@@ -6,7 +6,8 @@ import pytest
 
 from jobs.config import InfluxConfig
 from jobs.influx_sink import InfluxWriter
-from tests.services.influxdb_server import BUCKET, ORG, TOKEN
+from tests.services.influxdb_server import ORG, TOKEN
+from tests.streaming.helpers import new_influx_bucket
 
 pytestmark = [pytest.mark.influxdb]
 
@@ -21,12 +22,12 @@ def _rows(n: int, offset: int = 0) -> list[dict]:
     } for i in range(n)]
 
 
-def _count(server, measurement_filter: str = "") -> int:
+def _count(server, bucket: str, measurement_filter: str = "") -> int:
     from influxdb_client import InfluxDBClient
 
     with InfluxDBClient(url=server.url, token=TOKEN, org=ORG) as client:
         tables = client.query_api().query(
-            f'from(bucket:"{BUCKET}") |> range(start: 2026-01-01T00:00:00Z, stop: 2026-01-03T00:00:00Z) '
+            f'from(bucket:"{bucket}") |> range(start: 2026-01-01T00:00:00Z, stop: 2026-01-03T00:00:00Z) '
             f'|> filter(fn: (r) => r._measurement == "flow_scores" and r._field == "ensemble_score"{measurement_filter}) '
             '|> group() |> count()')
         return sum(record.get_value() for table in tables for record in table.records)
@@ -34,15 +35,16 @@ def _count(server, measurement_filter: str = "") -> int:
 
 def test_points_are_written_and_a_replay_overwrites(influxdb, monkeypatch) -> None:
     monkeypatch.setenv("IOMT_TEST_TOKEN", TOKEN)
-    config = InfluxConfig(enabled=True, url=influxdb.url, org=ORG, bucket=BUCKET, token_env="IOMT_TEST_TOKEN",
+    bucket = new_influx_bucket(influxdb, "writer-test")  # the server is shared by the test session
+    config = InfluxConfig(enabled=True, url=influxdb.url, org=ORG, bucket=bucket, token_env="IOMT_TEST_TOKEN",
                           batch_size=7)
     writer = InfluxWriter(config)
     try:
         assert writer.write_rows(_rows(20)).written == 20
-        assert _count(influxdb) == 20  # 20 records at the same event time stay 20 points
+        assert _count(influxdb, bucket) == 20  # 20 records at the same event time stay 20 points
         assert writer.write_rows(_rows(20, offset=100)).written == 20  # the same records again
-        assert _count(influxdb) == 20
-        assert _count(influxdb, ' and r._value > 100.0') == 20  # overwritten with the new values
+        assert _count(influxdb, bucket) == 20
+        assert _count(influxdb, bucket, ' and r._value > 100.0') == 20  # overwritten with the new values
     finally:
         writer.close()
 
@@ -51,7 +53,7 @@ def test_unreachable_influxdb_is_counted_not_raised(monkeypatch) -> None:
     from tests.services.ports import free_port
 
     monkeypatch.setenv("IOMT_TEST_TOKEN", "x")
-    config = InfluxConfig(enabled=True, url=f"http://127.0.0.1:{free_port()}", org=ORG, bucket=BUCKET,
+    config = InfluxConfig(enabled=True, url=f"http://127.0.0.1:{free_port()}", org=ORG, bucket="iomt",
                           token_env="IOMT_TEST_TOKEN", batch_size=5, max_retries=1, timeout_ms=1000)
     writer = InfluxWriter(config)
     try:

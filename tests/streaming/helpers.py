@@ -45,7 +45,7 @@ def produce(bootstrap: str, topic: str, good: list[tuple[str, dict]], bad: list[
 
 
 def stream_conf(tmp: Path, bootstrap: str, topic: str, trigger: str = "availableNow",
-                max_offsets: int = 100000, influx_url: str | None = None) -> Path:
+                max_offsets: int = 100000, influx_url: str | None = None, bucket: str = "iomt") -> Path:
     lines = [
         "spark:",
         "  master: local[2]",
@@ -69,7 +69,7 @@ def stream_conf(tmp: Path, bootstrap: str, topic: str, trigger: str = "available
         f"  enabled: {'true' if influx_url else 'false'}",
         f"  url: {influx_url or 'http://127.0.0.1:1'}",
         "  org: iomt",
-        "  bucket: iomt",
+        f"  bucket: {bucket}",
         "  token_env: IOMT_AD_TEST_INFLUX_TOKEN",
         "  max_retries: 1",
     ]
@@ -80,3 +80,14 @@ def stream_conf(tmp: Path, bootstrap: str, topic: str, trigger: str = "available
 
 def read_table(spark, tmp: Path, name: str):
     return spark.read.format("delta").load(str(tmp / "delta" / name))
+
+
+def new_influx_bucket(server, name: str) -> str:
+    """A bucket of its own for one test: the InfluxDB fixture is shared by the whole session."""
+    from influxdb_client import InfluxDBClient
+
+    from tests.services.influxdb_server import ORG, TOKEN
+
+    with InfluxDBClient(url=server.url, token=TOKEN, org=ORG) as client:
+        client.buckets_api().create_bucket(bucket_name=name, org=ORG)
+    return name

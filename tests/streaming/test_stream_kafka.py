@@ -4,20 +4,21 @@ from pyspark.sql import functions as F
 
 from jobs.config import load_config
 from jobs.score_stream import start_query
-from tests.services.influxdb_server import BUCKET, ORG, TOKEN
-from tests.streaming.helpers import bad_messages, good_messages, produce, read_table, stream_conf
+from tests.services.influxdb_server import ORG, TOKEN
+from tests.streaming.helpers import (bad_messages, good_messages, new_influx_bucket, produce, read_table,
+                                     stream_conf)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.influxdb, pytest.mark.spark, pytest.mark.slow]
 
 N_GOOD = 400
 
 
-def _influx_points(server) -> int:
+def _influx_points(server, bucket: str) -> int:
     from influxdb_client import InfluxDBClient
 
     with InfluxDBClient(url=server.url, token=TOKEN, org=ORG) as client:
         tables = client.query_api().query(
-            f'from(bucket:"{BUCKET}") |> range(start: -1d, stop: 1h) '
+            f'from(bucket:"{bucket}") |> range(start: -1d, stop: 1h) '
             '|> filter(fn: (r) => r._measurement == "flow_scores" and r._field == "ae_error") |> group() |> count()')
         return sum(record.get_value() for table in tables for record in table.records)
 
@@ -30,8 +31,9 @@ def test_kafka_to_delta_and_influxdb_exactly_once(spark, kafka_broker, influxdb,
     good = good_messages(sample_dir, N_GOOD)
     bad = bad_messages(good[0][1])
     produce(kafka_broker.bootstrap, topic, good, bad)
+    bucket = new_influx_bucket(influxdb, "flows-e2e")
     config = load_config(stream_conf(tmp_path, kafka_broker.bootstrap, topic, max_offsets=150,
-                                     influx_url=influxdb.url))
+                                     influx_url=influxdb.url, bucket=bucket))
 
     query = start_query(spark, config, available_now=True)
     query.awaitTermination(600)
@@ -60,7 +62,7 @@ def test_kafka_to_delta_and_influxdb_exactly_once(spark, kafka_broker, influxdb,
     batches = read_table(spark, tmp_path, "batch_log")
     assert batches.count() >= 2  # max_offsets_per_trigger=150 splits the input
     assert batches.agg(F.sum("influx_failed")).first()[0] == 0
-    assert _influx_points(influxdb) == N_GOOD
+    assert _influx_points(influxdb, bucket) == N_GOOD
 
     columns = set(scored.columns)
     for name in ("ae_error", "if_score", "ensemble_score", "is_anomaly", "severity", "predicted_class",
@@ -73,7 +75,7 @@ def test_kafka_to_delta_and_influxdb_exactly_once(spark, kafka_broker, influxdb,
     query = start_query(spark, config, available_now=True)
     query.awaitTermination(300)
     assert read_table(spark, tmp_path, "flows_scored").count() == N_GOOD
-    assert _influx_points(influxdb) == N_GOOD
+    assert _influx_points(influxdb, bucket) == N_GOOD
 
 
 def test_influxdb_down_loses_no_delta_output_and_keeps_streaming(spark, kafka_broker, sample_dir, tmp_path,
