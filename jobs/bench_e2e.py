@@ -28,12 +28,15 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 class ResourceSampler:
-    """Peak resident memory of this process tree (driver Python, the JVM, Python workers) and CPU."""
+    """Peak resident memory of this process tree (driver Python, the JVM, Python workers) and CPU.
+    ``exclude`` names processes that are not IoMT-AD (the test broker, InfluxDB): they and their
+    children are left out."""
 
-    def __init__(self, interval_s: float = 0.5) -> None:
+    def __init__(self, interval_s: float = 0.5, exclude: set[int] | None = None) -> None:
         import psutil
 
         self.root = psutil.Process()
+        self.exclude = set(exclude or ())
         self.interval_s = interval_s
         self.peak_total_mb = 0.0
         self.peak_by_kind: dict[str, float] = {}
@@ -47,13 +50,28 @@ class ResourceSampler:
         psutil.cpu_percent(None)
         while not self._stop.wait(self.interval_s):
             by_kind: dict[str, float] = {}
+            excluded = set(self.exclude)
+            for pid in self.exclude:
+                try:
+                    excluded.update(child.pid for child in psutil.Process(pid).children(recursive=True))
+                except psutil.Error:
+                    pass
             for proc in [self.root, *self.root.children(recursive=True)]:
+                if proc.pid in excluded:
+                    continue
                 try:
                     name = proc.name()
                     rss = proc.memory_info().rss / 2**20
                 except psutil.Error:
                     continue
-                kind = "jvm" if "java" in name else ("python" if proc is self.root else "python_workers")
+                if proc is self.root:
+                    kind = "driver_python"
+                elif "java" in name:
+                    kind = "spark_jvm"
+                elif "python" in name:
+                    kind = "python_workers"
+                else:
+                    kind = "other"
                 by_kind[kind] = by_kind.get(kind, 0.0) + rss
             self.peak_total_mb = max(self.peak_total_mb, sum(by_kind.values()))
             for kind, mb in by_kind.items():
