@@ -1,0 +1,39 @@
+"""The benchmark's report logic (the figures themselves come from `iomt-ad bench`, never from a test)."""
+from jobs.bench import markdown, targets
+
+
+def _report(ensemble_1core_4096: float, sustained: float, p95_at_1000: float, ratio: float, peak: float) -> dict:
+    sizes = lambda v: {"256": v, "4096": v, "65536": v}  # noqa: E731
+    latency = {"p50": 1.0, "p95": p95_at_1000, "p99": p95_at_1000}
+    return {
+        "quick": True, "runs": 1, "date": "2026-01-01 00:00 UTC",
+        "machine": {"cpu": "x", "cores": 2, "memory_gb": 24, "python": "3.11", "spark": "4.0.0",
+                    "tensorflow": "2.20.0", "scikit-learn": "1.7.2"},
+        "scoring": {"ensemble": {"1core": {"256": 1.0, "4096": ensemble_1core_4096, "65536": 1.0},
+                                 "2core": sizes(1.0)}},
+        "e2e": {"influxdb": True, "max_sustained_rps": sustained,
+                "latency_ms": {"100": latency, "1000": latency, "10000": latency},
+                "latency_runs": {r: [{"backlog_growing": False}] for r in ("100", "1000", "10000")},
+                "baseline": {"rps": 10.0, "ratio": ratio},
+                "resources": {"peak_rss_mb": peak, "peak_rss_mb_by_process": {}, "mean_cpu_percent_of_machine": 50}},
+    }
+
+
+def test_targets_are_judged_in_the_right_direction() -> None:
+    met = targets(_report(100_000, 20_000, 2000, 200, 3072))
+    assert all(ok for _, _, ok in met.values())
+    missed = targets(_report(99_999, 19_999, 2001, 199, 3073))
+    assert not any(ok for _, _, ok in missed.values())
+    assert set(missed) == {"ensemble_1core_4096_rps", "e2e_sustained_rps", "p95_ms_at_1000", "baseline_ratio",
+                           "peak_rss_mb"}
+
+
+def test_markdown_prints_every_figure() -> None:
+    report = _report(35_000, 520, 53_000, 43, 5000)
+    report["targets"] = targets(report)
+    text = markdown(report)
+    assert "| ensemble | 1core | 1 | 35,000 | 1 |" in text
+    assert "**520 records/s**" in text
+    assert "| 1,000 | 1 | 53,000 | 53,000 | no |" in text
+    assert "**43x**" in text
+    assert "| peak_rss_mb (target 3,072) | 5,000.0 | no |" in text
