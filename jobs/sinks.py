@@ -132,7 +132,7 @@ class ForeachBatchSink:
                 counts = scored.agg(F.count("*").alias("n"),
                                     F.sum(F.col("is_anomaly").cast("int")).alias("a")).first()
                 records, anomalies = int(counts["n"]), int(counts["a"] or 0)
-                influx_result = self._write_influx(scored) if records else None
+                influx_result = self._write_influx(scored, records) if records else None
                 step("influxdb")
             finally:
                 scored.unpersist()
@@ -149,7 +149,7 @@ class ForeachBatchSink:
         finally:
             batch.unpersist()
 
-    def _write_influx(self, scored: "DataFrame"):
+    def _write_influx(self, scored: "DataFrame", records: int):
         try:
             writer = self.influx()
             if writer is None:
@@ -159,9 +159,9 @@ class ForeachBatchSink:
             from jobs.influx_sink import InfluxWriteResult
 
             log.error("InfluxDB sink failed for this batch: %s", exc)
-            result = InfluxWriteResult(written=0, failed=-1, error=f"{type(exc).__name__}: {exc}"[:500])
+            result = InfluxWriteResult(written=0, failed=records, error=f"{type(exc).__name__}: {exc}"[:500])
         if result.failed:
-            self.influx_failures += max(result.failed, 0)
+            self.influx_failures += result.failed
             log.error("InfluxDB: %d points failed in this batch (%d since start)",
                       result.failed, self.influx_failures)
         return result

@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from jobs.config import cache_dir
 from tests.services.ports import free_port
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ TOKEN = "iomt-ad-test-token"  # a throwaway token of a throwaway server on loopb
 
 
 def influxd_binary() -> Path:
-    cache = Path(os.environ.get("IOMT_AD_CACHE", Path.home() / ".cache" / "iomt-ad"))
+    cache = cache_dir()
     found = sorted((cache / "influxd").glob("*/influxd"))
     if not found:
         raise FileNotFoundError(f"no influxd under {cache / 'influxd'}: run `make setup`")

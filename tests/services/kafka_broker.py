@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import shutil
 import subprocess
 import tempfile
@@ -15,13 +14,14 @@ import time
 import uuid
 from pathlib import Path
 
+from jobs.config import cache_dir
 from tests.services.ports import free_port, wait_for_port
 
 log = logging.getLogger(__name__)
 
 
 def broker_jars_dir() -> Path:
-    cache = Path(os.environ.get("IOMT_AD_CACHE", Path.home() / ".cache" / "iomt-ad"))
+    cache = cache_dir()
     directory = cache / "jars" / "broker"
     if not any(directory.glob("kafka_*.jar")):
         raise FileNotFoundError(f"no Kafka broker jars in {directory}: run `make setup`")
