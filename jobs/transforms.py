@@ -4,8 +4,9 @@
 record that fails parsing or validation: ``quarantine_reason`` says why (null for good records), and
 the raw payload and its origin (topic/partition/offset or file) are kept for the quarantine table.
 
-Parsing goes through a JSON object -> map<string,string> step first, so each check can tell a
-missing field from an explicit null from a non-numeric value. An explicit JSON ``null`` for a feature
+Every message is parsed once straight into types; a message that does not fit cleanly goes through
+a second JSON object -> map<string,string> parse, so each check can tell a missing field from an
+explicit null from a non-numeric value (see ``parse_flows``). An explicit JSON ``null`` for a feature
 is a missing measurement (the dataset has empty cells) and is imputed downstream; an absent feature
 key means a broken producer and is quarantined. ``Infinity``/``inf`` are numbers (``Rate`` holds them).
 """
@@ -35,7 +36,7 @@ def _as_double(raw: "Column") -> "Column":
     return F.regexp_replace(raw, r'^"(.*)"$', "$1").try_cast("double")
 
 
-def _reason_parts(fields: "Column", strict: bool) -> list["Column"]:
+def _reason_parts(fields: "Column") -> list["Column"]:
     from pyspark.sql import functions as F
 
     parts: list[Column] = [
@@ -66,11 +67,41 @@ def _reason_parts(fields: "Column", strict: bool) -> list["Column"]:
                                                            F.substring(fields[name], 1, MAX_RAW_IN_REASON)))
     parts.append(F.when(F.size(non_numeric) > 0,
                         F.concat(F.lit("non-numeric features: "), F.array_join(shown, ", "))))
-    if strict:
-        allowed = F.array(*[F.lit(name) for name in (*METADATA_FIELDS, *FEATURES)])
-        unknown = F.array_sort(F.array_except(F.map_keys(fields), allowed))
-        parts.append(F.when(F.size(unknown) > 0,
-                            F.concat(F.lit("unknown fields: "), F.array_join(unknown, ", "))))
+    return parts
+
+
+CORRUPT = "_corrupt_record"
+
+
+def _typed_schema():
+    """The wire schema parsed straight into types (fast path): metadata as strings, features as
+    doubles, plus Spark's corrupt-record column that is set when a value does not fit its type."""
+    from pyspark.sql import types as T
+
+    return T.StructType([
+        *[T.StructField(name, T.StringType()) for name in METADATA_FIELDS],
+        *[T.StructField(name, T.DoubleType()) for name in FEATURES],
+        T.StructField(CORRUPT, T.StringType()),
+    ])
+
+
+def _cheap_reason_parts(typed: "Column") -> list["Column"]:
+    """Checks a record parsed cleanly into types still needs (no second parse)."""
+    from pyspark.sql import functions as F
+
+    parts: list[Column] = [
+        F.when(F.trim(typed[RECORD_ID]) == "", F.lit(f"missing field: {RECORD_ID}")),
+    ]
+    for name in (RECORD_ID, SOURCE_ID, LABEL):
+        raw = typed[name]
+        parts.append(F.when(raw.startswith("{") | raw.startswith("["),
+                            F.lit(f"wrong type: {name} must be a string")))
+    event_time = typed[EVENT_TIME]
+    parts.append(
+        F.when(event_time.isNotNull() & F.try_to_timestamp(event_time).isNull(),
+               F.concat(F.lit(f"{EVENT_TIME} is not an ISO-8601 timestamp: "),
+                        F.substring(event_time, 1, MAX_RAW_IN_REASON)))
+    )
     return parts
 
 
@@ -82,23 +113,54 @@ def parse_flows(raw: "DataFrame", strict: bool = False) -> "DataFrame":
     metadata fields and the 39 features under their column names (``protocol_type``...). A missing
     ``event_time`` falls back to ``ingest_time``. With ``strict``, unknown extra fields quarantine
     the record too.
+
+    Two paths give the same result: every message is parsed once straight into types (fast); only a
+    message that did not fit (corrupt, a value of the wrong type, a quoted number, a null or absent
+    feature, no record id) is parsed again as map<string,string>, where the checks can tell a missing
+    field from an explicit null from a non-numeric value and say which.
     """
+    from functools import reduce
+
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
+    typed = F.from_json(F.col(RAW_VALUE), _typed_schema(),
+                        {"mode": "PERMISSIVE", "allowNonNumericNumbers": "true",
+                         "columnNameOfCorruptRecord": CORRUPT})
+    staged = raw.withColumn("_typed", typed)
+    typed_col = F.col("_typed")
+    suspicious = reduce(lambda a, b: a | b, [
+        typed_col.isNull(), typed_col[CORRUPT].isNotNull(), typed_col[RECORD_ID].isNull(),
+        *[typed_col[f].isNull() for f in FEATURES],
+    ])
     fields = F.from_json(F.col(RAW_VALUE), T.MapType(T.StringType(), T.StringType()),
                          {"mode": "PERMISSIVE", "allowNonNumericNumbers": "true"})
-    with_fields = raw.withColumn("_fields", fields)
+    staged = staged.withColumn("_suspicious", suspicious).withColumn(
+        "_fields", F.when(F.col("_suspicious"), fields))
+    if strict:
+        staged = staged.withColumn("_keys", F.json_object_keys(F.col(RAW_VALUE)))
     fields_col = F.col("_fields")
-    reason = F.concat_ws("; ", *_reason_parts(fields_col, strict))
-    features = [_as_double(fields_col.getItem(f)).alias(column_name(f)) for f in FEATURES]
-    return with_fields.select(
+    slow_reason = F.concat_ws("; ", *_reason_parts(fields_col))
+    fast_reason = F.concat_ws("; ", *_cheap_reason_parts(typed_col))
+    reason = F.when(F.col("_suspicious"), slow_reason).otherwise(fast_reason)
+    if strict:
+        allowed = F.array(*[F.lit(name) for name in (*METADATA_FIELDS, *FEATURES)])
+        unknown = F.array_sort(F.array_except(F.col("_keys"), allowed))
+        reason = F.concat_ws("; ", F.when(reason != "", reason), F.when(F.size(unknown) > 0, F.concat(
+            F.lit("unknown fields: "), F.array_join(unknown, ", "))))
+
+    def value(name: str) -> "Column":
+        return F.when(F.col("_suspicious"), fields_col.getItem(name)).otherwise(typed_col[name])
+
+    features = [F.when(F.col("_suspicious"), _as_double(fields_col.getItem(f))).otherwise(typed_col[f])
+                .alias(column_name(f)) for f in FEATURES]
+    return staged.select(
         F.col(RAW_VALUE), F.col(ORIGIN), F.col(PARTITION), F.col(OFFSET), F.col(INGEST_TIME),
         F.when(reason == "", F.lit(None).cast("string")).otherwise(reason).alias(QUARANTINE_REASON),
-        fields_col.getItem(RECORD_ID).alias(RECORD_ID),
-        fields_col.getItem(SOURCE_ID).alias(SOURCE_ID),
-        F.coalesce(F.try_to_timestamp(fields_col.getItem(EVENT_TIME)), F.col(INGEST_TIME)).alias(EVENT_TIME),
-        fields_col.getItem(LABEL).alias(LABEL),
+        value(RECORD_ID).alias(RECORD_ID),
+        value(SOURCE_ID).alias(SOURCE_ID),
+        F.coalesce(F.try_to_timestamp(value(EVENT_TIME)), F.col(INGEST_TIME)).alias(EVENT_TIME),
+        value(LABEL).alias(LABEL),
         *features,
     )
 

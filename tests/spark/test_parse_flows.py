@@ -5,7 +5,7 @@ from datetime import datetime
 import pytest
 
 from jobs.transforms import parse_flows
-from schemas.flow_record import FEATURES
+from schemas.flow_record import FEATURES, column_name
 
 pytestmark = pytest.mark.spark
 
@@ -38,6 +38,11 @@ CASES = [
     (message(IAT=..., Min=...), "missing features: Min, IAT"),
     (message(event_time="yesterday"), "event_time is not an ISO-8601 timestamp: yesterday"),
     (message(record_id={"x": 1}), "wrong type: record_id must be a string"),
+    (message(record_id="  "), "missing field: record_id"),
+    (message(source_id=["a"]), "wrong type: source_id must be a string"),
+    (message(**{"Tot sum": "abc"}, event_time="soon"),
+     "event_time is not an ISO-8601 timestamp: soon; non-numeric features: Tot sum=abc"),
+    (message(Rate="Infinity", IAT="-Infinity"), None),
 ]
 
 
@@ -63,8 +68,26 @@ def test_reasons_and_values(spark) -> None:
 
 
 def test_strict_mode_quarantines_unknown_fields(spark) -> None:
-    parsed = parse_flows(_raw(spark, [message(extra_field=5, zeta=1)]), strict=True).first()
-    assert parsed["quarantine_reason"] == "unknown fields: extra_field, zeta"
+    parsed = parse_flows(_raw(spark, [message(extra_field=5, zeta=1), message(extra=1, event_time="soon"),
+                                      message()]), strict=True).orderBy("offset").collect()
+    assert [row["quarantine_reason"] for row in parsed] == [
+        "unknown fields: extra_field, zeta",
+        "event_time is not an ISO-8601 timestamp: soon; unknown fields: extra",
+        None]
+
+
+def test_clean_and_rechecked_records_give_the_same_values(spark) -> None:
+    """A record parsed straight into types and one that takes the second (map) parse because one
+    feature is null carry the same values for every other feature."""
+    values = {name: float(i) + 0.5 for i, name in enumerate(FEATURES)}
+    clean = message(**values)
+    rechecked = message(**(values | {"Std": None}))
+    rows = parse_flows(_raw(spark, [clean, rechecked])).orderBy("offset").collect()
+    assert rows[0]["quarantine_reason"] is None and rows[1]["quarantine_reason"] is None
+    for name, expected in values.items():
+        column = column_name(name)
+        assert rows[0][column] == expected
+        assert rows[1][column] == (None if name == "Std" else expected)
 
 
 def test_missing_event_time_falls_back_to_ingest_time(spark) -> None:
