@@ -7,7 +7,6 @@ records, and the stream goes on.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from jobs.config import ConfigError, InfluxConfig, read_secret
 from schemas import influx as schema
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
     from pyspark.sql import DataFrame
 
 log = logging.getLogger(__name__)
@@ -38,25 +39,47 @@ def influx_token(config: InfluxConfig) -> str:
     return token
 
 
-def to_line(row: dict[str, Any]) -> str:
-    """One record -> one line of InfluxDB line protocol."""
-    from influxdb_client import Point
+def point_times_ns(event_times: "pd.Series", record_ids: "pd.Series") -> "np.ndarray":
+    """:func:`schemas.influx.point_time_ns` for whole columns (naive times are UTC)."""
+    import numpy as np
+    import pandas as pd
 
-    point = Point(schema.MEASUREMENT)
+    times = pd.to_datetime(event_times)
+    times = times.dt.tz_localize("UTC") if times.dt.tz is None else times.dt.tz_convert("UTC")
+    nanos = times.dt.as_unit("ns").astype("int64").to_numpy()
+    offsets = np.fromiter((schema.record_offset_ns(str(r)) for r in record_ids), dtype=np.int64,
+                          count=len(record_ids))
+    return (nanos // 1_000_000) * 1_000_000 + offsets
+
+
+def to_lines(rows: "pd.DataFrame") -> list[str]:
+    """Scored records (one per row, the columns of ``schemas.influx``) -> InfluxDB line protocol,
+    through influxdb-client's DataFrame serializer: missing tag values become ``unknown``,
+    ``is_anomaly`` is ``true``/``false``, non-finite and null fields are left out."""
+    import numpy as np
+    import pandas as pd
+    from influxdb_client.client.write.dataframe_serializer import data_frame_to_list_of_points
+    from influxdb_client.client.write_api import PointSettings
+
+    frame = pd.DataFrame(index=rows.index)
     for tag in schema.TAGS:
-        value = schema.source_tag(row.get("source_id")) if tag == "source" else row.get(tag)
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        point = point.tag(tag, "unknown" if value is None or value == "" else str(value))
+        if tag == "source":
+            values = rows["source_id"].astype("string").str.split(":", n=1).str[0]
+        elif tag == schema.ANOMALY_TAG:
+            values = rows[tag].map({True: schema.TRUE, False: "false"})
+        else:
+            values = rows[tag].astype("string")
+        frame[tag] = values.mask(values.isna() | (values == ""), schema.UNKNOWN).astype(object)
     for name in (*schema.SCORE_FIELDS, *schema.FEATURE_FIELDS):
-        value = row.get(name)
-        if value is not None and math.isfinite(float(value)):
-            point = point.field(name, float(value))
+        values = pd.to_numeric(rows[name], errors="coerce").astype("float64")
+        frame[name] = values.where(np.isfinite(values))
     for name in schema.STRING_FIELDS:
-        if row.get(name):
-            point = point.field(name, str(row[name]))
-    point = point.time(schema.point_time_ns(row["event_time"], str(row["record_id"])))
-    return point.to_line_protocol()
+        values = rows[name].astype("string")
+        frame[name] = values.mask(values.isna() | (values == "")).astype(object)
+    frame["_time"] = point_times_ns(rows["event_time"], rows["record_id"])
+    return data_frame_to_list_of_points(
+        frame, PointSettings(), precision="ns", data_frame_measurement_name=schema.MEASUREMENT,
+        data_frame_tag_columns=list(schema.TAGS), data_frame_timestamp_column="_time")
 
 
 def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -96,9 +119,14 @@ class InfluxWriter:
                 delay *= 2
 
     def write_rows(self, rows: Iterable[dict[str, Any]]) -> InfluxWriteResult:
+        import pandas as pd
+
+        return self.write_lines(to_lines(pd.DataFrame(list(rows))))
+
+    def write_lines(self, lines: list[str]) -> InfluxWriteResult:
         written = failed = 0
         error: str | None = None
-        for chunk in _chunks((to_line(row) for row in rows), self.config.batch_size):
+        for chunk in _chunks(lines, self.config.batch_size):
             if error is not None:  # InfluxDB is down: don't wait on it again for this batch
                 failed += len(chunk)
                 continue
@@ -114,8 +142,8 @@ class InfluxWriter:
     def write_frame(self, scored: "DataFrame") -> InfluxWriteResult:
         columns = ["record_id", "source_id", "event_time", *schema.TAGS[:-1], *schema.SCORE_FIELDS,
                    *schema.FEATURE_FIELDS, *schema.STRING_FIELDS]
-        rows = (row.asDict() for row in scored.select(*columns).toLocalIterator())
-        return self.write_rows(rows)
+        rows = scored.select(*columns).toPandas()  # Arrow: one transfer, no per-row objects
+        return self.write_lines(to_lines(rows)) if len(rows) else InfluxWriteResult(0, 0)
 
     def close(self) -> None:
         self.client.close()

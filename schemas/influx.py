@@ -19,7 +19,7 @@ InfluxDB; :data:`THRESHOLD_FIELDS` maps each manifest detector to the field its 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Final
 
 MEASUREMENT: Final[str] = "flow_scores"
@@ -40,6 +40,9 @@ THRESHOLD_FIELDS: Final[dict[str, str]] = {
 }
 
 
+_EPOCH: Final[datetime] = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def source_tag(source_id: str | None) -> str:
     if not source_id:
         return "unknown"
@@ -50,6 +53,10 @@ def point_time_ns(event_time: datetime, record_id: str) -> int:
     """Event time in ns (truncated to the millisecond) + a record-specific offset in [0, 1 ms)."""
     if event_time.tzinfo is None:
         event_time = event_time.replace(tzinfo=timezone.utc)
-    millis = int(event_time.timestamp() * 1000)
-    offset = int.from_bytes(hashlib.blake2b(record_id.encode("utf-8"), digest_size=8).digest(), "big") % 1_000_000
-    return millis * 1_000_000 + offset
+    millis = (event_time - _EPOCH) // timedelta(milliseconds=1)  # exact: no float rounding
+    return millis * 1_000_000 + record_offset_ns(record_id)
+
+
+def record_offset_ns(record_id: str) -> int:
+    """The record-specific part of a point's time: a stable hash of ``record_id`` in [0, 1 ms)."""
+    return int.from_bytes(hashlib.blake2b(record_id.encode("utf-8"), digest_size=8).digest(), "big") % 1_000_000

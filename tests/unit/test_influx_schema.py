@@ -1,6 +1,8 @@
 from datetime import datetime, timezone
 
-from jobs.influx_sink import to_line
+import pandas as pd
+
+from jobs.influx_sink import to_lines
 from schemas.influx import point_time_ns, source_tag
 
 
@@ -29,7 +31,7 @@ def test_line_protocol_of_a_scored_record() -> None:
         "clf_attack_proba": 0.75, "ensemble_score": 3.0, "rate": float("inf"), "header_length": 20.0,
         "tot_size": 60.0, "iat": 0.1, "number": 10.0, "protocol_type": 6.0, "label": "DoS-TCP",
     }
-    line = to_line(row)
+    line, = to_lines(pd.DataFrame([row]))
     measurement_and_tags, fields, timestamp = line.split(" ")
     assert measurement_and_tags.startswith("flow_scores,")
     tags = dict(item.split("=") for item in measurement_and_tags.split(",")[1:])
@@ -41,3 +43,29 @@ def test_line_protocol_of_a_scored_record() -> None:
     assert "rate" not in values  # inf is not a valid InfluxDB float: left out, not clipped
     assert values["label"] == '"DoS-TCP"'
     assert int(timestamp) == point_time_ns(row["event_time"], "r1")
+
+
+def test_missing_values_and_many_rows() -> None:
+    """Null tags read ``unknown``, null/NaN fields and an empty label are left out, and every row's
+    time is the deterministic one of ``point_time_ns`` (exact to the nanosecond)."""
+    rows = pd.DataFrame([{
+        "record_id": f"r{i}", "source_id": None if i == 1 else f"pump-{i}:{i}",
+        "event_time": datetime(2026, 1, 2, 3, 4, 5, 123456 + i), "protocol": None if i == 2 else "UDP",
+        "predicted_class": "Benign", "predicted_category": "Benign", "is_anomaly": False, "severity": "",
+        "model_version": "v1", "ae_error": float("nan") if i == 0 else 0.5, "if_score": 0.25,
+        "clf_attack_proba": None, "ensemble_score": 1.0, "rate": 2.0, "header_length": 20.0,
+        "tot_size": 60.0, "iat": 0.1, "number": 10.0, "protocol_type": 17.0, "label": "" if i == 0 else None,
+    } for i in range(3)])
+    lines = to_lines(rows)
+    assert len(lines) == 3
+    for i, line in enumerate(lines):
+        head, fields, timestamp = line.split(" ")
+        tags = dict(item.split("=") for item in head.split(",")[1:])
+        values = dict(item.split("=") for item in fields.split(","))
+        assert tags["severity"] == "unknown" and tags["is_anomaly"] == "false"
+        assert tags["source"] == ("unknown" if i == 1 else f"pump-{i}")
+        assert tags["protocol"] == ("unknown" if i == 2 else "UDP")
+        assert "clf_attack_proba" not in values and "label" not in values
+        assert ("ae_error" in values) == (i != 0)
+        assert int(timestamp) == point_time_ns(rows["event_time"][i].to_pydatetime(), f"r{i}")
+        assert int(timestamp) // 1_000_000 == 1767323045123 + (456 + i) // 1000
