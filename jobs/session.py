@@ -23,6 +23,14 @@ DEFAULT_SETTINGS: dict[str, str] = {
 }
 
 
+# Defaults for local mode only: Delta rebuilds a table's state in 50 partitions by default, which
+# on a laptop's 2-8 cores turns every commit into seconds of task overhead (measured: an empty
+# append took 3-4 s with 50, 1-1.5 s with 1). A cluster keeps Delta's default.
+LOCAL_SETTINGS: dict[str, str] = {
+    "spark.databricks.delta.snapshotPartitions": "1",
+}
+
+
 class MissingJarsError(RuntimeError):
     """The Kafka/Delta jars are not where the configuration says."""
 
@@ -64,6 +72,8 @@ def build_spark(config: AppConfig, app_name: str):
     if config.spark.master:
         builder = builder.master(config.spark.master)
     settings = {**DEFAULT_SETTINGS, **DELTA_SETTINGS}
+    if (config.spark.master or "").startswith("local"):
+        settings.update(LOCAL_SETTINGS)
     if "spark.jars" not in config.spark.conf and not _jars_from_spark_submit():
         settings["spark.jars"] = ",".join(str(p) for p in spark_jars(config.spark.jars_dir))
     settings.update(config.spark.conf)
