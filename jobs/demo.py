@@ -64,12 +64,12 @@ def _summary(spark: "SparkSession", config: AppConfig, seconds: float) -> str:
     from pyspark.sql import types as T
 
     from models.split import split_of
-    from udfs.model_cache import get_bundle
+    from models.bundle import read_manifest
 
     tables = config.stream.tables_dir
     scored = spark.read.format("delta").load(str(tables / "flows_scored"))
     quarantine = spark.read.format("delta").load(str(tables / "quarantine"))
-    seed = int(get_bundle(config.stream.model_dir).manifest["split"]["seed"])
+    seed = int(read_manifest(config.stream.model_dir)["split"]["seed"])
     def split_of_source(source_id: str) -> str:
         source_file, row_number = source_id.rsplit(":", 1)
         return split_of(source_file, int(row_number), seed)

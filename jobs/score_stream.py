@@ -71,10 +71,13 @@ def start_query(spark: "SparkSession", config: AppConfig, available_now: bool | 
     """Start the scoring query; ``available_now`` overrides the configured trigger."""
     from jobs.sinks import make_foreach_batch
     from jobs.transforms import parse_flows
-    from udfs.model_cache import driver_bundle_dir, get_bundle
+    from models.bundle import read_manifest, verify_manifest
+    from udfs.model_cache import driver_bundle_dir
 
-    # fail fast on the driver if the bundle is missing or mismatched (executors use model_dir as is)
-    get_bundle(driver_bundle_dir(config.stream.model_dir))
+    # fail fast on the driver if the bundle is missing or mismatched (executors use model_dir as is);
+    # the driver only checks the manifest and hashes: loading TensorFlow here would cost ~0.7 GB
+    bundle_dir = driver_bundle_dir(config.stream.model_dir)
+    verify_manifest(bundle_dir, read_manifest(bundle_dir))
     parsed = parse_flows(read_source(spark, config), strict=config.stream.strict_fields)
     writer = (parsed.writeStream.queryName("iomt_ad_score_stream")
               .option("checkpointLocation", str(config.stream.checkpoint))
