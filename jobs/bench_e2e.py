@@ -27,6 +27,23 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
 
 
+LOAD_GENERATOR = "replayer"
+
+
+def process_kind(is_root: bool, name: str, cmdline: str) -> str:
+    """Which part of the run a process is: the driver (this process), the Spark JVM, Spark's Python
+    workers, the replayer that feeds the job (reported apart), or ``other:<name>``."""
+    if is_root:
+        return "driver_python"
+    if "java" in name:
+        return "spark_jvm"
+    if "jobs.cli" in cmdline and " replay " in f"{cmdline} ":
+        return LOAD_GENERATOR
+    if "python" in name or "pyspark" in cmdline:
+        return "python_workers"
+    return f"other:{name}"
+
+
 class ResourceSampler:
     """Peak resident memory of this process tree (driver Python, the JVM, Python workers) and CPU.
     ``exclude`` names processes that are not IoMT-AD (the test broker, InfluxDB): they and their
@@ -39,6 +56,7 @@ class ResourceSampler:
         self.exclude = set(exclude or ())
         self.interval_s = interval_s
         self.peak_total_mb = 0.0
+        self.peak_load_generator_mb = 0.0
         self.peak_by_kind: dict[str, float] = {}
         self.cpu_samples: list[float] = []
         self._stop = threading.Event()
@@ -61,17 +79,14 @@ class ResourceSampler:
                     continue
                 try:
                     name = proc.name()
+                    cmdline = " ".join(proc.cmdline())
                     rss = proc.memory_info().rss / 2**20
                 except psutil.Error:
                     continue
-                if proc is self.root:
-                    kind = "driver_python"
-                elif "java" in name:
-                    kind = "spark_jvm"
-                elif "python" in name:
-                    kind = "python_workers"
-                else:
-                    kind = "other"
+                kind = process_kind(proc is self.root, name, cmdline)
+                if kind == LOAD_GENERATOR:  # the replayer feeds the job: not part of it
+                    self.peak_load_generator_mb = max(self.peak_load_generator_mb, rss)
+                    continue
                 by_kind[kind] = by_kind.get(kind, 0.0) + rss
             self.peak_total_mb = max(self.peak_total_mb, sum(by_kind.values()))
             for kind, mb in by_kind.items():
@@ -89,6 +104,7 @@ class ResourceSampler:
     def summary(self) -> dict[str, Any]:
         return {"peak_rss_mb": round(self.peak_total_mb, 1),
                 "peak_rss_mb_by_process": {k: round(v, 1) for k, v in self.peak_by_kind.items()},
+                "peak_rss_mb_replayer_not_counted": round(self.peak_load_generator_mb, 1),
                 "mean_cpu_percent_of_machine": round(float(np.mean(self.cpu_samples)), 1) if self.cpu_samples else None}
 
 

@@ -37,3 +37,13 @@ def test_markdown_prints_every_figure() -> None:
     assert "| 1,000 | 1 | 53,000 | 53,000 | no |" in text
     assert "**43x**" in text
     assert "| peak_rss_mb (target 3,072) | 5,000.0 | no |" in text
+
+
+def test_processes_are_told_apart_for_the_memory_figure() -> None:
+    from jobs.bench_e2e import LOAD_GENERATOR, process_kind
+
+    assert process_kind(True, "python3.11", "python -m jobs.cli bench") == "driver_python"
+    assert process_kind(False, "java", "java -cp ... SparkSubmit") == "spark_jvm"
+    assert process_kind(False, "python3.11", "python -m pyspark.daemon") == "python_workers"
+    assert process_kind(False, "python", "python -m jobs.cli --log-level WARNING replay --data d") == LOAD_GENERATOR
+    assert process_kind(False, "bash", "bash spark-class") == "other:bash"
