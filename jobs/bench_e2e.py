@@ -47,7 +47,9 @@ def process_kind(is_root: bool, name: str, cmdline: str) -> str:
 class ResourceSampler:
     """Peak resident memory of this process tree (driver Python, the JVM, Python workers) and CPU.
     ``exclude`` names processes that are not IoMT-AD (the test broker, InfluxDB): they and their
-    children are left out."""
+    children are left out. Two totals: the sum of RSS (pages shared by Spark's forked Python
+    workers counted once per process) and the sum of PSS (each shared page split among its
+    sharers: what the processes hold together)."""
 
     def __init__(self, interval_s: float = 0.5, exclude: set[int] | None = None) -> None:
         import psutil
@@ -57,6 +59,8 @@ class ResourceSampler:
         self.interval_s = interval_s
         self.peak_total_mb = 0.0
         self.peak_load_generator_mb = 0.0
+        self.peak_pss_mb = 0.0
+        self.max_processes: dict[str, int] = {}
         self.peak_by_kind: dict[str, float] = {}
         self.cpu_samples: list[float] = []
         self._stop = threading.Event()
@@ -68,6 +72,8 @@ class ResourceSampler:
         psutil.cpu_percent(None)
         while not self._stop.wait(self.interval_s):
             by_kind: dict[str, float] = {}
+            pss_total = 0.0
+            counts: dict[str, int] = {}
             excluded = set(self.exclude)
             for pid in self.exclude:
                 try:
@@ -80,15 +86,21 @@ class ResourceSampler:
                 try:
                     name = proc.name()
                     cmdline = " ".join(proc.cmdline())
-                    rss = proc.memory_info().rss / 2**20
+                    memory = proc.memory_full_info()  # rss, and pss: shared pages split among sharers
                 except psutil.Error:
                     continue
+                rss = memory.rss / 2**20
                 kind = process_kind(proc is self.root, name, cmdline)
                 if kind == LOAD_GENERATOR:  # the replayer feeds the job: not part of it
                     self.peak_load_generator_mb = max(self.peak_load_generator_mb, rss)
                     continue
                 by_kind[kind] = by_kind.get(kind, 0.0) + rss
+                pss_total += getattr(memory, "pss", memory.rss) / 2**20
+                counts[kind] = counts.get(kind, 0) + 1
             self.peak_total_mb = max(self.peak_total_mb, sum(by_kind.values()))
+            self.peak_pss_mb = max(self.peak_pss_mb, pss_total)
+            for kind, n in counts.items():
+                self.max_processes[kind] = max(self.max_processes.get(kind, 0), n)
             for kind, mb in by_kind.items():
                 self.peak_by_kind[kind] = max(self.peak_by_kind.get(kind, 0.0), mb)
             self.cpu_samples.append(psutil.cpu_percent(None))
@@ -103,6 +115,8 @@ class ResourceSampler:
 
     def summary(self) -> dict[str, Any]:
         return {"peak_rss_mb": round(self.peak_total_mb, 1),
+                "peak_pss_mb": round(self.peak_pss_mb, 1),
+                "max_processes": dict(self.max_processes),
                 "peak_rss_mb_by_process": {k: round(v, 1) for k, v in self.peak_by_kind.items()},
                 "peak_rss_mb_replayer_not_counted": round(self.peak_load_generator_mb, 1),
                 "mean_cpu_percent_of_machine": round(float(np.mean(self.cpu_samples)), 1) if self.cpu_samples else None}
@@ -179,12 +193,12 @@ def latency(spark, broker, work: Path, bundle: Path, data: Path, rate: int, seco
     deadline = time.monotonic() + max(120.0, seconds * 2)
     done = 0
     while time.monotonic() < deadline:
-        log_path = config.stream.tables_dir / "batch_log"
-        if log_path.exists():
-            done = spark.read.format("delta").load(str(log_path)).agg(F.sum("records")).first()[0] or 0
-            if done >= total:
-                break
+        # the query's own progress, not a Delta read: polling must not add Spark jobs to the run
+        done = sum(int(p.get("numInputRows", 0)) for p in query.recentProgress)
+        if done >= total:
+            break
         time.sleep(1.0)
+    query.processAllAvailable()
     query.stop()
     tables = config.stream.tables_dir
     flows = spark.read.format("delta").load(str(tables / "flows_scored")).select("batch_id", "event_time")
