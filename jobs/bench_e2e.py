@@ -218,13 +218,15 @@ def latency(spark, broker, work: Path, bundle: Path, data: Path, rate: int, seco
 def baseline(spark, broker, capacity_topic: str, bundle_dir: Path, records: int) -> dict[str, Any]:
     """The seed's consumer: a micro-batch collected to the driver, Keras ``predict`` once per record."""
     from jobs.transforms import kafka_to_raw, parse_flows
-    from models.bundle import load_bundle
+    from models.bundle import AE_FILE, load_bundle
+    from models.lstm_ae import LstmAutoencoder, config_from_dict
     from schemas.flow_record import FEATURE_COLUMNS, FEATURES
 
     raw = (spark.read.format("kafka").option("kafka.bootstrap.servers", broker.bootstrap)
            .option("subscribe", capacity_topic).option("startingOffsets", "earliest").load().limit(records))
     bundle = load_bundle(bundle_dir)
-    model = bundle.lstm_ae.model
+    model = LstmAutoencoder.load(Path(bundle_dir) / AE_FILE,  # the Keras model, as the seed served it
+                                 config_from_dict(bundle.manifest["lstm_ae"]["config"])).model
     started = time.perf_counter()
     batch = parse_flows(kafka_to_raw(raw)).toPandas()  # collect the micro-batch to the driver
     features = batch[list(FEATURE_COLUMNS)].set_axis(list(FEATURES), axis=1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +38,15 @@ log = logging.getLogger(__name__)
 
 MANIFEST: Final[str] = "manifest.json"
 AE_FILE: Final[str] = "lstm_ae.keras"
+AE_LITE_FILE: Final[str] = "lstm_ae.tflite"   # the same model for LiteRT (serving without TensorFlow)
 IFOREST_FILE: Final[str] = "iforest.joblib"
 CLASSIFIER_FILE: Final[str] = "classifier.joblib"
 BUNDLE_FORMAT: Final[int] = 1
+REQUIRED_FILES: Final[frozenset[str]] = frozenset({AE_FILE, IFOREST_FILE, CLASSIFIER_FILE})
+OPTIONAL_FILES: Final[frozenset[str]] = frozenset({AE_LITE_FILE})  # serving forms of the same models
+
+
+AE_RUNTIME_ENV: Final[str] = "IOMT_AD_AE_RUNTIME"
 
 
 class BundleError(RuntimeError):
@@ -63,9 +70,11 @@ def library_versions() -> dict[str, str]:
     import sklearn
     import tensorflow as tf
 
+    from importlib.metadata import version
+
     return {"python": platform.python_version(), "numpy": np.__version__, "pandas": pandas.__version__,
             "scikit-learn": sklearn.__version__, "tensorflow": tf.__version__, "keras": tf.keras.__version__,
-            "joblib": joblib.__version__}
+            "joblib": joblib.__version__, "ai-edge-litert": version("ai-edge-litert")}
 
 
 @dataclass
@@ -106,6 +115,7 @@ def save_bundle(out_dir: Path, *, version: str, preprocessor: Preprocessor, lstm
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lstm_ae.save(out_dir / AE_FILE)
+    lstm_ae.save_lite(out_dir / AE_LITE_FILE)
     joblib.dump(iforest.model, out_dir / IFOREST_FILE, compress=3)
     joblib.dump(classifier.model, out_dir / CLASSIFIER_FILE, compress=3)
     manifest: dict[str, Any] = {
@@ -115,13 +125,14 @@ def save_bundle(out_dir: Path, *, version: str, preprocessor: Preprocessor, lstm
         "features": list(preprocessor.features),
         "feature_schema_hash": feature_schema_hash(tuple(preprocessor.features)),
         "preprocessing": preprocessor.to_dict(),
-        "lstm_ae": {"file": AE_FILE, "config": lstm_ae.config.to_dict(), "chunk_size": lstm_ae.chunk_size},
+        "lstm_ae": {"file": AE_FILE, "lite_file": AE_LITE_FILE, "config": lstm_ae.config.to_dict(),
+                    "chunk_size": lstm_ae.chunk_size},
         "iforest": {"file": IFOREST_FILE, "params": iforest.params, "selection": iforest.selection},
         "classifier": {"file": CLASSIFIER_FILE, "classes": classifier.classes, "input": classifier.input},
         "thresholds": {name: t.to_dict() for name, t in thresholds.items()},
         "ensemble": ensemble.to_dict(),
         "library_versions": library_versions(),
-        "files": {name: sha256_of(out_dir / name) for name in (AE_FILE, IFOREST_FILE, CLASSIFIER_FILE)},
+        "files": {name: sha256_of(out_dir / name) for name in (AE_FILE, AE_LITE_FILE, IFOREST_FILE, CLASSIFIER_FILE)},
         **extra,
     }
     path = out_dir / MANIFEST
@@ -159,8 +170,39 @@ def verify_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> None:
             raise BundleMismatchError(
                 f"{path}: sha256 {actual[:12]}... != manifest's {expected[:12]}...: the file was altered or "
                 f"belongs to another bundle; restore the original files or {retrain}")
-    if set(manifest.get("files", {})) != {AE_FILE, IFOREST_FILE, CLASSIFIER_FILE}:
-        raise BundleMismatchError(f"{bundle_dir}: manifest does not pin all model files; {retrain}")
+    pinned = set(manifest.get("files", {}))
+    if not REQUIRED_FILES <= pinned or not pinned <= REQUIRED_FILES | OPTIONAL_FILES:
+        raise BundleMismatchError(f"{bundle_dir}: manifest does not pin exactly the model files; {retrain}")
+
+
+def load_autoencoder(bundle_dir: Path, manifest: dict[str, Any]) -> LstmAutoencoder:
+    """The LiteRT form when the bundle has one (no TensorFlow import), else the Keras model;
+    ``IOMT_AD_AE_RUNTIME=keras`` forces Keras."""
+    config = config_from_dict(manifest["lstm_ae"]["config"])
+    chunk_size = int(manifest["lstm_ae"].get("chunk_size", 4096))
+    if AE_LITE_FILE in manifest["files"] and os.environ.get(AE_RUNTIME_ENV, "").lower() != "keras":
+        return LstmAutoencoder.load_lite(bundle_dir / AE_LITE_FILE, config, len(manifest["features"]), chunk_size)
+    return LstmAutoencoder.load(bundle_dir / AE_FILE, config, chunk_size=chunk_size)
+
+
+def add_lite_autoencoder(bundle_dir: str | Path) -> Path:
+    """Convert an existing bundle's Keras autoencoder to LiteRT and pin the file in the manifest
+    (bundles trained before the LiteRT form existed). The Keras file stays the reference."""
+    bundle_dir = Path(bundle_dir)
+    manifest = read_manifest(bundle_dir)
+    verify_manifest(bundle_dir, manifest)
+    config = config_from_dict(manifest["lstm_ae"]["config"])
+    keras_ae = LstmAutoencoder.load(bundle_dir / AE_FILE, config)
+    keras_ae.save_lite(bundle_dir / AE_LITE_FILE)
+    manifest["lstm_ae"]["lite_file"] = AE_LITE_FILE
+    manifest["files"][AE_LITE_FILE] = sha256_of(bundle_dir / AE_LITE_FILE)
+    from importlib.metadata import version
+
+    manifest.setdefault("library_versions", {})["ai-edge-litert"] = version("ai-edge-litert")
+    path = bundle_dir / MANIFEST
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=False, allow_nan=False) + "\n", encoding="utf-8")
+    log.info("%s: LiteRT autoencoder added", bundle_dir)
+    return bundle_dir / AE_LITE_FILE
 
 
 def load_bundle(bundle_dir: str | Path) -> Bundle:
@@ -168,8 +210,7 @@ def load_bundle(bundle_dir: str | Path) -> Bundle:
     manifest = read_manifest(bundle_dir)
     verify_manifest(bundle_dir, manifest)
     preprocessor = Preprocessor.from_dict(manifest["preprocessing"])
-    ae = LstmAutoencoder.load(bundle_dir / AE_FILE, config_from_dict(manifest["lstm_ae"]["config"]),
-                              chunk_size=int(manifest["lstm_ae"].get("chunk_size", 4096)))
+    ae = load_autoencoder(bundle_dir, manifest)
     iforest = IForestDetector(model=joblib.load(bundle_dir / IFOREST_FILE), params=manifest["iforest"]["params"],
                               selection=manifest["iforest"].get("selection", []))
     classifier = AttackClassifier(model=joblib.load(bundle_dir / CLASSIFIER_FILE),

@@ -7,6 +7,12 @@ chunks (the last one padded), so the graph is traced once per worker and no ``pr
 row. Measured on one core at chunk 4096 (TF 2.20, CPU shared with other jobs): eager ``model(x)``
 13k rows/s, ``predict_on_batch`` 120k, the traced function 126k, the traced function with the LSTMs
 unrolled (``timesteps`` is 1, so unrolling removes the while loop) 152k rows/s.
+
+Serving: the bundle also holds the trained model converted to TensorFlow Lite (``to_tflite``), run by
+LiteRT (``ai-edge-litert``, TensorFlow's standalone inference runtime). A scoring worker then never
+imports TensorFlow: measured on one shared core at chunk 4096, ~50 MB resident instead of ~600 MB and
+~600k rows/s instead of ~230k, outputs equal to Keras' within 1e-5. Bundles without the file, or
+``IOMT_AD_AE_RUNTIME=keras``, use Keras.
 """
 from __future__ import annotations
 
@@ -81,17 +87,49 @@ def to_sequences(x: np.ndarray, timesteps: int) -> np.ndarray:
     return np.repeat(x[:, None, :], timesteps, axis=1) if timesteps > 1 else x[:, None, :]
 
 
+def to_tflite(model: Any) -> bytes:
+    """The Keras model as a TensorFlow Lite flatbuffer (variables frozen, batch dimension free)."""
+    tf = _keras()
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+class LiteForward:
+    """One LiteRT interpreter on one thread, its input sized once to (chunk, timesteps, features)."""
+
+    def __init__(self, path: Path, chunk_size: int, timesteps: int, n_features: int) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=str(path), num_threads=1)
+        self._input = self.interpreter.get_input_details()[0]["index"]
+        self._output = self.interpreter.get_output_details()[0]["index"]
+        self.interpreter.resize_tensor_input(self._input, (chunk_size, timesteps, n_features))
+        self.interpreter.allocate_tensors()
+
+    def __call__(self, seq: np.ndarray) -> np.ndarray:
+        self.interpreter.set_tensor(self._input, np.ascontiguousarray(seq, dtype=np.float32))
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._output)
+
+
 @dataclass
 class LstmAutoencoder:
-    """A trained model plus the chunked scorer."""
+    """A trained model plus the chunked scorer. ``model`` is the Keras model (None when only the
+    LiteRT file was loaded for serving); ``lite`` the LiteRT runner, used first when present."""
 
     model: Any
     config: LstmAeConfig
     chunk_size: int = DEFAULT_CHUNK
     history: dict[str, list[float]] = field(default_factory=dict)
+    lite: LiteForward | None = None
     _traced: Any = field(default=None, init=False, repr=False)
 
+    @property
+    def runtime(self) -> str:
+        return "litert" if self.lite is not None else "keras"
+
     def _forward(self, seq: np.ndarray) -> np.ndarray:
+        if self.lite is not None:
+            return self.lite(seq)
         if self._traced is None:
             tf = _keras()
             spec = tf.TensorSpec((self.chunk_size, self.config.timesteps, seq.shape[-1]), tf.float32)
@@ -122,10 +160,20 @@ class LstmAutoencoder:
     def save(self, path: Path) -> None:
         self.model.save(path)
 
+    def save_lite(self, path: Path) -> None:
+        Path(path).write_bytes(to_tflite(self.model))
+
     @classmethod
     def load(cls, path: Path, config: LstmAeConfig, chunk_size: int = DEFAULT_CHUNK) -> "LstmAutoencoder":
         tf = _keras()
         return cls(model=tf.keras.models.load_model(path, compile=False), config=config, chunk_size=chunk_size)
+
+    @classmethod
+    def load_lite(cls, path: Path, config: LstmAeConfig, n_features: int,
+                  chunk_size: int = DEFAULT_CHUNK) -> "LstmAutoencoder":
+        """The serving form: LiteRT only, no TensorFlow import."""
+        return cls(model=None, config=config, chunk_size=chunk_size,
+                   lite=LiteForward(path, chunk_size, config.timesteps, n_features))
 
 
 def config_from_dict(values: dict[str, Any]) -> LstmAeConfig:

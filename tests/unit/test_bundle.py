@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.bundle import (AE_FILE, CLASSIFIER_FILE, IFOREST_FILE, MANIFEST, BundleError, BundleMismatchError,
+from models.bundle import (AE_FILE, AE_LITE_FILE, AE_RUNTIME_ENV, CLASSIFIER_FILE, IFOREST_FILE, MANIFEST, BundleError, BundleMismatchError,
                            load_bundle, save_bundle)
 from models.classifier import ClassifierConfig, engineered_features, train_classifier
 from models.ensemble import fit_stacked_ensemble
@@ -67,7 +67,7 @@ def test_manifest_records_what_loading_checks(bundle_dir: Path) -> None:
     assert manifest["schema_version"] == SCHEMA_VERSION
     assert manifest["features"] == list(FEATURES)
     assert manifest["feature_schema_hash"] == feature_schema_hash()
-    assert set(manifest["files"]) == {AE_FILE, IFOREST_FILE, CLASSIFIER_FILE}
+    assert set(manifest["files"]) == {AE_FILE, AE_LITE_FILE, IFOREST_FILE, CLASSIFIER_FILE}
     assert len(manifest["preprocessing"]["median"]) == 39
     assert {"numpy", "scikit-learn", "tensorflow"} <= set(manifest["library_versions"])
     assert set(manifest["thresholds"]) == {"lstm_ae", "iforest", "classifier", "ensemble"}
@@ -81,6 +81,41 @@ def test_round_trip_scores_identically(bundle_dir: Path) -> None:
     pd.testing.assert_frame_equal(first, again)
     assert loaded.version == "vtest"
     assert first["ensemble_score"].iloc[5:].min() > first["ensemble_score"].iloc[:5].max()
+
+
+def test_litert_autoencoder_matches_keras(bundle_dir: Path, monkeypatch) -> None:
+    """The serving form (LiteRT) reconstructs like the Keras model it was converted from."""
+    rows = pd.concat([synthetic(40, False, 11), synthetic(40, True, 12)], ignore_index=True)
+    lite = load_bundle(bundle_dir)
+    assert lite.lstm_ae.runtime == "litert"
+    monkeypatch.setenv(AE_RUNTIME_ENV, "keras")
+    keras = load_bundle(bundle_dir)
+    assert keras.lstm_ae.runtime == "keras"
+    a, b = score_frame(rows, lite), score_frame(rows, keras)
+    np.testing.assert_allclose(a["ae_error"], b["ae_error"], rtol=1e-3, atol=1e-7)
+    assert (a["is_anomaly"] == b["is_anomaly"]).all()
+
+
+def test_refuses_altered_litert_file(bundle_dir: Path, tmp_path: Path) -> None:
+    target = copy_of(bundle_dir, tmp_path)
+    with (target / AE_LITE_FILE).open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(BundleMismatchError, match="sha256"):
+        load_bundle(target)
+
+
+def test_committed_bundle_serves_without_tensorflow() -> None:
+    """A scoring worker loads the default bundle without importing TensorFlow (memory: ~0.45 GB a
+    worker) and its autoencoder agrees with the Keras file on the committed sample."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from models.bundle import load_bundle; b = load_bundle('models/v1'); "
+            "assert b.lstm_ae.runtime == 'litert', b.lstm_ae.runtime; "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_refuses_other_schema_version(bundle_dir: Path, tmp_path: Path) -> None:
