@@ -25,7 +25,7 @@ rounding to ``p = 1``.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -94,8 +94,14 @@ class ClassifierConfig:
 
 @dataclass
 class AttackClassifier:
+    """``model`` is the scikit-learn classifier; ``compiled`` (when the bundle has
+    ``classifier.onnx.gz``, see :mod:`models.compiled`) gives the same probabilities through
+    onnxruntime and is used instead."""
+
     model: Any
     input: str = SCALED
+    compiled: Any | None = None
+    _layout: tuple[np.ndarray, list[int], np.ndarray, int] | None = field(default=None, init=False, repr=False)
 
     def inputs(self, preprocessor: Any, data: Any, scaled: np.ndarray | None = None) -> np.ndarray:
         """The model's input matrix for raw ``data`` (a frame or an (n, 39) array); ``scaled`` is
@@ -111,20 +117,32 @@ class AttackClassifier:
         return [str(c) for c in self.model.classes_]
 
     def proba(self, x: np.ndarray) -> np.ndarray:
-        return self.model.predict_proba(np.asarray(x, dtype=np.float32))
+        scorer = self.compiled if self.compiled is not None else self.model
+        return scorer.predict_proba(np.asarray(x, dtype=np.float32))
+
+    def layout(self) -> tuple[np.ndarray, list[int], np.ndarray, int]:
+        """(class names, each class's category index, attack-class mask, Benign's column), worked out
+        once per loaded model."""
+        if self._layout is None:
+            classes = self.classes
+            to_category = [CATEGORIES.index(CATEGORY_OF_CLASS[cls]) for cls in classes]
+            benign_index = classes.index(BENIGN)
+            attack_mask = np.ones(len(classes), dtype=bool)
+            attack_mask[benign_index] = False
+            self._layout = (np.asarray(classes, dtype=object), to_category, attack_mask, benign_index)
+        return self._layout
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(class names, category names, attack probability, attack logit) per row."""
-        proba = self.proba(x)
-        classes = np.asarray(self.classes, dtype=object)
+        proba = np.asarray(self.proba(x), dtype=np.float64)
+        classes, to_category, attack_mask, benign_index = self.layout()
         predicted = classes[proba.argmax(axis=1)]
         category_proba = np.zeros((len(proba), len(CATEGORIES)))
-        for j, cls in enumerate(self.classes):
-            category_proba[:, CATEGORIES.index(CATEGORY_OF_CLASS[cls])] += proba[:, j]
+        for j, c in enumerate(to_category):  # summed in class order, as before
+            category_proba[:, c] += proba[:, j]
         category = np.asarray(CATEGORIES, dtype=object)[category_proba.argmax(axis=1)]
-        benign_index = self.classes.index(BENIGN)
         benign = proba[:, benign_index]
-        attack = np.delete(proba, benign_index, axis=1).sum(axis=1)
+        attack = proba[:, attack_mask].sum(axis=1)
         return predicted, category, 1.0 - benign, attack_logit(attack, benign)
 
 
