@@ -28,6 +28,7 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("demo", "jobs.demo", "run the whole job on the embedded default with the project's sample (make demo)"),
     ("check-data", "jobs.check_data", "validate CICIoMT2024 CSV files and summarise them per class"),
     ("train", "jobs.train", "train a model bundle (LSTM autoencoder, Isolation Forest, classifier, thresholds)"),
+    ("compile", "jobs.compile", "add a bundle's forests compiled to ONNX (onnxruntime scoring) and pin them in its manifest"),
     ("evaluate", "jobs.evaluate", "evaluate a model bundle on held-out rows: JSON metrics and an HTML report"),
     ("stream", "jobs.score_stream", "run the streaming scoring job (Kafka or files -> Delta + InfluxDB)"),
     ("grafana", "jobs.grafana_dashboards", "generate the Grafana dashboards and alert rules (docker/grafana) from code"),

@@ -8,6 +8,11 @@ Layout of ``models/<version>/``::
     lstm_ae.keras      the Keras LSTM autoencoder
     iforest.joblib     the scikit-learn Isolation Forest
     classifier.joblib  the scikit-learn attack classifier
+    iforest.onnx.gz, classifier.onnx.gz
+                       optional: the two forests compiled to ONNX (:mod:`models.compiled`), written by
+                       ``iomt-ad train`` and added to an existing bundle by ``iomt-ad compile``
+                       (:func:`compile_bundle`); scoring uses them through onnxruntime when they are
+                       there, else scikit-learn
 
 :func:`load_bundle` refuses (``BundleMismatchError``) a bundle whose schema version or feature hash
 differs from this code's, or whose model files do not match the sha256 recorded in the manifest.
@@ -27,6 +32,7 @@ import joblib
 import numpy as np
 
 from models.classifier import SCALED, AttackClassifier
+from models.compiled import CLASSIFIER_ONNX, IFOREST_ONNX, ONNX_FILES
 from models.ensemble import EnsembleRule
 from models.iforest import IForestDetector
 from models.lstm_ae import LstmAutoencoder, config_from_dict
@@ -43,7 +49,7 @@ IFOREST_FILE: Final[str] = "iforest.joblib"
 CLASSIFIER_FILE: Final[str] = "classifier.joblib"
 BUNDLE_FORMAT: Final[int] = 1
 REQUIRED_FILES: Final[frozenset[str]] = frozenset({AE_FILE, IFOREST_FILE, CLASSIFIER_FILE})
-OPTIONAL_FILES: Final[frozenset[str]] = frozenset({AE_LITE_FILE})  # serving forms of the same models
+OPTIONAL_FILES: Final[frozenset[str]] = frozenset({AE_LITE_FILE, *ONNX_FILES})  # serving forms of the same models
 
 
 AE_RUNTIME_ENV: Final[str] = "IOMT_AD_AE_RUNTIME"
@@ -65,6 +71,8 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+
+
 def library_versions() -> dict[str, str]:
     import pandas
     import sklearn
@@ -75,6 +83,13 @@ def library_versions() -> dict[str, str]:
     return {"python": platform.python_version(), "numpy": np.__version__, "pandas": pandas.__version__,
             "scikit-learn": sklearn.__version__, "tensorflow": tf.__version__, "keras": tf.keras.__version__,
             "joblib": joblib.__version__, "ai-edge-litert": version("ai-edge-litert")}
+
+
+def onnx_versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+
+    return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
 
 
 @dataclass
@@ -108,16 +123,39 @@ class Bundle:
         return sha256_of(self.path / MANIFEST)
 
 
+def _write_compiled(out_dir: Path, iforest_model: Any, classifier_model: Any) -> dict[str, Any]:
+    """Compile both forests to ONNX files in ``out_dir``; returns the manifest's ``compiled`` section
+    (empty when a forest cannot be compiled: that bundle scores with scikit-learn only)."""
+    from models.compiled import CompileError, OnnxMissingError, classifier_to_onnx, iforest_to_onnx, to_bytes
+
+    try:
+        models = {IFOREST_ONNX: iforest_to_onnx(iforest_model), CLASSIFIER_ONNX: classifier_to_onnx(classifier_model)}
+    except (CompileError, OnnxMissingError) as error:
+        log.warning("forests not compiled to ONNX (%s); the bundle scores with scikit-learn", error)
+        return {}
+    sizes = {}
+    for name, model in models.items():
+        data = to_bytes(model)
+        (out_dir / name).write_bytes(data)
+        sizes[name] = {"bytes": len(data), "uncompressed_bytes": model.ByteSize()}
+        log.info("compiled %s: %.1f MB (%.1f MB uncompressed)", name, len(data) / 1e6, model.ByteSize() / 1e6)
+    return {"format": "onnx (gzip)", "iforest": IFOREST_ONNX, "classifier": CLASSIFIER_ONNX, "sizes": sizes,
+            "library_versions": onnx_versions()}
+
+
 def save_bundle(out_dir: Path, *, version: str, preprocessor: Preprocessor, lstm_ae: LstmAutoencoder,
                 iforest: IForestDetector, classifier: AttackClassifier, ensemble: EnsembleRule,
-                thresholds: dict[str, Threshold], extra: dict[str, Any]) -> Path:
-    """Write the model files, then the manifest that pins their sha256. Returns the manifest path."""
+                thresholds: dict[str, Threshold], extra: dict[str, Any], compile_forests: bool = True) -> Path:
+    """Write the model files (with ``compile_forests``, also the forests compiled to ONNX), then the
+    manifest that pins their sha256. Returns the manifest path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lstm_ae.save(out_dir / AE_FILE)
     lstm_ae.save_lite(out_dir / AE_LITE_FILE)
     joblib.dump(iforest.model, out_dir / IFOREST_FILE, compress=3)
     joblib.dump(classifier.model, out_dir / CLASSIFIER_FILE, compress=3)
+    compiled = _write_compiled(out_dir, iforest.model, classifier.model) if compile_forests else {}
+    files = [AE_FILE, AE_LITE_FILE, IFOREST_FILE, CLASSIFIER_FILE] + ([IFOREST_ONNX, CLASSIFIER_ONNX] if compiled else [])
     manifest: dict[str, Any] = {
         "bundle_format": BUNDLE_FORMAT,
         "model_version": version,
@@ -132,13 +170,46 @@ def save_bundle(out_dir: Path, *, version: str, preprocessor: Preprocessor, lstm
         "thresholds": {name: t.to_dict() for name, t in thresholds.items()},
         "ensemble": ensemble.to_dict(),
         "library_versions": library_versions(),
-        "files": {name: sha256_of(out_dir / name) for name in (AE_FILE, AE_LITE_FILE, IFOREST_FILE, CLASSIFIER_FILE)},
+        "files": {name: sha256_of(out_dir / name) for name in files},
+        **({"compiled": compiled} if compiled else {}),
         **extra,
     }
-    path = out_dir / MANIFEST
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=False, allow_nan=False) + "\n", encoding="utf-8")
+    path = _write_manifest(out_dir, manifest)
     log.info("bundle %s written to %s", version, out_dir)
     return path
+
+
+def _write_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> Path:
+    """Write the manifest through a temporary file and a rename, so a reader never sees half of it."""
+    path = Path(bundle_dir) / MANIFEST
+    tmp = path.with_name(MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False, allow_nan=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def compile_bundle(bundle_dir: str | Path) -> dict[str, Any]:
+    """Add the serving forms to an existing (verified) bundle and pin them in its manifest: the
+    autoencoder for LiteRT (when missing) and the forests compiled to ONNX (``files`` and the
+    ``compiled`` section); every other manifest value stays as it was. Compiling a compiled bundle
+    rewrites the same forest bytes. Returns the ``compiled`` section."""
+    bundle_dir = Path(bundle_dir)
+    if AE_LITE_FILE not in read_manifest(bundle_dir).get("files", {}):
+        add_lite_autoencoder(bundle_dir)
+    manifest = read_manifest(bundle_dir)
+    verify_manifest(bundle_dir, manifest)
+    compiled = _write_compiled(bundle_dir, joblib.load(bundle_dir / IFOREST_FILE),
+                               joblib.load(bundle_dir / CLASSIFIER_FILE))
+    if not compiled:
+        raise BundleError(f"{bundle_dir}: its forests cannot be compiled to ONNX (see the log); it keeps "
+                          "scoring with scikit-learn")
+    files = {name: digest for name, digest in manifest["files"].items() if name not in ONNX_FILES}
+    files.update({name: sha256_of(bundle_dir / name) for name in ONNX_FILES})
+    manifest["files"] = files
+    manifest["compiled"] = compiled
+    _write_manifest(bundle_dir, manifest)
+    log.info("bundle %s: compiled forests added to %s", manifest.get("model_version"), bundle_dir)
+    return compiled
 
 
 def read_manifest(bundle_dir: Path) -> dict[str, Any]:
@@ -172,7 +243,12 @@ def verify_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> None:
                 f"belongs to another bundle; restore the original files or {retrain}")
     pinned = set(manifest.get("files", {}))
     if not REQUIRED_FILES <= pinned or not pinned <= REQUIRED_FILES | OPTIONAL_FILES:
-        raise BundleMismatchError(f"{bundle_dir}: manifest does not pin exactly the model files; {retrain}")
+        raise BundleMismatchError(f"{bundle_dir}: manifest does not pin all model files (or pins unknown "
+                                  f"ones); {retrain}")
+    compiled = manifest.get("compiled") or {}
+    if compiled and not {compiled.get("iforest"), compiled.get("classifier")} <= pinned:
+        raise BundleMismatchError(f"{bundle_dir}: the compiled forests are not pinned in the manifest's files; "
+                                  f"rerun `iomt-ad compile --model {bundle_dir}` or {retrain}")
 
 
 def load_autoencoder(bundle_dir: Path, manifest: dict[str, Any]) -> LstmAutoencoder:
@@ -199,13 +275,34 @@ def add_lite_autoencoder(bundle_dir: str | Path) -> Path:
     from importlib.metadata import version
 
     manifest.setdefault("library_versions", {})["ai-edge-litert"] = version("ai-edge-litert")
-    path = bundle_dir / MANIFEST
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=False, allow_nan=False) + "\n", encoding="utf-8")
+    _write_manifest(bundle_dir, manifest)
     log.info("%s: LiteRT autoencoder added", bundle_dir)
     return bundle_dir / AE_LITE_FILE
 
 
-def load_bundle(bundle_dir: str | Path) -> Bundle:
+
+def _attach_compiled(bundle_dir: Path, manifest: dict[str, Any], iforest: IForestDetector,
+                     classifier: AttackClassifier) -> None:
+    """Score the forests with their ONNX files (already verified against the manifest), or warn and
+    keep scikit-learn when onnxruntime is missing."""
+    from models.compiled import OnnxClassifier, OnnxForest, OnnxIsolationForest, OnnxMissingError
+
+    section = manifest["compiled"]
+    try:
+        compiled_if = OnnxIsolationForest(OnnxForest((bundle_dir / section["iforest"]).read_bytes()))
+        compiled_clf = OnnxClassifier(OnnxForest((bundle_dir / section["classifier"]).read_bytes()))
+    except OnnxMissingError as error:
+        log.warning("%s; scoring the forests with scikit-learn", error)
+        return
+    if [str(c) for c in compiled_clf.classes_] != classifier.classes:
+        raise BundleMismatchError(f"{bundle_dir}: {section['classifier']} names other classes than "
+                                  f"{CLASSIFIER_FILE}; rerun `iomt-ad compile --model {bundle_dir}`")
+    iforest.compiled, classifier.compiled = compiled_if, compiled_clf
+
+
+def load_bundle(bundle_dir: str | Path, compiled: bool = True) -> Bundle:
+    """Load and verify a bundle. ``compiled=False`` scores the forests with scikit-learn even when
+    the bundle has their ONNX files (which are verified all the same)."""
     bundle_dir = Path(bundle_dir)
     manifest = read_manifest(bundle_dir)
     verify_manifest(bundle_dir, manifest)
@@ -215,8 +312,11 @@ def load_bundle(bundle_dir: str | Path) -> Bundle:
                               selection=manifest["iforest"].get("selection", []))
     classifier = AttackClassifier(model=joblib.load(bundle_dir / CLASSIFIER_FILE),
                                   input=str(manifest["classifier"].get("input", SCALED)))
+    if manifest.get("compiled") and compiled:
+        _attach_compiled(bundle_dir, manifest, iforest, classifier)
     thresholds = {name: Threshold.from_dict(values) for name, values in manifest["thresholds"].items()}
-    log.info("bundle %s loaded from %s", manifest["model_version"], bundle_dir)
+    log.info("bundle %s loaded from %s (forests: %s)", manifest["model_version"], bundle_dir,
+             "onnxruntime" if classifier.compiled is not None else "scikit-learn")
     return Bundle(path=bundle_dir, manifest=manifest, preprocessor=preprocessor, lstm_ae=ae, iforest=iforest,
                   classifier=classifier, ensemble=EnsembleRule.from_dict(manifest["ensemble"]),
                   thresholds=thresholds)

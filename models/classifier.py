@@ -25,7 +25,7 @@ rounding to ``p = 1``.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,12 +53,16 @@ def engineered_features(cleaned: np.ndarray) -> np.ndarray:
     c = np.asarray(cleaned, dtype=np.float64)
     col = {name: c[:, j] for j, name in enumerate(FEATURES)}
     eps = 1e-9
-    extra = np.column_stack([
-        col["Rate"] * col["IAT"], col["Rate"] * col["Number"], col["IAT"] * col["Number"],
-        col["Tot sum"] / (col["Number"] + eps), col["Header_Length"] / (col["Number"] + eps),
-        col["Std"] / (np.abs(col["AVG"]) + eps), col["Max"] - col["Min"], col["IAT"] / (col["Rate"] + eps),
-        np.log1p(np.abs(col["IAT"])) * 1e3 % 1.0])
-    return np.column_stack([c, extra]).astype(np.float32)
+    n_base = c.shape[1]
+    out = np.empty((c.shape[0], n_base + len(ENGINEERED_NAMES)), dtype=np.float32)
+    out[:, :n_base] = c  # each column computed in float64, then rounded to float32 as before
+    for k, extra in enumerate((
+            col["Rate"] * col["IAT"], col["Rate"] * col["Number"], col["IAT"] * col["Number"],
+            col["Tot sum"] / (col["Number"] + eps), col["Header_Length"] / (col["Number"] + eps),
+            col["Std"] / (np.abs(col["AVG"]) + eps), col["Max"] - col["Min"], col["IAT"] / (col["Rate"] + eps),
+            np.log1p(np.abs(col["IAT"])) * 1e3 % 1.0)):
+        out[:, n_base + k] = extra
+    return out
 
 
 def attack_logit(attack_proba: np.ndarray, benign_proba: np.ndarray) -> np.ndarray:
@@ -94,16 +98,24 @@ class ClassifierConfig:
 
 @dataclass
 class AttackClassifier:
+    """``model`` is the scikit-learn classifier; ``compiled`` (when the bundle has
+    ``classifier.onnx.gz``, see :mod:`models.compiled`) gives the same probabilities through
+    onnxruntime and is used instead."""
+
     model: Any
     input: str = SCALED
+    compiled: Any | None = None
+    _layout: tuple[np.ndarray, list[int], int] | None = field(default=None, init=False, repr=False)
 
-    def inputs(self, preprocessor: Any, data: Any, scaled: np.ndarray | None = None) -> np.ndarray:
+    def inputs(self, preprocessor: Any, data: Any, scaled: np.ndarray | None = None,
+               cleaned: np.ndarray | None = None) -> np.ndarray:
         """The model's input matrix for raw ``data`` (a frame or an (n, 39) array); ``scaled`` is
-        ``preprocessor.transform(data)`` when the caller already has it."""
+        ``preprocessor.transform(data)`` and ``cleaned`` ``preprocessor.clean(data)`` when the caller
+        already has them."""
         if self.input == SCALED:
             return scaled if scaled is not None else preprocessor.transform(data)
         if self.input == ENGINEERED:
-            return engineered_features(preprocessor.clean(data))
+            return engineered_features(cleaned if cleaned is not None else preprocessor.clean(data))
         raise ClassifierError(f"unknown classifier input {self.input!r}; expected one of {INPUTS}")
 
     @property
@@ -111,20 +123,29 @@ class AttackClassifier:
         return [str(c) for c in self.model.classes_]
 
     def proba(self, x: np.ndarray) -> np.ndarray:
-        return self.model.predict_proba(np.asarray(x, dtype=np.float32))
+        scorer = self.compiled if self.compiled is not None else self.model
+        return scorer.predict_proba(np.asarray(x, dtype=np.float32))
+
+    def layout(self) -> tuple[np.ndarray, list[int], int]:
+        """(class names, each class's category index, Benign's column), worked out once per loaded
+        model."""
+        if self._layout is None:
+            classes = self.classes
+            to_category = [CATEGORIES.index(CATEGORY_OF_CLASS[cls]) for cls in classes]
+            self._layout = (np.asarray(classes, dtype=object), to_category, classes.index(BENIGN))
+        return self._layout
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(class names, category names, attack probability, attack logit) per row."""
-        proba = self.proba(x)
-        classes = np.asarray(self.classes, dtype=object)
+        proba = np.asarray(self.proba(x), dtype=np.float64)
+        classes, to_category, benign_index = self.layout()
         predicted = classes[proba.argmax(axis=1)]
         category_proba = np.zeros((len(proba), len(CATEGORIES)))
-        for j, cls in enumerate(self.classes):
-            category_proba[:, CATEGORIES.index(CATEGORY_OF_CLASS[cls])] += proba[:, j]
+        for j, c in enumerate(to_category):  # summed in class order, as before
+            category_proba[:, c] += proba[:, j]
         category = np.asarray(CATEGORIES, dtype=object)[category_proba.argmax(axis=1)]
-        benign_index = self.classes.index(BENIGN)
         benign = proba[:, benign_index]
-        attack = np.delete(proba, benign_index, axis=1).sum(axis=1)
+        attack = np.delete(proba, benign_index, axis=1).sum(axis=1)  # same summation order as before
         return predicted, category, 1.0 - benign, attack_logit(attack, benign)
 
 

@@ -30,12 +30,17 @@ class IForestGrid:
 
 @dataclass
 class IForestDetector:
+    """``model`` is the scikit-learn forest; ``compiled`` (when the bundle has ``iforest.onnx.gz``,
+    see :mod:`models.compiled`) scores the same trees with onnxruntime and is used instead."""
+
     model: IsolationForest
     params: dict[str, Any]
     selection: list[dict[str, Any]]
+    compiled: Any | None = None
 
     def score(self, x: np.ndarray) -> np.ndarray:
-        return -self.model.score_samples(np.asarray(x, dtype=np.float32))
+        scorer = self.compiled if self.compiled is not None else self.model
+        return -scorer.score_samples(np.asarray(x, dtype=np.float32))
 
 
 def _fit(x: np.ndarray, params: dict[str, Any], seed: int) -> IsolationForest:

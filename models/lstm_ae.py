@@ -203,8 +203,19 @@ def train_lstm_ae(benign_train: np.ndarray, config: LstmAeConfig = LstmAeConfig(
 
 def top_features(errors: np.ndarray, features: Sequence[str], k: int = 3) -> list[list[str]]:
     """Names of the ``k`` features with the largest reconstruction error per row (largest first;
-    ties broken by feature order)."""
-    errors = np.asarray(errors)
-    order = np.argsort(-errors, axis=1, kind="stable")[:, :k]
+    ties broken by feature order; NaN errors last, as ``argsort`` puts them)."""
+    errors = np.array(errors, dtype=np.float64)  # a copy: picked entries are masked below
+    if errors.ndim != 2 or errors.shape[0] == 0:
+        return [[] for _ in range(errors.shape[0] if errors.ndim == 2 else 0)]
+    k = min(k, errors.shape[1])
     names = np.asarray(features, dtype=object)
-    return [list(row) for row in names[order]]
+    if np.isnan(errors).any() or np.isneginf(errors).any():  # rare: the stable argsort keeps NaN last
+        order = np.argsort(-errors, axis=1, kind="stable")[:, :k]
+        return names[order].tolist()
+    # k passes of argmax (first maximum = lowest feature index on ties) instead of a full sort
+    rows = np.arange(errors.shape[0])
+    order = np.empty((errors.shape[0], k), dtype=np.intp)
+    for i in range(k):
+        order[:, i] = best = errors.argmax(axis=1)
+        errors[rows, best] = -np.inf
+    return names[order].tolist()

@@ -98,29 +98,48 @@ class Preprocessor:
 
     def clean(self, data: np.ndarray | pd.DataFrame) -> np.ndarray:
         """Steps 1-2: infinities capped (or imputed) and missing values imputed; float64."""
-        x = self.matrix(data).copy()
-        pos, neg = np.isposinf(x), np.isneginf(x)
-        if self.inf_policy == "cap":
-            x = np.where(pos, np.asarray(self.upper_cap), x)
-            x = np.where(neg, np.asarray(self.lower_cap), x)
-        else:
-            x[pos | neg] = np.nan
-        return np.where(np.isnan(x), np.asarray(self.median), x)
+        return self._clean(self.matrix(data).copy())
+
+    def _clean(self, x: np.ndarray) -> np.ndarray:
+        """Steps 1-2 in place on a float64 matrix of this preprocessor's features. Only the
+        non-finite cells are touched (the same values as capping / imputing every cell)."""
+        bad = ~np.isfinite(x)
+        if bad.any():
+            rows, cols = np.nonzero(bad)
+            values = x[rows, cols]
+            fill = np.asarray(self.median)[cols]
+            if self.inf_policy == "cap":
+                fill = np.where(values > 0, np.asarray(self.upper_cap)[cols], fill)  # +inf
+                fill = np.where(values < 0, np.asarray(self.lower_cap)[cols], fill)  # -inf
+            x[rows, cols] = fill
+        return x
+
+    def _log(self, x: np.ndarray) -> np.ndarray:
+        """Step 3 in place on the logged columns of a cleaned float64 matrix."""
+        unit = np.asarray(self.log_unit)
+        logged = np.flatnonzero(unit > 0)
+        if logged.size:
+            part = x[:, logged]
+            x[:, logged] = np.sign(part) * np.log1p(np.abs(part) / unit[logged])
+        return x
+
+    def _scale(self, x: np.ndarray) -> np.ndarray:
+        """Steps 4-5 on a cleaned, logged float64 matrix: float32 model input."""
+        z = (x - np.asarray(self.center)) / np.asarray(self.scale)
+        return np.clip(z, -self.clip, self.clip).astype(np.float32)
 
     def unscaled(self, data: np.ndarray | pd.DataFrame) -> np.ndarray:
         """Steps 1-3: cleaned and log-transformed; float64."""
-        x = self.clean(data)
-        unit = np.asarray(self.log_unit)
-        logged = unit > 0
-        if logged.any():
-            safe_unit = np.where(logged, unit, 1.0)
-            x = np.where(logged, np.sign(x) * np.log1p(np.abs(x) / safe_unit), x)
-        return x
+        return self._log(self.clean(data))
 
     def transform(self, data: np.ndarray | pd.DataFrame) -> np.ndarray:
         """Model input: float32 (n, n_features)."""
-        z = (self.unscaled(data) - np.asarray(self.center)) / np.asarray(self.scale)
-        return np.clip(z, -self.clip, self.clip).astype(np.float32)
+        return self._scale(self.unscaled(data))
+
+    def clean_and_transform(self, data: np.ndarray | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """``(clean(data), transform(data))`` reading and cleaning ``data`` once."""
+        cleaned = self.clean(data)
+        return cleaned, self._scale(self._log(cleaned.copy()))
 
     def to_dict(self) -> dict[str, Any]:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}

@@ -23,36 +23,49 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "predicted_class", "predicted_category", "top_features", "model_version")
 
 
-def detector_scores(x: np.ndarray, bundle: "Bundle", data: pd.DataFrame | np.ndarray | None = None
-                    ) -> dict[str, np.ndarray]:
+def detector_scores(x: np.ndarray, bundle: "Bundle", data: pd.DataFrame | np.ndarray | None = None,
+                    cleaned: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Raw scores of every detector on a preprocessed matrix, plus AE per-feature errors and the
     classifier's predictions. ``data`` (the raw features ``x`` came from) is needed when the bundle's
-    classifier reads its own input (``AttackClassifier.input`` other than ``"scaled"``)."""
+    classifier reads its own input (``AttackClassifier.input`` other than ``"scaled"``); ``cleaned``
+    (``bundle.preprocessor.clean(data)``) saves cleaning ``data`` again."""
     errors = bundle.lstm_ae.reconstruction_errors(x)
     clf_input = x
     if getattr(bundle.classifier, "input", "scaled") != "scaled":
-        if data is None:
+        if data is None and cleaned is None:
             raise ValueError("this bundle's classifier reads the raw features: pass data= to detector_scores")
-        clf_input = bundle.classifier.inputs(bundle.preprocessor, data, scaled=x)
+        if cleaned is not None:
+            clf_input = bundle.classifier.inputs(bundle.preprocessor, data, scaled=x, cleaned=cleaned)
+        else:
+            clf_input = bundle.classifier.inputs(bundle.preprocessor, data, scaled=x)
     predicted, category, attack_proba, logit = bundle.classifier.predict(clf_input)
     return {"lstm_ae": errors.mean(axis=1).astype(np.float64), "iforest": bundle.iforest.score(x),
             "classifier": attack_proba, "classifier_logit": logit, "_errors": errors, "_class": predicted, "_category": category}
 
 
 def score_frame(pdf: pd.DataFrame, bundle: "Bundle") -> pd.DataFrame:
-    """Score a frame holding (at least) the 39 feature columns under their dataset names."""
+    """Score a frame holding (at least) the 39 feature columns under their dataset names.
+
+    The features are read and cleaned once; the scaled matrix (AE, Isolation Forest) and the
+    classifier's input both come from that one cleaned matrix."""
     if len(pdf) == 0:
         return pd.DataFrame({name: pd.Series(dtype=object) for name in OUTPUT_COLUMNS})
-    x = bundle.preprocessor.transform(pdf)
-    scores = detector_scores(x, bundle, pdf)
-    ensemble_score = bundle.ensemble.score(scores)
+    preprocessor = bundle.preprocessor
+    if hasattr(preprocessor, "clean_and_transform"):
+        cleaned, x = preprocessor.clean_and_transform(pdf)
+        scores = detector_scores(x, bundle, pdf, cleaned=cleaned)
+    else:  # a preprocessor without the combined step
+        x = preprocessor.transform(pdf)
+        scores = detector_scores(x, bundle, pdf)
+    ensemble = bundle.ensemble
+    ensemble_score = ensemble.score(scores)
     return pd.DataFrame({
         "ae_error": scores["lstm_ae"],
         "if_score": scores["iforest"],
         "clf_attack_proba": scores["classifier"],
         "ensemble_score": ensemble_score,
-        "is_anomaly": bundle.ensemble.is_anomaly(ensemble_score),
-        "severity": bundle.ensemble.severity(ensemble_score),
+        "is_anomaly": ensemble.is_anomaly(ensemble_score),
+        "severity": ensemble.severity(ensemble_score),
         "predicted_class": scores["_class"],
         "predicted_category": scores["_category"],
         "top_features": top_features(scores["_errors"], bundle.features, k=3),

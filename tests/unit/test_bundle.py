@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.bundle import (AE_FILE, AE_LITE_FILE, AE_RUNTIME_ENV, CLASSIFIER_FILE, IFOREST_FILE, MANIFEST, BundleError, BundleMismatchError,
-                           load_bundle, save_bundle)
+from models.bundle import (AE_FILE, AE_LITE_FILE, AE_RUNTIME_ENV, CLASSIFIER_FILE, IFOREST_FILE, MANIFEST,
+                           BundleError, BundleMismatchError, compile_bundle, load_bundle, save_bundle)
+from models.compiled import CLASSIFIER_ONNX, IFOREST_ONNX, OnnxClassifier, OnnxIsolationForest
 from models.classifier import ClassifierConfig, engineered_features, train_classifier
 from models.ensemble import fit_stacked_ensemble
 from models.iforest import IForestGrid, train_iforest
@@ -67,7 +68,9 @@ def test_manifest_records_what_loading_checks(bundle_dir: Path) -> None:
     assert manifest["schema_version"] == SCHEMA_VERSION
     assert manifest["features"] == list(FEATURES)
     assert manifest["feature_schema_hash"] == feature_schema_hash()
-    assert set(manifest["files"]) == {AE_FILE, AE_LITE_FILE, IFOREST_FILE, CLASSIFIER_FILE}
+    assert set(manifest["files"]) == {AE_FILE, AE_LITE_FILE, IFOREST_FILE, CLASSIFIER_FILE, IFOREST_ONNX,
+                                      CLASSIFIER_ONNX}
+    assert manifest["compiled"]["iforest"] == IFOREST_ONNX and manifest["compiled"]["classifier"] == CLASSIFIER_ONNX
     assert len(manifest["preprocessing"]["median"]) == 39
     assert {"numpy", "scikit-learn", "tensorflow"} <= set(manifest["library_versions"])
     assert set(manifest["thresholds"]) == {"lstm_ae", "iforest", "classifier", "ensemble"}
@@ -112,6 +115,7 @@ def test_committed_bundle_serves_without_tensorflow() -> None:
 
     code = ("import sys; from models.bundle import load_bundle; b = load_bundle('models/v1'); "
             "assert b.lstm_ae.runtime == 'litert', b.lstm_ae.runtime; "
+            "assert b.classifier.compiled is not None and b.iforest.compiled is not None, 'forests not compiled'; "
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
                             capture_output=True, text=True, timeout=300)
@@ -149,3 +153,60 @@ def test_refuses_altered_or_missing_model_file(bundle_dir: Path, tmp_path: Path)
 def test_missing_manifest_is_a_bundle_error(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="iomt-ad train"):
         load_bundle(tmp_path)
+
+
+def sklearn_only(bundle_dir: Path, tmp_path: Path) -> Path:
+    """A copy of the bundle as written before the forests were compiled (no ONNX files)."""
+    target = copy_of(bundle_dir, tmp_path)
+    manifest = json.loads((target / MANIFEST).read_text())
+    for name in (IFOREST_ONNX, CLASSIFIER_ONNX):
+        (target / name).unlink()
+        del manifest["files"][name]
+    del manifest["compiled"]
+    (target / MANIFEST).write_text(json.dumps(manifest))
+    return target
+
+
+def test_compiled_forests_score_like_scikit_learn(bundle_dir: Path, tmp_path: Path) -> None:
+    compiled = load_bundle(bundle_dir)
+    assert isinstance(compiled.iforest.compiled, OnnxIsolationForest)
+    assert isinstance(compiled.classifier.compiled, OnnxClassifier)
+    fallback = load_bundle(sklearn_only(bundle_dir, tmp_path))
+    assert fallback.iforest.compiled is None and fallback.classifier.compiled is None
+    rows = pd.concat([synthetic(50, False, 11), synthetic(50, True, 12)], ignore_index=True)
+    fast, slow = score_frame(rows, compiled), score_frame(rows, fallback)
+    for column in ("if_score", "clf_attack_proba", "ensemble_score"):
+        np.testing.assert_allclose(fast[column], slow[column], rtol=0, atol=1e-5)
+    for column in ("ae_error", "predicted_class", "predicted_category", "top_features", "model_version"):
+        assert fast[column].tolist() == slow[column].tolist()
+
+
+def test_compile_adds_pinned_onnx_files_to_an_existing_bundle(bundle_dir: Path, tmp_path: Path) -> None:
+    target = sklearn_only(bundle_dir, tmp_path)
+    before = json.loads((target / MANIFEST).read_text())
+    compile_bundle(target)
+    after = json.loads((target / MANIFEST).read_text())
+    assert {k: v for k, v in after.items() if k not in ("files", "compiled")} == \
+        {k: v for k, v in before.items() if k not in ("files", "compiled")}
+    assert {k: after["files"][k] for k in before["files"]} == before["files"]
+    original = json.loads((bundle_dir / MANIFEST).read_text())["files"]
+    for name in (IFOREST_ONNX, CLASSIFIER_ONNX):  # reproducible bytes: the same hash as train wrote
+        assert after["files"][name] == original[name]
+    assert load_bundle(target).classifier.compiled is not None
+
+
+def test_refuses_altered_onnx_file(bundle_dir: Path, tmp_path: Path) -> None:
+    target = copy_of(bundle_dir, tmp_path)
+    with (target / CLASSIFIER_ONNX).open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(BundleMismatchError, match="sha256"):
+        load_bundle(target)
+
+
+def test_compiled_section_must_be_pinned(bundle_dir: Path, tmp_path: Path) -> None:
+    target = copy_of(bundle_dir, tmp_path)
+    manifest = json.loads((target / MANIFEST).read_text())
+    del manifest["files"][IFOREST_ONNX]
+    (target / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(BundleMismatchError, match="not pinned"):
+        load_bundle(target)
