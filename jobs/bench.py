@@ -44,13 +44,12 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    import pyspark
-    import sklearn
-    import tensorflow as tf
+    from importlib.metadata import version  # versions without importing TensorFlow into this process
 
     return {"cpu": model, "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "os": platform.platform(), "python": platform.python_version(), "spark": pyspark.__version__,
-            "tensorflow": tf.__version__, "scikit-learn": sklearn.__version__}
+            "os": platform.platform(), "python": platform.python_version(), "spark": version("pyspark"),
+            "tensorflow": version("tensorflow-cpu"), "scikit-learn": version("scikit-learn"),
+            "ai-edge-litert": version("ai-edge-litert"), "onnxruntime": version("onnxruntime")}
 
 
 def _median_dicts(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
@@ -129,7 +128,7 @@ def markdown(report: dict[str, Any]) -> str:
              f"({report['runs']} run(s) per figure, median reported). Figures are as measured on this "
              "machine, which is shared and noisy.", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB; Python {m['python']}, Spark "
-             f"{m['spark']}, TensorFlow {m['tensorflow']}, scikit-learn {m['scikit-learn']}.", "",
+             f"{m['spark']}, TensorFlow {m['tensorflow']}, scikit-learn {m['scikit-learn']}, LiteRT {m.get('ai-edge-litert', '?')}, onnxruntime {m.get('onnxruntime', '?')}.", "",
              "## Scoring core (rows/s; `score_frame` and each model on preprocessed real rows)", "",
              "| model | cores | 256 | 4,096 | 65,536 |", "|---|---|---|---|---|"]
     for model, by_cores in report["scoring"].items():

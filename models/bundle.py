@@ -281,10 +281,9 @@ def add_lite_autoencoder(bundle_dir: str | Path) -> Path:
 
 
 
-def _attach_compiled(bundle_dir: Path, manifest: dict[str, Any], iforest: IForestDetector,
-                     classifier: AttackClassifier) -> None:
-    """Score the forests with their ONNX files (already verified against the manifest), or warn and
-    keep scikit-learn when onnxruntime is missing."""
+def _load_compiled(bundle_dir: Path, manifest: dict[str, Any]) -> tuple[Any, Any] | None:
+    """The ONNX forests (already verified against the manifest), or None (with a warning) when
+    onnxruntime is missing: the caller then scores with scikit-learn."""
     from models.compiled import OnnxClassifier, OnnxForest, OnnxIsolationForest, OnnxMissingError
 
     section = manifest["compiled"]
@@ -293,27 +292,29 @@ def _attach_compiled(bundle_dir: Path, manifest: dict[str, Any], iforest: IFores
         compiled_clf = OnnxClassifier(OnnxForest((bundle_dir / section["classifier"]).read_bytes()))
     except OnnxMissingError as error:
         log.warning("%s; scoring the forests with scikit-learn", error)
-        return
-    if [str(c) for c in compiled_clf.classes_] != classifier.classes:
+        return None
+    if [str(c) for c in compiled_clf.classes_] != [str(c) for c in manifest["classifier"]["classes"]]:
         raise BundleMismatchError(f"{bundle_dir}: {section['classifier']} names other classes than "
                                   f"{CLASSIFIER_FILE}; rerun `iomt-ad compile --model {bundle_dir}`")
-    iforest.compiled, classifier.compiled = compiled_if, compiled_clf
+    return compiled_if, compiled_clf
 
 
 def load_bundle(bundle_dir: str | Path, compiled: bool = True) -> Bundle:
-    """Load and verify a bundle. ``compiled=False`` scores the forests with scikit-learn even when
-    the bundle has their ONNX files (which are verified all the same)."""
+    """Load and verify a bundle. With its ONNX forests (the default when it has them), the
+    scikit-learn forests are not loaded (their files are verified all the same); ``compiled=False``
+    loads and scores with scikit-learn."""
     bundle_dir = Path(bundle_dir)
     manifest = read_manifest(bundle_dir)
     verify_manifest(bundle_dir, manifest)
     preprocessor = Preprocessor.from_dict(manifest["preprocessing"])
     ae = load_autoencoder(bundle_dir, manifest)
-    iforest = IForestDetector(model=joblib.load(bundle_dir / IFOREST_FILE), params=manifest["iforest"]["params"],
-                              selection=manifest["iforest"].get("selection", []))
-    classifier = AttackClassifier(model=joblib.load(bundle_dir / CLASSIFIER_FILE),
-                                  input=str(manifest["classifier"].get("input", SCALED)))
-    if manifest.get("compiled") and compiled:
-        _attach_compiled(bundle_dir, manifest, iforest, classifier)
+    forests = _load_compiled(bundle_dir, manifest) if manifest.get("compiled") and compiled else None
+    compiled_if, compiled_clf = forests if forests else (None, None)
+    iforest = IForestDetector(model=None if forests else joblib.load(bundle_dir / IFOREST_FILE),
+                              params=manifest["iforest"]["params"],
+                              selection=manifest["iforest"].get("selection", []), compiled=compiled_if)
+    classifier = AttackClassifier(model=None if forests else joblib.load(bundle_dir / CLASSIFIER_FILE),
+                                  input=str(manifest["classifier"].get("input", SCALED)), compiled=compiled_clf)
     thresholds = {name: Threshold.from_dict(values) for name, values in manifest["thresholds"].items()}
     log.info("bundle %s loaded from %s (forests: %s)", manifest["model_version"], bundle_dir,
              "onnxruntime" if classifier.compiled is not None else "scikit-learn")

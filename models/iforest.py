@@ -31,9 +31,10 @@ class IForestGrid:
 @dataclass
 class IForestDetector:
     """``model`` is the scikit-learn forest; ``compiled`` (when the bundle has ``iforest.onnx.gz``,
-    see :mod:`models.compiled`) scores the same trees with onnxruntime and is used instead."""
+    see :mod:`models.compiled`) scores the same trees with onnxruntime and is used instead (``model``
+    is then None when the bundle was loaded for serving)."""
 
-    model: IsolationForest
+    model: IsolationForest | None
     params: dict[str, Any]
     selection: list[dict[str, Any]]
     compiled: Any | None = None
