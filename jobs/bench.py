@@ -92,7 +92,7 @@ def e2e_part(args: argparse.Namespace, runs: int) -> dict[str, Any]:
     records = 120_000 if args.quick else 400_000
     max_offsets = 40_000 if args.quick else 80_000  # records per micro-batch when draining a backlog
     seconds = 15.0 if args.quick else 60.0
-    result: dict[str, Any] = {"influxdb": influx is not None}
+    result: dict[str, Any] = {"influxdb": influx is not None, "spark_conf": spark_conf}
     services = set()
     if influx is not None and influx.process is not None:
         services.add(influx.process.pid)
@@ -137,6 +137,7 @@ def markdown(report: dict[str, Any]) -> str:
     e2e = report.get("e2e")
     if e2e:
         lines += ["", "## End to end (Kafka -> Spark local[2] -> Delta" + (" + InfluxDB" if e2e["influxdb"] else "") + ")", "",
+                  f"Spark settings beside the local-mode defaults of `jobs.session`: `{e2e.get('spark_conf', {})}`", "",
                   f"- highest sustained throughput: **{e2e['max_sustained_rps']:,.0f} records/s** (a backlog drained "
                   f"in micro-batches of {e2e['capacity_runs'][0]['max_offsets_per_trigger']:,}; the first batch, with model loading, is excluded; "
                   f"median batch {statistics.median(r['batch_seconds_median'] for r in e2e['capacity_runs']):.1f} s)",

@@ -23,12 +23,18 @@ DEFAULT_SETTINGS: dict[str, str] = {
 }
 
 
-# Defaults for local mode only: Delta rebuilds a table's state in 50 partitions by default, which
-# on a laptop's 2-8 cores turns every commit into seconds of task overhead (measured: an empty
-# append took 3-4 s with 50, 1-1.5 s with 1). A cluster keeps Delta's default.
+# Defaults for local mode only (the configuration may override each; a cluster keeps Spark's):
+# - Delta rebuilds a table's state in 50 partitions by default, which on a laptop's 2-8 cores turns
+#   every commit into seconds of task overhead (measured: an empty append took 3-4 s with 50,
+#   1-1.5 s with 1);
+# - the driver JVM with the serial collector and a smaller code cache, and glibc held to 2 malloc
+#   arenas (LOCAL_ENV): measured on the 2-core machine, the JVM's peak RSS fell from 1.28 GB to
+#   0.88 GB with the same micro-batch times.
 LOCAL_SETTINGS: dict[str, str] = {
     "spark.databricks.delta.snapshotPartitions": "1",
+    "spark.driver.extraJavaOptions": "-XX:+UseSerialGC -XX:ReservedCodeCacheSize=96m",
 }
+LOCAL_ENV: dict[str, str] = {"MALLOC_ARENA_MAX": "2"}  # inherited by the JVM and Python workers
 
 
 class MissingJarsError(RuntimeError):
@@ -74,6 +80,8 @@ def build_spark(config: AppConfig, app_name: str):
     settings = {**DEFAULT_SETTINGS, **DELTA_SETTINGS}
     if (config.spark.master or "").startswith("local"):
         settings.update(LOCAL_SETTINGS)
+        for key, value in LOCAL_ENV.items():
+            os.environ.setdefault(key, value)
     if "spark.jars" not in config.spark.conf and not _jars_from_spark_submit():
         settings["spark.jars"] = ",".join(str(p) for p in spark_jars(config.spark.jars_dir))
     settings.update(config.spark.conf)
