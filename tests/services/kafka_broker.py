@@ -91,7 +91,9 @@ class KafkaBroker:
     def start(self, timeout_s: float = 90) -> "KafkaBroker":
         self.work_dir.mkdir(parents=True, exist_ok=True)
         props, log4j = self._write_config()
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # the tool would read a leading "-" as an option (as Kafka's Uuid avoids)
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         subprocess.run(
             self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props), log4j=log4j),
             check=True, capture_output=True, timeout=120,
