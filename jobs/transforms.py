@@ -36,27 +36,37 @@ def _as_double(raw: "Column") -> "Column":
     return F.regexp_replace(raw, r'^"(.*)"$', "$1").try_cast("double")
 
 
-def _reason_parts(fields: "Column") -> list["Column"]:
+def _metadata_reason_parts(record: "Column") -> list["Column"]:
+    """Checks of the metadata fields, for a record parsed either way: ``record`` is the map of the
+    second parse or the struct of the typed parse (``record[name]`` reads both)."""
     from pyspark.sql import functions as F
 
+    record_id = record[RECORD_ID]
     parts: list[Column] = [
-        F.when(fields.isNull(), F.lit("malformed JSON: not a JSON object")),
+        F.when(record.isNotNull() & (record_id.isNull() | (F.trim(record_id) == "")),
+               F.lit(f"missing field: {RECORD_ID}")),
     ]
-    record_id = fields.getItem(RECORD_ID)
-    parts.append(
-        F.when(fields.isNotNull() & (record_id.isNull() | (F.trim(record_id) == "")),
-               F.lit(f"missing field: {RECORD_ID}"))
-    )
     for name in (RECORD_ID, SOURCE_ID, LABEL):
-        raw = fields[name]
+        raw = record[name]
         parts.append(F.when(raw.startswith("{") | raw.startswith("["),
                             F.lit(f"wrong type: {name} must be a string")))
-    event_time = fields.getItem(EVENT_TIME)
+    event_time = record[EVENT_TIME]
     parts.append(
         F.when(event_time.isNotNull() & F.try_to_timestamp(event_time).isNull(),
                F.concat(F.lit(f"{EVENT_TIME} is not an ISO-8601 timestamp: "),
                         F.substring(event_time, 1, MAX_RAW_IN_REASON)))
     )
+    return parts
+
+
+def _reason_parts(fields: "Column") -> list["Column"]:
+    """Every check, on the map<string,string> of the second parse."""
+    from pyspark.sql import functions as F
+
+    parts: list[Column] = [
+        F.when(fields.isNull(), F.lit("malformed JSON: not a JSON object")),
+        *_metadata_reason_parts(fields),
+    ]
     missing = F.filter(F.array(*[F.lit(f) for f in FEATURES]),
                        lambda name: ~F.map_contains_key(fields, name))
     parts.append(F.when(fields.isNotNull() & (F.size(missing) > 0),
@@ -83,26 +93,6 @@ def _typed_schema():
         *[T.StructField(name, T.DoubleType()) for name in FEATURES],
         T.StructField(CORRUPT, T.StringType()),
     ])
-
-
-def _cheap_reason_parts(typed: "Column") -> list["Column"]:
-    """Checks a record parsed cleanly into types still needs (no second parse)."""
-    from pyspark.sql import functions as F
-
-    parts: list[Column] = [
-        F.when(F.trim(typed[RECORD_ID]) == "", F.lit(f"missing field: {RECORD_ID}")),
-    ]
-    for name in (RECORD_ID, SOURCE_ID, LABEL):
-        raw = typed[name]
-        parts.append(F.when(raw.startswith("{") | raw.startswith("["),
-                            F.lit(f"wrong type: {name} must be a string")))
-    event_time = typed[EVENT_TIME]
-    parts.append(
-        F.when(event_time.isNotNull() & F.try_to_timestamp(event_time).isNull(),
-               F.concat(F.lit(f"{EVENT_TIME} is not an ISO-8601 timestamp: "),
-                        F.substring(event_time, 1, MAX_RAW_IN_REASON)))
-    )
-    return parts
 
 
 def parse_flows(raw: "DataFrame", strict: bool = False) -> "DataFrame":
@@ -141,7 +131,7 @@ def parse_flows(raw: "DataFrame", strict: bool = False) -> "DataFrame":
         staged = staged.withColumn("_keys", F.json_object_keys(F.col(RAW_VALUE)))
     fields_col = F.col("_fields")
     slow_reason = F.concat_ws("; ", *_reason_parts(fields_col))
-    fast_reason = F.concat_ws("; ", *_cheap_reason_parts(typed_col))
+    fast_reason = F.concat_ws("; ", *_metadata_reason_parts(typed_col))
     reason = F.when(F.col("_suspicious"), slow_reason).otherwise(fast_reason)
     if strict:
         allowed = F.array(*[F.lit(name) for name in (*METADATA_FIELDS, *FEATURES)])
