@@ -64,7 +64,7 @@ def to_lines(rows: "pd.DataFrame") -> list[str]:
     frame = pd.DataFrame(index=rows.index)
     for tag in schema.TAGS:
         if tag == "source":
-            values = rows["source_id"].astype("string").str.split(":", n=1).str[0]
+            values = rows["source_id"].map(schema.source_tag).astype("string")
         elif tag == schema.ANOMALY_TAG:
             values = rows[tag].map({True: schema.TRUE, False: "false"})
         else:
