@@ -167,9 +167,7 @@ class ForeachBatchSink:
                        for name, (frame, rows) in writes.items()}
             influx = pool.submit(self._write_influx, scored, records) if records else None
             for future in futures.values():
-                future.exception()  # wait for every write before raising any failure
-            for future in futures.values():
-                future.result()
+                future.result()  # a failure propagates once the pool's exit has waited for every write
             return influx.result() if influx else None
 
     def _append_if_needed(self, spark, frame: "DataFrame", name: str, rows: int, batch_id: int) -> None:
