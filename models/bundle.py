@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import platform
+from importlib.metadata import version as package_version
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -78,11 +79,9 @@ def library_versions() -> dict[str, str]:
     import sklearn
     import tensorflow as tf
 
-    from importlib.metadata import version
-
     return {"python": platform.python_version(), "numpy": np.__version__, "pandas": pandas.__version__,
             "scikit-learn": sklearn.__version__, "tensorflow": tf.__version__, "keras": tf.keras.__version__,
-            "joblib": joblib.__version__, "ai-edge-litert": version("ai-edge-litert")}
+            "joblib": joblib.__version__, "ai-edge-litert": package_version("ai-edge-litert")}
 
 
 def onnx_versions() -> dict[str, str]:
@@ -272,9 +271,7 @@ def add_lite_autoencoder(bundle_dir: str | Path) -> Path:
     keras_ae.save_lite(bundle_dir / AE_LITE_FILE)
     manifest["lstm_ae"]["lite_file"] = AE_LITE_FILE
     manifest["files"][AE_LITE_FILE] = sha256_of(bundle_dir / AE_LITE_FILE)
-    from importlib.metadata import version
-
-    manifest.setdefault("library_versions", {})["ai-edge-litert"] = version("ai-edge-litert")
+    manifest.setdefault("library_versions", {})["ai-edge-litert"] = package_version("ai-edge-litert")
     _write_manifest(bundle_dir, manifest)
     log.info("%s: LiteRT autoencoder added", bundle_dir)
     return bundle_dir / AE_LITE_FILE
