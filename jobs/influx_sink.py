@@ -18,7 +18,7 @@ from schemas import influx as schema
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
-    from pyspark.sql import DataFrame
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +139,13 @@ class InfluxWriter:
                 log.error("InfluxDB unreachable after retries, %d points not written: %s", len(chunk), error)
         return InfluxWriteResult(written=written, failed=failed, error=error)
 
-    def write_frame(self, scored: "DataFrame") -> InfluxWriteResult:
+    def write_table(self, scored: "pa.Table") -> InfluxWriteResult:
+        """Scored records as an Arrow table (the columns of ``flows_scored``)."""
         columns = ["record_id", "source_id", "event_time", *schema.TAGS[:-1], *schema.SCORE_FIELDS,
                    *schema.FEATURE_FIELDS, *schema.STRING_FIELDS]
-        rows = scored.select(*columns).toPandas()  # Arrow: one transfer, no per-row objects
-        return self.write_lines(to_lines(rows)) if len(rows) else InfluxWriteResult(0, 0)
+        if scored.num_rows == 0:
+            return InfluxWriteResult(0, 0)
+        return self.write_lines(to_lines(scored.select(columns).to_pandas()))
 
     def close(self) -> None:
         self.client.close()

@@ -1,11 +1,13 @@
 """The foreachBatch sink of the streaming job: Delta tables (exactly once) and InfluxDB.
 
-For each micro-batch: persist it once; split bad records (quarantine) from good ones; score the
-good ones (cached); then, side by side, append to ``flows_scored``, ``alerts``, ``quarantine`` and
-``traffic_1m`` with ``txnAppId`` + ``txnVersion`` = batch id, so a batch replayed after a crash writes
-nothing twice, and write InfluxDB points (deterministic, so a replay overwrites them); last, one
-``batch_log`` row, the batch's commit mark.
-InfluxDB trouble is logged and counted, never raised: Delta output is already safe.
+For each micro-batch, one Spark job parses and scores every record and brings the result to the
+driver as Arrow (:func:`scored_batch`). The driver splits it into the rows of each table
+(:mod:`jobs.batch_tables`) and then, side by side, appends ``flows_scored``, ``alerts``,
+``quarantine`` and ``traffic_1m`` with delta-rs and writes InfluxDB points; last, one ``batch_log``
+row, the batch's commit mark. Every Delta commit carries the transaction (``app_id``, batch id)
+(:mod:`jobs.delta_append`), so a batch replayed after a crash writes nothing twice, and InfluxDB
+points are deterministic, so a replay overwrites them. A batch whose ``batch_log`` row exists is
+skipped whole. InfluxDB trouble is logged and counted, never raised: Delta output is already safe.
 """
 from __future__ import annotations
 
@@ -13,14 +15,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from jobs import batch_tables
 from jobs.config import AppConfig
-from jobs.transforms import INGEST_TIME, OFFSET, ORIGIN, PARTITION, QUARANTINE_REASON, RAW_VALUE, score
-from schemas.tables import ALERTS, BATCH_LOG, FLOWS_SCORED, QUARANTINE, TABLES, TRAFFIC_1M
+from jobs.delta_append import DeltaAppender
+from jobs.transforms import QUARANTINE_REASON, RAW_VALUE, score
+from schemas.tables import ALERTS, BATCH_LOG, FLOWS_SCORED, QUARANTINE, TRAFFIC_1M
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import DataFrame
 
 log = logging.getLogger(__name__)
@@ -38,51 +43,14 @@ class BatchStats:
     seconds: float
 
 
-def table_path(tables_dir: Path, name: str) -> str:
-    return str(tables_dir / name)
-
-
-def append_delta(frame: "DataFrame", tables_dir: Path, name: str, app_id: str, batch_id: int) -> None:
-    """Append idempotently: Delta skips a (txnAppId, txnVersion) it has already committed."""
-    writer = (frame.write.format("delta").mode("append")
-              .option("txnAppId", app_id).option("txnVersion", batch_id)
-              .option("mergeSchema", "false"))
-    partition_by = TABLES[name].partition_by
-    if partition_by:
-        writer = writer.partitionBy(*partition_by)
-    writer.save(table_path(tables_dir, name))
-
-
-def quarantine_rows(batch: "DataFrame", batch_id: int) -> "DataFrame":
+def scored_batch(batch: "DataFrame", bundle_dir: str) -> "DataFrame":
+    """Every parsed record with its scores. ``raw_value`` is kept for quarantined records only (the
+    quarantine table's payload); their scores are computed with the rest and dropped on the driver,
+    so that one Spark job, with no cached batch, serves every table."""
     from pyspark.sql import functions as F
 
-    return batch.filter(F.col(QUARANTINE_REASON).isNotNull()).select(
-        F.col("record_id"), F.col(QUARANTINE_REASON).alias("reason"), F.col(RAW_VALUE).alias("raw_value"),
-        F.col(ORIGIN).alias("origin"), F.col(PARTITION).alias("partition"), F.col(OFFSET).alias("offset"),
-        F.col(INGEST_TIME).alias("ingest_time"), F.lit(batch_id).cast("long").alias("batch_id"),
-        F.current_timestamp().alias("quarantined_at"),
-        F.to_date(F.coalesce(F.col(INGEST_TIME), F.current_timestamp())).alias("ingest_date"),
-    )
-
-
-def scored_rows(batch: "DataFrame", bundle_dir: str, batch_id: int) -> "DataFrame":
-    from pyspark.sql import functions as F
-
-    good = batch.filter(F.col(QUARANTINE_REASON).isNull()).drop(QUARANTINE_REASON, RAW_VALUE)
-    return (score(good, bundle_dir)
-            .withColumn("batch_id", F.lit(batch_id).cast("long"))
-            .withColumn("scored_at", F.current_timestamp())
-            .withColumn("event_date", F.to_date("event_time")))
-
-
-def traffic_per_minute(scored: "DataFrame", batch_id: int) -> "DataFrame":
-    from pyspark.sql import functions as F
-
-    return (scored.groupBy(F.date_trunc("minute", "event_time").alias("minute"), "protocol",
-                           "predicted_class", "predicted_category", "is_anomaly", "model_version")
-            .agg(F.count("*").alias("records"), F.avg("ensemble_score").alias("mean_ensemble_score"),
-                 F.avg("rate").alias("mean_rate"), F.sum("tot_size").alias("sum_tot_size"))
-            .withColumn("batch_id", F.lit(batch_id).cast("long")))
+    return score(batch.withColumn(RAW_VALUE, F.when(F.col(QUARANTINE_REASON).isNotNull(), F.col(RAW_VALUE))),
+                 bundle_dir)
 
 
 class ForeachBatchSink:
@@ -90,12 +58,11 @@ class ForeachBatchSink:
 
     def __init__(self, config: AppConfig) -> None:
         self.config = config
-        self.tables_dir = config.stream.tables_dir
         self.app_id = config.stream.app_id
         self.bundle_dir = str(config.stream.model_dir)
+        self.delta = DeltaAppender(config.stream.tables_dir, self.app_id)
         self._influx = None
         self.influx_failures = 0  # points not written to InfluxDB since start
-        self._existing_tables: set[str] = set()  # tables known to exist (an empty batch skips them)
 
     def influx(self):
         if self._influx is None and self.config.influxdb.enabled:
@@ -105,113 +72,81 @@ class ForeachBatchSink:
         return self._influx
 
     def __call__(self, batch: "DataFrame", batch_id: int) -> None:
-        from pyspark.sql import functions as F
-
         started = time.monotonic()
-        batch.persist()
-        try:
-            steps: dict[str, float] = {}
-            mark = time.monotonic()
+        if self.delta.committed(BATCH_LOG, batch_id):
+            log.info("batch %d is already committed (batch_log): skipped", batch_id)
+            return
+        collected = scored_batch(batch, self.bundle_dir).toArrow()
+        collect_seconds = time.monotonic() - started
+        good, bad = batch_tables.split(collected)
+        now = datetime.now(timezone.utc)
+        scored = batch_tables.flows_scored(good, batch_id, now)
+        alerts = batch_tables.alerts(scored)
+        influx_result = self._write_outputs({
+            FLOWS_SCORED: scored,
+            ALERTS: alerts,
+            QUARANTINE: batch_tables.quarantine(bad, batch_id, now),
+            TRAFFIC_1M: batch_tables.traffic_per_minute(scored, batch_id),
+        }, batch_id)
+        stats = BatchStats(
+            batch_id=batch_id, records=scored.num_rows, quarantined=bad.num_rows, anomalies=alerts.num_rows,
+            influx_written=influx_result.written if influx_result else 0,
+            influx_failed=influx_result.failed if influx_result else 0,
+            influx_error=influx_result.error if influx_result else None,
+            seconds=round(time.monotonic() - started, 3),
+        )
+        self._log_batch(stats)
+        log.debug("batch %d: parse+score+collect %.2f s, tables+influxdb %.2f s, total %.2f s", batch_id,
+                  collect_seconds, stats.seconds - collect_seconds, time.monotonic() - started)
 
-            def step(name: str) -> None:
-                nonlocal mark
-                now = time.monotonic()
-                steps[name] = round(now - mark, 2)
-                mark = now
-
-            quarantined = quarantine_rows(batch, batch_id)
-            scored = scored_rows(batch, self.bundle_dir, batch_id).persist()
-            try:
-                counts = scored.agg(F.count("*").alias("n"),
-                                    F.sum(F.col("is_anomaly").cast("int")).alias("a")).first()
-                records, anomalies = int(counts["n"]), int(counts["a"] or 0)
-                n_quarantined = quarantined.count()
-                step("parse+score")
-                influx_result = self._write_outputs(scored, quarantined, batch_id, records, anomalies,
-                                                    n_quarantined)
-                step("tables+influxdb")
-            finally:
-                scored.unpersist()
-            stats = BatchStats(
-                batch_id=batch_id, records=records, quarantined=n_quarantined, anomalies=anomalies,
-                influx_written=influx_result.written if influx_result else 0,
-                influx_failed=influx_result.failed if influx_result else 0,
-                influx_error=influx_result.error if influx_result else None,
-                seconds=round(time.monotonic() - started, 3),
-            )
-            self._log_batch(batch, stats)
-            step("batch_log")
-            log.debug("batch %d step seconds: %s", batch_id, steps)
-        finally:
-            batch.unpersist()
-
-    def _write_outputs(self, scored: "DataFrame", quarantined: "DataFrame", batch_id: int, records: int,
-                       anomalies: int, n_quarantined: int):
-        """Write the four tables and InfluxDB at once (Spark runs the jobs side by side; each Delta
-        commit spends most of its time on the driver). A table is skipped for a batch that has no
-        rows for it, once the table exists. Any Delta failure is raised after all writes ended, so
-        the batch is retried from the checkpoint (the writes are idempotent)."""
+    def _write_outputs(self, tables: dict[str, "pa.Table"], batch_id: int):
+        """Append the four tables and write InfluxDB side by side (delta-rs and the InfluxDB client
+        spend their time outside the GIL). Any Delta failure is raised once every write has ended,
+        so the batch is retried from the checkpoint (the appends are idempotent)."""
         from concurrent.futures import ThreadPoolExecutor
 
-        from pyspark.sql import functions as F
-
-        writes: dict[str, tuple[DataFrame, int]] = {
-            FLOWS_SCORED: (scored, records),
-            ALERTS: (scored.filter(F.col("is_anomaly")), anomalies),
-            QUARANTINE: (quarantined, n_quarantined),
-            TRAFFIC_1M: (traffic_per_minute(scored, batch_id), records),
-        }
-        spark = scored.sparkSession
-        with ThreadPoolExecutor(max_workers=len(writes) + 1, thread_name_prefix="iomt-sink") as pool:
-            futures = {name: pool.submit(self._append_if_needed, spark, frame, name, rows, batch_id)
-                       for name, (frame, rows) in writes.items()}
-            influx = pool.submit(self._write_influx, scored, records) if records else None
-            for future in futures.values():
+        scored = tables[FLOWS_SCORED]
+        with ThreadPoolExecutor(max_workers=len(tables) + 1, thread_name_prefix="iomt-sink") as pool:
+            futures = [pool.submit(self.delta.append, name, rows, batch_id) for name, rows in tables.items()]
+            influx = pool.submit(self._write_influx, scored) if scored.num_rows else None
+            for future in futures:
                 future.result()  # a failure propagates once the pool's exit has waited for every write
             return influx.result() if influx else None
 
-    def _append_if_needed(self, spark, frame: "DataFrame", name: str, rows: int, batch_id: int) -> None:
-        if rows == 0 and self._table_exists(spark, name):
-            return
-        append_delta(frame, self.tables_dir, name, self.app_id, batch_id)
-        self._existing_tables.add(name)
-
-    def _table_exists(self, spark, name: str) -> bool:
-        if name not in self._existing_tables:
-            from delta.tables import DeltaTable
-
-            if DeltaTable.isDeltaTable(spark, table_path(self.tables_dir, name)):
-                self._existing_tables.add(name)
-        return name in self._existing_tables
-
-    def _write_influx(self, scored: "DataFrame", records: int):
+    def _write_influx(self, scored: "pa.Table"):
         try:
             writer = self.influx()
             if writer is None:
                 return None
-            result = writer.write_frame(scored)
+            result = writer.write_table(scored)
         except Exception as exc:  # noqa: BLE001 - InfluxDB must never stop the stream
             from jobs.influx_sink import InfluxWriteResult
 
             log.error("InfluxDB sink failed for this batch: %s", exc)
-            result = InfluxWriteResult(written=0, failed=records, error=f"{type(exc).__name__}: {exc}"[:500])
+            result = InfluxWriteResult(written=0, failed=scored.num_rows,
+                                       error=f"{type(exc).__name__}: {exc}"[:500])
         if result.failed:
             self.influx_failures += result.failed
             log.error("InfluxDB: %d points failed in this batch (%d since start)",
                       result.failed, self.influx_failures)
         return result
 
-    def _log_batch(self, batch: "DataFrame", stats: BatchStats) -> None:
-        from pyspark.sql import functions as F
+    def _log_batch(self, stats: BatchStats) -> None:
+        import pyarrow as pa
 
-        spark = batch.sparkSession
-        row = spark.createDataFrame(
-            [(stats.batch_id, stats.records, stats.quarantined, stats.anomalies, stats.influx_written,
-              stats.influx_failed, stats.influx_error, stats.seconds, self.config.stream.app_id)],
-            "batch_id long, records long, quarantined long, anomalies long, influx_written long, "
-            "influx_failed long, influx_error string, seconds double, app_id string",
-        ).withColumn("logged_at", F.current_timestamp())
-        append_delta(row, self.tables_dir, BATCH_LOG, self.app_id, stats.batch_id)
+        row = pa.table({
+            "batch_id": pa.array([stats.batch_id], pa.int64()),
+            "records": pa.array([stats.records], pa.int64()),
+            "quarantined": pa.array([stats.quarantined], pa.int64()),
+            "anomalies": pa.array([stats.anomalies], pa.int64()),
+            "influx_written": pa.array([stats.influx_written], pa.int64()),
+            "influx_failed": pa.array([stats.influx_failed], pa.int64()),
+            "influx_error": pa.array([stats.influx_error], pa.string()),
+            "seconds": pa.array([stats.seconds], pa.float64()),
+            "app_id": pa.array([self.app_id], pa.string()),
+            "logged_at": pa.array([datetime.now(timezone.utc)], batch_tables.UTC_MICROS),
+        })
+        self.delta.append(BATCH_LOG, batch_tables.in_utc(row), stats.batch_id, skip_empty=False)
         log.info("batch %d: %d records, %d anomalies, %d quarantined, influx %d ok / %d failed, %.1f s",
                  stats.batch_id, stats.records, stats.anomalies, stats.quarantined,
                  stats.influx_written, stats.influx_failed, stats.seconds)
