@@ -70,7 +70,7 @@ def read_source(spark: "SparkSession", config: AppConfig) -> "DataFrame":
 def start_query(spark: "SparkSession", config: AppConfig, available_now: bool | None = None) -> "StreamingQuery":
     """Start the scoring query; ``available_now`` overrides the configured trigger."""
     from jobs.sinks import make_foreach_batch
-    from jobs.transforms import parse_flows
+    from jobs.transforms import parse_flows, score_records
     from models.bundle import read_manifest, verify_manifest
     from udfs.model_cache import driver_bundle_dir
 
@@ -79,7 +79,8 @@ def start_query(spark: "SparkSession", config: AppConfig, available_now: bool | 
     bundle_dir = driver_bundle_dir(config.stream.model_dir)
     verify_manifest(bundle_dir, read_manifest(bundle_dir))
     parsed = parse_flows(read_source(spark, config), strict=config.stream.strict_fields)
-    writer = (parsed.writeStream.queryName("iomt_ad_score_stream")
+    scored = score_records(parsed, str(config.stream.model_dir))
+    writer = (scored.writeStream.queryName("iomt_ad_score_stream")
               .option("checkpointLocation", str(config.stream.checkpoint))
               .foreachBatch(make_foreach_batch(config)))
     if available_now if available_now is not None else config.stream.trigger == "availableNow":

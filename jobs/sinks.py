@@ -1,7 +1,8 @@
 """The foreachBatch sink of the streaming job: Delta tables (exactly once) and InfluxDB.
 
-For each micro-batch, one Spark job parses and scores every record and brings the result to the
-driver as Arrow (:func:`scored_batch`). The driver splits it into the rows of each table
+The streaming query hands over every parsed record already scored (:func:`jobs.transforms.score_records`);
+for each micro-batch one Spark job runs that plan and brings the result to the driver as Arrow.
+The driver splits it into the rows of each table
 (:mod:`jobs.batch_tables`) and then, side by side, appends ``flows_scored``, ``alerts``,
 ``quarantine`` and ``traffic_1m`` with delta-rs and writes InfluxDB points; last, one ``batch_log``
 row, the batch's commit mark. Every Delta commit carries the transaction (``app_id``, batch id)
@@ -21,7 +22,6 @@ from typing import TYPE_CHECKING
 from jobs import batch_tables
 from jobs.config import AppConfig
 from jobs.delta_append import DeltaAppender
-from jobs.transforms import QUARANTINE_REASON, RAW_VALUE, score
 from schemas.tables import ALERTS, BATCH_LOG, FLOWS_SCORED, QUARANTINE, TRAFFIC_1M
 
 if TYPE_CHECKING:
@@ -43,23 +43,12 @@ class BatchStats:
     seconds: float
 
 
-def scored_batch(batch: "DataFrame", bundle_dir: str) -> "DataFrame":
-    """Every parsed record with its scores. ``raw_value`` is kept for quarantined records only (the
-    quarantine table's payload); their scores are computed with the rest and dropped on the driver,
-    so that one Spark job, with no cached batch, serves every table."""
-    from pyspark.sql import functions as F
-
-    return score(batch.withColumn(RAW_VALUE, F.when(F.col(QUARANTINE_REASON).isNotNull(), F.col(RAW_VALUE))),
-                 bundle_dir)
-
-
 class ForeachBatchSink:
     """The callable handed to ``writeStream.foreachBatch``; holds no Spark objects between batches."""
 
     def __init__(self, config: AppConfig) -> None:
         self.config = config
         self.app_id = config.stream.app_id
-        self.bundle_dir = str(config.stream.model_dir)
         self.delta = DeltaAppender(config.stream.tables_dir, self.app_id)
         self._influx = None
         self.influx_failures = 0  # points not written to InfluxDB since start
@@ -76,7 +65,7 @@ class ForeachBatchSink:
         if self.delta.committed(BATCH_LOG, batch_id):
             log.info("batch %d is already committed (batch_log): skipped", batch_id)
             return
-        collected = scored_batch(batch, self.bundle_dir).toArrow()
+        collected = batch.toArrow()  # the batch is already parsed and scored (score_records)
         collect_seconds = time.monotonic() - started
         good, bad = batch_tables.split(collected)
         now = datetime.now(timezone.utc)

@@ -206,3 +206,14 @@ def score(flows: "DataFrame", bundle_dir: str) -> "DataFrame":
     score_udf = make_score_udf(bundle_dir)
     scored = flows.withColumn("_score", score_udf(F.struct(*[F.col(c) for c in FEATURE_COLUMNS])))
     return with_protocol(scored.select("*", "_score.*").drop("_score"))
+
+
+def score_records(parsed: "DataFrame", bundle_dir: str) -> "DataFrame":
+    """Every parsed record with its scores, as the streaming job's sink takes it. ``raw_value`` is
+    kept for quarantined records only (the quarantine table's payload); their scores are computed
+    with the rest and dropped by the sink. Part of the streaming query's plan, built once: a
+    micro-batch then costs one Spark job and no DataFrame building from Python."""
+    from pyspark.sql import functions as F
+
+    return score(parsed.withColumn(RAW_VALUE, F.when(F.col(QUARANTINE_REASON).isNotNull(), F.col(RAW_VALUE))),
+                 bundle_dir)

@@ -6,8 +6,8 @@ import pytest
 
 from jobs.config import load_config
 from jobs.sinks import ForeachBatchSink
-from jobs.transforms import parse_flows
-from tests.streaming.helpers import good_messages, read_table, stream_conf
+from jobs.transforms import parse_flows, score_records
+from tests.streaming.helpers import BUNDLE, good_messages, read_table, stream_conf
 
 pytestmark = pytest.mark.spark
 
@@ -16,7 +16,7 @@ def _batch(spark, messages: list[str], first_offset: int):
     raw = spark.createDataFrame(
         [(text, "topic-a", 0, first_offset + i, datetime(2026, 5, 5, 5, 5, 5)) for i, text in enumerate(messages)],
         "raw_value string, origin string, partition int, offset long, ingest_time timestamp")
-    return parse_flows(raw)
+    return score_records(parse_flows(raw), str(BUNDLE))
 
 
 def _commits(spark, tmp_path, name: str) -> int:
