@@ -2,9 +2,11 @@
 
 - capacity: a backlog is produced first, then the job drains it in micro-batches; the sustained
   rate is the records of every batch after the first (warm-up) over their wall time;
-- latency at fixed input rates: the replayer sends at R records/s while the job runs with a 0 s
-  trigger; a record's latency is the commit time of the batch that wrote it (its ``batch_log`` row,
-  written after all of the batch's tables) minus the event time the producer stamped;
+- latency at fixed input rates: after a warm-up (2,000 records, so that the Python workers have
+  loaded the models), the replayer sends at R records/s while the job runs with a 0 s trigger; the
+  first 10 s of that replay settle the job and only records stamped after them count; a record's
+  latency is the commit time of the batch that wrote it (its ``batch_log`` row, written after all
+  of the batch's tables) minus the event time the producer stamped;
 - baseline: the seed's consumer, i.e. collect a micro-batch to the driver and call Keras
   ``predict`` once per record.
 """
@@ -175,8 +177,28 @@ def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, 
             "influx_points_failed": sum(b["influx_failed"] for b in batches), "topic": topic}
 
 
+def _processed(query) -> int:
+    """Records the query has processed, from its own progress (not a Delta read: polling must not
+    add Spark jobs to the run)."""
+    return sum(int(p.get("numInputRows", 0)) for p in query.recentProgress)
+
+
+def _wait_processed(query, total: int, timeout_s: float) -> int:
+    deadline = time.monotonic() + timeout_s
+    done = _processed(query)
+    while done < total and time.monotonic() < deadline:
+        time.sleep(0.5)
+        done = _processed(query)
+    return done
+
+
 def latency(spark, broker, work: Path, bundle: Path, data: Path, rate: int, seconds: float,
-            influx: Any = None) -> dict[str, Any]:
+            influx: Any = None, warmup_records: int = 2000, settle_s: float = 10.0) -> dict[str, Any]:
+    """Event-to-Delta latency at a steady input rate. The job is warmed up first: the Python
+    workers load the models on their first batch (~5-10 s here), so ``warmup_records`` are sent and
+    processed before the replay at ``rate`` starts (that time is reported as ``warmup_s``). The
+    replay then runs ``settle_s`` + ``seconds``; only records stamped in the last ``seconds`` count,
+    so the figures are the steady state, not the catch-up after the warm-up."""
     from pyspark.sql import functions as F
 
     from jobs.score_stream import start_query
@@ -185,23 +207,27 @@ def latency(spark, broker, work: Path, bundle: Path, data: Path, rate: int, seco
     broker.create_topic(topic, partitions=2)
     config = bench_config(work / topic, broker.bootstrap, topic, bundle, "0 seconds", max(rate * 5, 1000), influx)
     query = start_query(spark, config)
-    total = int(rate * seconds)
+    started = time.monotonic()
+    warmup = replay_to_kafka(broker.bootstrap, topic, 0, warmup_records, data)
+    if warmup.wait() != 0:
+        query.stop()
+        raise RuntimeError(warmup.stderr.read().decode()[-2000:])
+    if _wait_processed(query, warmup_records, 300.0) < warmup_records:
+        query.stop()
+        raise RuntimeError("the warm-up records were not processed within 300 s")
+    warmup_s = time.monotonic() - started
+    total = int(rate * (settle_s + seconds))
+    measured_from = time.time() + settle_s
     producer = replay_to_kafka(broker.bootstrap, topic, rate, total, data)
     if producer.wait() != 0:
         query.stop()
         raise RuntimeError(producer.stderr.read().decode()[-2000:])
-    deadline = time.monotonic() + max(120.0, seconds * 2)
-    done = 0
-    while time.monotonic() < deadline:
-        # the query's own progress, not a Delta read: polling must not add Spark jobs to the run
-        done = sum(int(p.get("numInputRows", 0)) for p in query.recentProgress)
-        if done >= total:
-            break
-        time.sleep(1.0)
+    done = _wait_processed(query, warmup_records + total, max(120.0, seconds * 2)) - warmup_records
     query.processAllAvailable()
     query.stop()
     tables = config.stream.tables_dir
-    flows = spark.read.format("delta").load(str(tables / "flows_scored")).select("batch_id", "event_time")
+    flows = (spark.read.format("delta").load(str(tables / "flows_scored")).select("batch_id", "event_time")
+             .filter(F.col("event_time").cast("double") >= measured_from))
     commits = spark.read.format("delta").load(str(tables / "batch_log")).select("batch_id", "logged_at")
     lat = (flows.join(commits, "batch_id")
            .select(((F.col("logged_at").cast("double") - F.col("event_time").cast("double")) * 1000).alias("ms"),
@@ -209,7 +235,8 @@ def latency(spark, broker, work: Path, bundle: Path, data: Path, rate: int, seco
            .toPandas().sort_values("t"))
     ms = lat["ms"].to_numpy()
     third = max(len(ms) // 3, 1)
-    return {"rate": rate, "sent": total, "processed": int(done), "seconds": seconds,
+    return {"rate": rate, "sent": total, "processed": int(done), "measured": len(ms), "seconds": seconds,
+            "warmup_records": warmup_records, "warmup_s": round(warmup_s, 1), "settle_s": settle_s,
             "p50": round(float(np.percentile(ms, 50)), 1), "p95": round(float(np.percentile(ms, 95)), 1),
             "p99": round(float(np.percentile(ms, 99)), 1),
             "backlog_growing": bool(np.median(ms[-third:]) > 2 * np.median(ms[:third]) + 1000)}
