@@ -151,8 +151,9 @@ def markdown(report: dict[str, Any]) -> str:
             runs = e2e["latency_runs"][rate]
             growing = any(r["backlog_growing"] for r in runs)
             warmup = statistics.median(r.get("warmup_s", float("nan")) for r in runs)
+            slope = statistics.median(r.get("latency_slope_s_per_s", float("nan")) for r in runs)
             lines.append(f"| {int(rate):,} | {q['p50']:,.0f} | {q['p95']:,.0f} | {q['p99']:,.0f} | "
-                         f"{'yes' if growing else 'no'} | {warmup:.1f} |")
+                         f"{'yes' if growing else 'no'} (latency slope {slope:+.2f} s/s) | {warmup:.1f} |")
         b = e2e["baseline"]
         lines += ["", f"- per-record baseline (micro-batch collected to the driver, Keras `predict` per record): "
                   f"{b['rps']:,.1f} records/s; IoMT-AD sustained / baseline = **{b['ratio']:,.0f}x**",

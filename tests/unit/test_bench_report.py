@@ -36,7 +36,7 @@ def test_markdown_prints_every_figure() -> None:
     text = markdown(report)
     assert "| ensemble | 1core | 1 | 35,000 | 1 |" in text
     assert "**520 records/s**" in text
-    assert "| 1,000 | 1 | 53,000 | 53,000 | no |" in text
+    assert "| 1,000 | 1 | 53,000 | 53,000 | no (latency slope" in text
     assert "**43x**" in text
     assert "| peak_rss_mb (target 3,072) | 5,000.0 | no |" in text
     assert "| peak_pss_mb (target 3,072) | 4,999.0 | no |" in text
