@@ -76,9 +76,10 @@ class InfluxConfig:
     bucket: str = "iomt"
     token_env: str | None = "INFLUXDB_TOKEN"
     token_file: str | None = None
-    batch_size: int = 5000
+    batch_size: int = 5000      # points per write request
     max_retries: int = 3
     timeout_ms: int = 10000
+    parallel_writes: int = 2    # requests of one micro-batch in flight at once
 
 
 @dataclass(frozen=True)

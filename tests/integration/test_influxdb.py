@@ -62,3 +62,36 @@ def test_unreachable_influxdb_is_counted_not_raised(monkeypatch) -> None:
         writer.close()
     assert result.written == 0 and result.failed == 12
     assert result.error is not None
+
+
+def test_an_arrow_batch_is_written_in_parallel_requests(influxdb, monkeypatch) -> None:
+    import pyarrow as pa
+
+    monkeypatch.setenv("IOMT_TEST_TOKEN", TOKEN)
+    bucket = new_influx_bucket(influxdb, "writer-arrow")
+    config = InfluxConfig(enabled=True, url=influxdb.url, org=ORG, bucket=bucket, token_env="IOMT_TEST_TOKEN",
+                          batch_size=7, parallel_writes=2)
+    writer = InfluxWriter(config)
+    try:
+        result = writer.write_table(pa.Table.from_pylist(_rows(20)))  # 3 requests, 2 at a time
+    finally:
+        writer.close()
+    assert (result.written, result.failed, result.error) == (20, 0, None)
+    assert _count(influxdb, bucket) == 20
+
+
+def test_an_unreachable_influxdb_fails_every_arrow_request_once(monkeypatch) -> None:
+    import pyarrow as pa
+
+    from tests.services.ports import free_port
+
+    monkeypatch.setenv("IOMT_TEST_TOKEN", "x")
+    config = InfluxConfig(enabled=True, url=f"http://127.0.0.1:{free_port()}", org=ORG, bucket="iomt",
+                          token_env="IOMT_TEST_TOKEN", batch_size=5, max_retries=1, timeout_ms=1000,
+                          parallel_writes=2)
+    writer = InfluxWriter(config)
+    try:
+        result = writer.write_table(pa.Table.from_pylist(_rows(12)))
+    finally:
+        writer.close()
+    assert result.written == 0 and result.failed == 12 and result.error is not None
