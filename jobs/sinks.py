@@ -43,10 +43,33 @@ class BatchStats:
     seconds: float
 
 
+def use_releasing_allocators() -> None:
+    """Make the driver give a batch's memory back once it is written. Each micro-batch passes
+    through the driver as Arrow; pyarrow's default allocator (mimalloc) kept freed pages, and the
+    driver's RSS grew from batch to batch (two cycles of an 80k-record backlog and a 10,000 rec/s
+    run, measured on the 2-core machine: 582 -> 810 MB, peak 913 MB; 548 -> 742 MB even after a
+    malloc_trim). With the system allocator and :func:`release_freed_memory` after each batch:
+    428 -> 464 MB, peak 684 MB, with the same batch times."""
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
+
+
+def release_freed_memory() -> None:
+    """Return freed heap pages to the OS (glibc ``malloc_trim``; a no-op elsewhere)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class ForeachBatchSink:
     """The callable handed to ``writeStream.foreachBatch``; holds no Spark objects between batches."""
 
     def __init__(self, config: AppConfig) -> None:
+        use_releasing_allocators()
         self.config = config
         self.app_id = config.stream.app_id
         self.delta = DeltaAppender(config.stream.tables_dir, self.app_id)
@@ -85,6 +108,8 @@ class ForeachBatchSink:
             seconds=round(time.monotonic() - started, 3),
         )
         self._log_batch(stats)
+        del collected, good, bad, scored, alerts
+        release_freed_memory()
         log.debug("batch %d: parse+score+collect %.2f s, tables+influxdb %.2f s, total %.2f s", batch_id,
                   collect_seconds, stats.seconds - collect_seconds, time.monotonic() - started)
 
