@@ -51,9 +51,6 @@ class DeltaAppender:
             table.update_incremental()  # another writer (OPTIMIZE, a restarted job) may have committed
         return table
 
-    def exists(self, name: str) -> bool:
-        return self._table(name) is not None
-
     def committed(self, name: str, batch_id: int) -> bool:
         """Whether ``name`` already holds batch ``batch_id`` (or a later one) of this app."""
         table = self._table(name)
