@@ -164,7 +164,8 @@ def save_bundle(out_dir: Path, *, version: str, preprocessor: Preprocessor, lstm
         "preprocessing": preprocessor.to_dict(),
         "lstm_ae": {"file": AE_FILE, "lite_file": AE_LITE_FILE, "config": lstm_ae.config.to_dict(),
                     "chunk_size": lstm_ae.chunk_size},
-        "iforest": {"file": IFOREST_FILE, "params": iforest.params, "selection": iforest.selection},
+        "iforest": {"file": IFOREST_FILE, "params": iforest.params, "selection": iforest.selection,
+                    "selection_tolerance": iforest.tolerance},
         "classifier": {"file": CLASSIFIER_FILE, "classes": classifier.classes, "input": classifier.input},
         "thresholds": {name: t.to_dict() for name, t in thresholds.items()},
         "ensemble": ensemble.to_dict(),
@@ -309,7 +310,8 @@ def load_bundle(bundle_dir: str | Path, compiled: bool = True) -> Bundle:
     compiled_if, compiled_clf = forests if forests else (None, None)
     iforest = IForestDetector(model=None if forests else joblib.load(bundle_dir / IFOREST_FILE),
                               params=manifest["iforest"]["params"],
-                              selection=manifest["iforest"].get("selection", []), compiled=compiled_if)
+                              selection=manifest["iforest"].get("selection", []), compiled=compiled_if,
+                              tolerance=manifest["iforest"].get("selection_tolerance"))
     classifier = AttackClassifier(model=None if forests else joblib.load(bundle_dir / CLASSIFIER_FILE),
                                   input=str(manifest["classifier"].get("input", SCALED)), compiled=compiled_clf)
     thresholds = {name: Threshold.from_dict(values) for name, values in manifest["thresholds"].items()}

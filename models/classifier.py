@@ -1,6 +1,6 @@
 """Supervised attack classifier: names the class (19) and category (6) of a record.
 
-A Random Forest (60 trees, depth <= 20, min_samples_leaf 2, ``class_weight="balanced"``) trained on the
+A Random Forest (30 trees, depth <= 20, min_samples_leaf 2, ``class_weight="balanced"``) trained on the
 benign training rows and the classifier-train attack rows; benign rows are only ~4% of the data, and
 unweighted models flag many benign rows as attacks (measured: 41% of benign validation rows).
 Its input (``input="engineered"``) is the *cleaned* matrix (infinities capped, NaN imputed; no log, no
@@ -9,15 +9,23 @@ scaling or clipping, which trees do not need) plus the derived columns of :func:
 Chosen on an inner split (attack training rows with split bucket >= 0.56 and the benign validation
 rows as validation, the rest of the training rows to fit; test rows never read), 19-class macro-F1 /
 category macro-F1 / benign rows called attacks / predict rows/s on one core:
-HistGradientBoosting as in bundle v1 (early stopping, 44 iterations) 0.749 / 0.849 / 0.119 / 23k;
+HistGradientBoosting as in the first bundle (early stopping, 44 iterations) 0.749 / 0.849 / 0.119 / 23k;
 HGB 300 iterations without early stopping 0.759 / 0.862 / 0.162 / 2k; HGB 150 x 63 leaves 0.756 /
 0.860 / 0.185 / 3k; ExtraTrees 100 0.731 / 0.846 / 0.106; RF 100 depth 20 0.772 / 0.865 / 0.109;
 RF unbounded depth 0.742 (benign called attacks 0.365); RF without class weights 0.763 (0.415);
 RF 60 trees depth 20 with the engineered columns 0.774 / 0.866 / 0.120 / ~60-100k rows/s and 11 MB
 (seeds 1, 2: 0.777, 0.767; without them 0.767, 0.767). Per-class probability re-weighting tuned for
 macro-F1 on one half of the validation rows lowered it on the other half (0.775 -> 0.763), so none
-is applied. Bundle v1 (``input="scaled"``, the HGB on the preprocessed matrix) still loads and scores. The category probability is the
-sum of its classes' probabilities; ``attack_probability = 1 - P(Benign)``, and ``attack_logit =
+is applied. A bundle with ``input="scaled"`` (the first bundle's HGB on the preprocessed matrix) still
+loads and scores.
+
+Trees: 30 since bundle v2 (60 in v1). The forest runs on every streamed record and its cost grows with
+the number of trees: halving it took the classifier from ~9 to ~3.5 us a row on one core (compiled,
+:mod:`models.compiled`). The price, measured: inner split (3 seeds, ``docs/model-selection.md``)
+macro-F1 0.766 +- 0.004 for 30 trees against 0.770 +- 0.001 for 60; held-out rows (bundle v2 against
+v1) 0.769 against 0.772, category 0.836 against 0.838.
+
+The category probability is the sum of its classes' probabilities; ``attack_probability = 1 - P(Benign)``, and ``attack_logit =
 log(sum of attack-class probabilities) - log(P(Benign))`` (both floored at 1e-300), computed from the two
 parts separately so that confident attacks (P(Benign) ~ 1e-12) keep their order instead of all
 rounding to ``p = 1``.
@@ -38,7 +46,7 @@ log = logging.getLogger(__name__)
 
 
 LOG_FLOOR = 1e-300
-SCALED = "scaled"            # the preprocessed (log, scaled, clipped) matrix: bundle v1
+SCALED = "scaled"            # the preprocessed (log, scaled, clipped) matrix: the first bundle
 ENGINEERED = "engineered"    # cleaned matrix + engineered_features columns
 INPUTS = (SCALED, ENGINEERED)
 ENGINEERED_NAMES: tuple[str, ...] = (
@@ -78,9 +86,9 @@ class ClassifierError(ValueError):
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    family: str = "random_forest"          # or "hist_gradient_boosting" (bundle v1)
+    family: str = "random_forest"          # or "hist_gradient_boosting" (the first bundle)
     input: str = ENGINEERED                # ENGINEERED or SCALED
-    n_estimators: int = 60                 # random forest
+    n_estimators: int = 30                 # random forest (60 in bundle v1; see the module doc)
     max_depth: int | None = 20             # random forest
     min_samples_leaf: int = 2              # random forest
     max_iter: int = 200                    # hist_gradient_boosting from here on
