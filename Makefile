@@ -48,7 +48,7 @@ clean:
 
 # The default bundle: trained on ../shared/data/ciciomt2024 when present, else on the project's sample.
 TRAIN_DATA ?= $(firstword $(wildcard ../shared/data/ciciomt2024) data/ciciomt2024-sample)
-MODEL ?= models/v1
+MODEL ?= models/v2
 
 .PHONY: train evaluate bench bench-quick grafana dist
 dist: venv

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from models import DEFAULT_BUNDLE_PATH
+
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,7 +29,7 @@ TARGETS = {"ensemble_1core_4096_rps": 100_000, "e2e_sustained_rps": 20_000, "p95
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="a reduced run of every part (under 10 minutes)")
     parser.add_argument("--runs", type=int, default=None, help="repeats per figure (default 3, quick 1)")
-    parser.add_argument("--model", type=Path, default=REPO / "models" / "v1")
+    parser.add_argument("--model", type=Path, default=DEFAULT_BUNDLE_PATH)
     parser.add_argument("--data", type=Path, default=REPO / "data" / "ciciomt2024-sample")
     parser.add_argument("--out-dir", type=Path, default=REPO, help="where bench.json and BENCHMARKS.md go")
     parser.add_argument("--skip-e2e", action="store_true", help="only the scoring core (no Spark, no Kafka)")

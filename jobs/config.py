@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from models import DEFAULT_BUNDLE
+
 
 class ConfigError(ValueError):
     """A configuration that cannot be used; the message says which key and why."""
@@ -92,7 +94,7 @@ class StreamConfig:
     checkpoint_dir: Path | None = None  # default: <tables_dir>/_checkpoints/score_stream
     trigger: str = "5 seconds"          # a processing-time interval, or "availableNow"
     app_id: str = "iomt-ad-score-stream"  # txnAppId of the Delta writes
-    model_dir: Path = Path("models/v1")
+    model_dir: Path = DEFAULT_BUNDLE
 
     @property
     def checkpoint(self) -> Path:

@@ -28,6 +28,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from models import DEFAULT_BUNDLE
+
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -149,8 +151,8 @@ def build(out_dir: Path, model_dir: Path, repo: Path = REPO) -> DistResult:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("dist"), help="output directory (default dist/)")
-    parser.add_argument("--model", type=Path, default=Path("models/v1"),
-                        help="the bundle to archive (default models/v1)")
+    parser.add_argument("--model", type=Path, default=DEFAULT_BUNDLE,
+                        help=f"the bundle to archive (default {DEFAULT_BUNDLE})")
 
 
 def run(args: argparse.Namespace) -> int:

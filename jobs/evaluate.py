@@ -11,9 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from models import DEFAULT_BUNDLE_PATH
+
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "v1"
+DEFAULT_MODEL = DEFAULT_BUNDLE_PATH
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

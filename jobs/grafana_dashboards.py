@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from jobs import grafana_flux as flux
+from models import DEFAULT_BUNDLE, DEFAULT_BUNDLE_PATH
 from schemas import influx as schema
 
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
 GRAFANA_DIR = REPO / "docker" / "grafana"
-DEFAULT_MODEL = REPO / "models" / "v1"
+DEFAULT_MODEL = DEFAULT_BUNDLE_PATH
 DATASOURCE_UID = "iomt-influxdb"   # fixed in docker/grafana/provisioning/datasources/influxdb.yaml
 DATASOURCE_TYPE = "influxdb"
 DEFAULT_BUCKET = "iomt"
@@ -215,7 +216,7 @@ def render(bundle_dir: Path = DEFAULT_MODEL, alert_rate: float | None = None,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL,
-                        help="model bundle whose thresholds the dashboards draw (default models/v1)")
+                        help=f"model bundle whose thresholds the dashboards draw (default {DEFAULT_BUNDLE})")
     parser.add_argument("--out", type=Path, default=GRAFANA_DIR, help="default docker/grafana")
     parser.add_argument("--alert-rate", type=float, default=None,
                         help="alert when the anomaly rate (%%) stays above this (default 20)")

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--data", nargs="+", required=True, metavar="FILE_OR_DIR",
                         help="official CICIoMT2024 CSV files or directories of them")
-    parser.add_argument("--out", required=True, type=Path, help="bundle directory, e.g. models/v1")
+    parser.add_argument("--out", required=True, type=Path, help="bundle directory, e.g. models/v2")
     parser.add_argument("--version", default=None, help="model version (default: the --out directory name)")
     parser.add_argument("--seed", type=int, default=None, help="split and model seed (default 20240601)")
     parser.add_argument("--target-fpr", type=float, default=0.01,

@@ -5,3 +5,11 @@ Modules: :mod:`models.preprocess` (imputation, log transform, scaling), :mod:`mo
 :mod:`models.classifier`, :mod:`models.thresholds`, :mod:`models.ensemble` and
 :mod:`models.bundle` (save / load / verify a bundle directory). Bundles live in ``models/<version>/``.
 """
+from pathlib import Path
+from typing import Final
+
+DEFAULT_VERSION: Final[str] = "v2"
+# The committed default bundle, as a path relative to the project root (configuration files, the
+# streaming job's working directory) and as an absolute path (CLIs that read it from anywhere).
+DEFAULT_BUNDLE: Final[Path] = Path("models") / DEFAULT_VERSION
+DEFAULT_BUNDLE_PATH: Final[Path] = Path(__file__).resolve().parent / DEFAULT_VERSION

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from models import DEFAULT_BUNDLE
+
 log = logging.getLogger(__name__)
 
 APP = Path(__file__).resolve().parent / "app.py"
@@ -21,8 +23,8 @@ APP = Path(__file__).resolve().parent / "app.py"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tables", type=Path, default=Path("var/delta"),
                         help="the job's stream.tables_dir (default var/delta)")
-    parser.add_argument("--model", type=Path, default=Path("models/v1"),
-                        help="model bundle whose threshold is drawn (default models/v1)")
+    parser.add_argument("--model", type=Path, default=DEFAULT_BUNDLE,
+                        help=f"model bundle whose threshold is drawn (default {DEFAULT_BUNDLE})")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8501)
     parser.add_argument("--window-minutes", type=int, default=60, help="minutes of data shown (default 60)")

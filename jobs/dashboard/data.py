@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from models import DEFAULT_BUNDLE
 from schemas.tables import ALERTS, BATCH_LOG, FLOWS_SCORED, TRAFFIC_1M
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class DashboardSettings:
     def from_env(cls) -> "DashboardSettings":
         repo = Path(__file__).resolve().parents[2]
         return cls(tables_dir=Path(os.environ.get(ENV_TABLES, repo / "var" / "delta")),
-                   model_dir=Path(os.environ.get(ENV_MODEL, repo / "models" / "v1")),
+                   model_dir=Path(os.environ.get(ENV_MODEL, repo / DEFAULT_BUNDLE)),
                    window_minutes=int(os.environ.get(ENV_WINDOW, "60")),
                    refresh_seconds=int(os.environ.get(ENV_REFRESH, "5")))
 

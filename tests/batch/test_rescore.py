@@ -10,7 +10,7 @@ from chispa import assert_approx_df_equality
 from jobs.config import load_config
 from jobs.rescore_batch import SCORING_RUNS, RescoreError, TimeRange, rescore
 from tests.batch.conftest import event_time
-from tests.streaming.helpers import BUNDLE
+from tests.streaming.helpers import BUNDLE, BUNDLE_VERSION
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -46,7 +46,7 @@ def test_rescores_exactly_the_rows_of_the_range(spark, job_tables, first_run) ->
     assert {r["record_id"] for r in rescored.select("record_id").collect()} == expected
     assert {r["event_date"].isoformat() for r in rescored.select("event_date").distinct().collect()} == {
         "2025-03-01", "2025-03-02"}
-    assert first_run.model_version == "v1"
+    assert first_run.model_version == BUNDLE_VERSION
 
 
 def test_same_bundle_gives_the_stream_scores(spark, job_tables, first_run) -> None:
@@ -83,7 +83,7 @@ def test_each_run_is_recorded(spark, job_tables, first_run) -> None:
     row = runs.filter(runs.run_id == first_run.run_id).first()
     assert row is not None
     assert (row["status"], row["model_version"], row["rows_read"], row["rows_written"]) == (
-        "succeeded", "v1", first_run.rows_written, first_run.rows_written)
+        "succeeded", BUNDLE_VERSION, first_run.rows_written, first_run.rows_written)
     in_utc = runs.filter(runs.run_id == first_run.run_id).selectExpr(
         "date_format(range_from, 'yyyy-MM-dd HH:mm') AS f", "date_format(range_to, 'yyyy-MM-dd HH:mm') AS t").first()
     assert (in_utc["f"], in_utc["t"]) == ("2025-03-01 23:30", "2025-03-02 03:00")  # session time zone UTC

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from jobs.dist import build
 from jobs.session import spark_jars
-from tests.streaming.helpers import BUNDLE, bad_messages, good_messages, produce
+from tests.streaming.helpers import BUNDLE, BUNDLE_VERSION, bad_messages, good_messages, produce
 
 pytestmark = [pytest.mark.cluster, pytest.mark.spark, pytest.mark.kafka, pytest.mark.slow]
 
@@ -98,7 +98,7 @@ def test_streaming_job_on_the_cluster(spark, spark_cluster, streamed, workspace)
     scored = _table(spark, workspace, "flows_scored")
     assert scored.count() == N_GOOD
     assert {r["record_id"] for r in scored.select("record_id").collect()} == {m["record_id"] for _, m in good}
-    assert {r["model_version"] for r in scored.select("model_version").distinct().collect()} == {"v1"}
+    assert {r["model_version"] for r in scored.select("model_version").distinct().collect()} == {BUNDLE_VERSION}
     assert _table(spark, workspace, "alerts").count() == scored.filter("is_anomaly").count()
     reasons = sorted(r["reason"] for r in _table(spark, workspace, "quarantine").collect())
     assert reasons == sorted(reason for _, reason in bad)
@@ -120,4 +120,4 @@ def test_rescore_job_on_the_cluster(spark, spark_cluster, streamed, dist, worksp
     assert rescored.count() == N_GOOD
     assert rescored.filter("is_anomaly != stream_is_anomaly").count() == 0  # same bundle, same decisions
     runs = _table(spark, workspace, "scoring_runs").collect()
-    assert [(r["status"], r["model_version"], r["rows_written"]) for r in runs] == [("succeeded", "v1", N_GOOD)]
+    assert [(r["status"], r["model_version"], r["rows_written"]) for r in runs] == [("succeeded", BUNDLE_VERSION, N_GOOD)]

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-BUNDLE = Path(os.environ.get("IOMT_AD_TEST_BUNDLE", REPO / "models" / "v1"))
+from models import DEFAULT_BUNDLE_PATH
+
+BUNDLE = Path(os.environ.get("IOMT_AD_TEST_BUNDLE", DEFAULT_BUNDLE_PATH))
 N_RECORDS = 1500
 TOKEN_ENV = "IOMT_AD_TEST_INFLUX_TOKEN"
 

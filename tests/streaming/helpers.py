@@ -7,9 +7,11 @@ from pathlib import Path
 
 from jobs.datasets import load_flows_pandas
 from jobs.replay import ReplayOptions, iter_messages
+from models import DEFAULT_BUNDLE_PATH
 
 REPO = Path(__file__).resolve().parents[2]
-BUNDLE = Path(os.environ.get("IOMT_AD_TEST_BUNDLE", REPO / "models" / "v1"))
+BUNDLE = Path(os.environ.get("IOMT_AD_TEST_BUNDLE", DEFAULT_BUNDLE_PATH))
+BUNDLE_VERSION = json.loads((BUNDLE / "manifest.json").read_text(encoding="utf-8"))["model_version"]
 
 # Malformed messages and the quarantine reason each must get (written out by hand).
 MALFORMED = [

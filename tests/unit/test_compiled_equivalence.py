@@ -6,7 +6,6 @@ onnxruntime and in float64 in scikit-learn, so scores differ by ~1e-7 and a deci
 for a row whose score lies within that distance of a threshold (or of a tie between two classes)."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import pandas as pd
 import pytest
 
 from jobs.datasets import load_flows_pandas
+from models import DEFAULT_BUNDLE_PATH
 from models.bundle import Bundle, load_bundle
 from models.compiled import (OnnxClassifier, OnnxForest, OnnxIsolationForest, classifier_to_onnx, float32_floor,
                              iforest_to_onnx, to_bytes)
@@ -21,7 +21,7 @@ from models.split import split_of
 from schemas.flow_record import FEATURES
 from udfs.scoring import score_frame
 
-BUNDLE = Path(__file__).resolve().parents[2] / "models" / "v1"
+BUNDLE = DEFAULT_BUNDLE_PATH
 AGREEMENT = 0.999
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from jobs.influx_sink import encode_lines, to_lines
+from models import DEFAULT_BUNDLE_PATH
 from schemas.flow_record import FEATURES, column_name
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,7 +86,7 @@ def test_real_scored_rows_match_the_library() -> None:
 
     flows = load_flows_pandas([REPO / "data" / "ciciomt2024-sample"]).sample(500, random_state=1)
     flows = flows.reset_index(drop=True)
-    scored = score_frame(flows[list(FEATURES)], get_bundle(REPO / "models" / "v1"))
+    scored = score_frame(flows[list(FEATURES)], get_bundle(DEFAULT_BUNDLE_PATH))
     rows = pd.concat([flows.rename(columns={f: column_name(f) for f in FEATURES}), scored], axis=1)
     rows["record_id"] = [f"r{i}" for i in range(len(rows))]
     rows["source_id"] = "Benign_test.pcap.csv:1"
