@@ -178,9 +178,10 @@ class InfluxWriter:
                 delay *= 2
 
     def write_rows(self, rows: Iterable[dict[str, Any]]) -> InfluxWriteResult:
+        """Scored records as dicts (the columns of ``flows_scored``), encoded as :meth:`write_table` does."""
         import pandas as pd
 
-        return self.write_lines(to_lines(pd.DataFrame(list(rows))))
+        return self.write_lines(encode_lines(pd.DataFrame(list(rows))))
 
     def write_lines(self, lines: list[str]) -> InfluxWriteResult:
         return self._write_parts(list(_chunks(lines, self.config.batch_size)), lambda chunk: chunk, workers=1)
