@@ -26,6 +26,14 @@ hold float32 thresholds. Each threshold is stored as the largest float32 ``w <= 
 float32 ``x``, ``x <= w`` exactly when ``x <= t``: every row reaches the same leaf as in scikit-learn
 (the same rounding skl2onnx applies with ``sklearn_threshold``). What remains is float32
 accumulation over the trees (|difference| ~1e-7 in probabilities and IF scores).
+
+Missing values: the trees carry no ``nodes_missing_value_tracks_true``. NaN never reaches the forests:
+the preprocessor imputes and caps every non-finite cell, the scaled matrix is clipped, and the
+classifier's engineered columns are made finite (:func:`models.classifier.engineered_features`); for
+finite inputs scikit-learn's missing-value routing never applies. Without the tracks onnxruntime skips
+a NaN test on every branch taken to the right: measured on one core at batch 4,096 (bundle v2, the
+two forms timed alternately in one process, medians of 40 calls), the classifier 3.85 -> 3.41 us a
+row, the Isolation Forest 2.48 -> 2.23.
 """
 from __future__ import annotations
 
@@ -91,8 +99,7 @@ class _Ensemble:
     @classmethod
     def empty(cls) -> "_Ensemble":
         return cls(nodes={k: [] for k in ("nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_modes",
-                                          "nodes_values", "nodes_truenodeids", "nodes_falsenodeids",
-                                          "nodes_missing_value_tracks_true")},
+                                          "nodes_values", "nodes_truenodeids", "nodes_falsenodeids")},
                    targets={k: [] for k in ("target_treeids", "target_nodeids", "target_ids", "target_weights")})
 
     def add_tree(self, tree_id: int, tree: Any, feature_map: np.ndarray, leaf_weights: np.ndarray) -> None:
@@ -101,7 +108,6 @@ class _Ensemble:
         n = tree.node_count
         leaf = tree.children_left == -1
         feature = np.where(leaf, 0, feature_map[np.maximum(tree.feature, 0)])
-        missing_left = getattr(tree, "missing_go_to_left", np.zeros(n, dtype=np.uint8))
         self.nodes["nodes_treeids"] += [tree_id] * n
         self.nodes["nodes_nodeids"] += list(range(n))
         self.nodes["nodes_featureids"] += feature.astype(np.int64).tolist()
@@ -109,8 +115,6 @@ class _Ensemble:
         self.nodes["nodes_values"] += np.where(leaf, np.float32(0), float32_floor(tree.threshold)).tolist()
         self.nodes["nodes_truenodeids"] += np.where(leaf, 0, tree.children_left).astype(np.int64).tolist()
         self.nodes["nodes_falsenodeids"] += np.where(leaf, 0, tree.children_right).astype(np.int64).tolist()
-        # the "true" branch is the left child: NaN goes where scikit-learn sends it
-        self.nodes["nodes_missing_value_tracks_true"] += np.where(leaf, 0, missing_left).astype(np.int64).tolist()
         leaves = np.flatnonzero(leaf)
         weights = np.asarray(leaf_weights, dtype=np.float64)[leaves]
         rows, cols = np.nonzero(weights)
@@ -122,9 +126,7 @@ class _Ensemble:
     def model(self, n_features: int, n_targets: int, output: str, doc: str, metadata: dict[str, str]) -> Any:
         onnx = _onnx()
         helper, proto = onnx.helper, onnx.TensorProto
-        nodes = dict(self.nodes)
-        if not any(nodes["nodes_missing_value_tracks_true"]):
-            del nodes["nodes_missing_value_tracks_true"]  # optional: all zeros is the default
+        nodes = dict(self.nodes)  # no missing-value tracks: the inputs are finite (module doc)
         op = helper.make_node("TreeEnsembleRegressor", ["x"], [output], domain="ai.onnx.ml", n_targets=n_targets,
                               aggregate_function="SUM", post_transform="NONE", **nodes, **self.targets)
         graph = helper.make_graph([op], output, [helper.make_tensor_value_info("x", proto.FLOAT, [None, n_features])],

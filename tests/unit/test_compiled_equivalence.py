@@ -89,3 +89,32 @@ def test_score_frame_decisions_agree(bundles: tuple[Bundle, Bundle], held_out: p
     flipped = (got["is_anomaly"] != expected["is_anomaly"]).to_numpy()
     threshold = slow.ensemble.threshold.value
     assert np.all(np.abs(expected["ensemble_score"].to_numpy()[flipped] - threshold) < 1e-5)
+
+
+def test_non_finite_and_extreme_inputs_score_alike(bundles: tuple[Bundle, Bundle], held_out: pd.DataFrame) -> None:
+    """The compiled trees have no missing-value tracks: every input the forests see is finite, so
+    rows holding NaN, +-inf, huge values and a zero-cancelling count still score as in scikit-learn."""
+    slow, fast = bundles
+    rows = held_out.iloc[:64].copy().astype(np.float64)
+    rng = np.random.default_rng(7)
+    for i in range(len(rows)):
+        columns = rng.choice(len(FEATURES), size=3, replace=False)
+        rows.iloc[i, columns] = [np.nan, np.inf, -np.inf][i % 3], 1e300 * (-1) ** i, -1e-9
+    rows.loc[rows.index[0], ["Number", "Tot sum", "Rate"]] = [-1e-9, 0.0, -1e-9]
+    x = slow.classifier.inputs(slow.preprocessor, rows)
+    assert np.isfinite(x).all() and np.isfinite(slow.preprocessor.transform(rows)).all()
+    expected, got = score_frame(rows, slow), score_frame(rows, fast)
+    for column in ("if_score", "clf_attack_proba", "ensemble_score"):
+        np.testing.assert_allclose(got[column], expected[column], rtol=0, atol=1e-5)
+    assert got["predicted_class"].tolist() == expected["predicted_class"].tolist()
+
+
+def test_compiled_trees_have_no_missing_value_tracks() -> None:
+    import gzip
+
+    import onnx
+
+    for name in ("iforest.onnx.gz", "classifier.onnx.gz"):
+        model = onnx.load_from_string(gzip.decompress((BUNDLE / name).read_bytes()))
+        attributes = {a.name for a in model.graph.node[0].attribute}
+        assert "nodes_missing_value_tracks_true" not in attributes, name

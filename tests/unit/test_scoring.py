@@ -210,3 +210,16 @@ def test_engineered_features_by_hand() -> None:
     np.testing.assert_allclose(out[0, :N], row[0])
     frac = (np.log1p(0.5) * 1000) % 1.0
     np.testing.assert_allclose(out[0, N:], [2.0, 40.0, 5.0, 3.0, 2.0, 1.5, 6.0, 0.125, frac], rtol=1e-5)
+
+
+def test_engineered_features_are_finite_when_a_count_cancels_the_epsilon() -> None:
+    from models.classifier import ENGINEERED_NAMES, engineered_features
+
+    row = np.zeros((1, N))
+    row[0, FEATURES.index("Number")] = -1e-9   # Number + 1e-9 == 0
+    row[0, FEATURES.index("Header_Length")] = 20.0  # 20 / 0 -> +inf
+    out = engineered_features(row)              # Tot sum 0 / 0 -> NaN
+    assert np.isfinite(out).all()
+    extra = dict(zip(ENGINEERED_NAMES, out[0, N:]))
+    assert extra["Tot sum/Number"] == 0.0
+    assert extra["Header_Length/Number"] == np.finfo(np.float32).max
