@@ -5,7 +5,7 @@ Writes into ``dist/`` (default):
 - ``iomt_ad.zip`` — the project's Python packages (``jobs``, ``udfs``, ``schemas``, ``models`` code;
   no model bundles) for ``spark-submit --py-files``;
 - ``bundle-<version>.zip`` — one model bundle (its manifest, the model files the manifest pins and
-  ``evaluation.json``) at the archive's root, for ``--archives dist/bundle-v1.zip#model`` with
+  ``evaluation.json``) at the archive's root, for ``--archives dist/bundle-v2.zip#model`` with
   ``stream.model_dir: model`` / ``--model model``;
 - ``score_stream.py`` and ``rescore_batch.py`` — the spark-submit entry points;
 - ``conf/`` — the YAML configurations and Spark/log4j settings of ``conf/``;

@@ -7,7 +7,7 @@ Overlapping ranges are fine: the later run owns the overlap.
 
 Run it with ``iomt-ad rescore --from T1 --to T2 [--model DIR] [--conf FILE]`` or
 ``spark-submit ... rescore_batch.py --conf FILE --from T1 --to T2 --model model``
-(``--archives bundle-v1.zip#model``: see docs/cluster.md). Times are ISO-8601; a time without an
+(``--archives bundle-v2.zip#model``: see docs/cluster.md). Times are ISO-8601; a time without an
 offset is read in ``spark.sql.session.timeZone`` (UTC in the shipped configurations).
 """
 from __future__ import annotations

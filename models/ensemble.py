@@ -7,10 +7,10 @@ Rule (all values fitted on benign validation rows, stored in the manifest):
    distribution:
    ``n(s) = (s - q50) / max(q99 - q50, eps)``: 0 is a typical benign row, 1 the benign 99th percentile.
 2. Combination, one of:
-   - ``"max"`` (bundle v1): ``ensemble_score = max(n_ae, n_if[, n_clf])``: a row is as anomalous as its
+   - ``"max"`` (the first bundle): ``ensemble_score = max(n_ae, n_if[, n_clf])``: a row is as anomalous as its
      most alarmed detector, so known attacks are caught by the classifier and unknown ones by the
      unsupervised scores.
-   - ``"stacked"`` (default since v2): ``t = sum_k w_k * sign(n_k) * log1p(|n_k|)`` with non-negative
+   - ``"stacked"`` (the default; bundles v1 and v2): ``t = sum_k w_k * sign(n_k) * log1p(|n_k|)`` with non-negative
      weights ``w`` of a class-balanced logistic regression fitted on benign validation rows against
      attack training rows (the classifier's scores for those come out of fold, from forests that did not
      see them; the AE and IF never see attacks). A detector whose fitted weight is negative is dropped

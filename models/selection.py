@@ -6,7 +6,7 @@ on the benign training rows and the attack training rows whose split bucket is b
 remaining attack training rows. Test rows are never loaded into either part.
 
 ``python -m models.selection --data ../shared/data/ciciomt2024 --json OUT.json`` reproduces the
-classifier table of ``docs/models-v2.md`` (19-class and 6-category macro-F1, benign rows called attacks,
+classifier table of ``docs/model-selection.md`` (19-class and 6-category macro-F1, benign rows called attacks,
 fit seconds and predict rows/s on one thread at batch 4096).
 """
 from __future__ import annotations

@@ -45,7 +45,7 @@ class TrainConfig:
     lstm_ae: LstmAeConfig = field(default_factory=LstmAeConfig)
     iforest: IForestGrid = field(default_factory=IForestGrid)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
-    ensemble: str = "stacked"      # or "max" (bundle v1's rule)
+    ensemble: str = "stacked"      # or "max" (the first bundle's rule)
     stacking_folds: int = 3
 
 
