@@ -69,4 +69,5 @@ train: venv
 
 evaluate: venv
 	$(BIN)/iomt-ad evaluate --model $(MODEL) --data $(TRAIN_DATA) --json $(MODEL)/evaluation.json --html $(MODEL)/evaluation.html
+	$(BIN)/python -m models.evidence --model $(MODEL) --data $(TRAIN_DATA) --json $(MODEL)/evidence.json  # why the targets are missed
 	$(BIN)/iomt-ad grafana --model $(MODEL)  # dashboards carry the bundle's thresholds

@@ -3,7 +3,8 @@
 Modules: :mod:`models.preprocess` (imputation, log transform, scaling), :mod:`models.split`
 (deterministic row-identity split), :mod:`models.lstm_ae`, :mod:`models.iforest`,
 :mod:`models.classifier`, :mod:`models.thresholds`, :mod:`models.ensemble` and
-:mod:`models.bundle` (save / load / verify a bundle directory). Bundles live in ``models/<version>/``.
+:mod:`models.bundle` (save / load / verify a bundle directory); :mod:`models.evaluation`,
+:mod:`models.evidence` and :mod:`models.selection` measure them. Bundles live in ``models/<version>/``.
 """
 from pathlib import Path
 from typing import Final
