@@ -59,19 +59,21 @@ def engineered_features(cleaned: np.ndarray) -> np.ndarray:
     (float32). Divisions add 1e-9 to the denominator; ratios that separate DDoS from DoS floods of one
     protocol (rate against inter-arrival time and window size) are not single-feature splits for a tree.
     Every value is finite (the compiled forests rely on it, :mod:`models.compiled`): where a denominator
-    cancels to 0 (a count of exactly -1e-9), 0/0 gives 0 and +-inf the float32 limits."""
+    cancels to 0 (a count of exactly -1e-9), 0/0 gives 0, and +-inf or a finite value beyond float32
+    (a cleaned cell can hold 1e300) gives the float32 limits. Such rows raise no numpy warnings."""
     c = np.asarray(cleaned, dtype=np.float64)
     col = {name: c[:, j] for j, name in enumerate(FEATURES)}
     eps = 1e-9
     n_base = c.shape[1]
     out = np.empty((c.shape[0], n_base + len(ENGINEERED_NAMES)), dtype=np.float32)
-    out[:, :n_base] = c  # each column computed in float64, then rounded to float32 as before
-    for k, extra in enumerate((
-            col["Rate"] * col["IAT"], col["Rate"] * col["Number"], col["IAT"] * col["Number"],
-            col["Tot sum"] / (col["Number"] + eps), col["Header_Length"] / (col["Number"] + eps),
-            col["Std"] / (np.abs(col["AVG"]) + eps), col["Max"] - col["Min"], col["IAT"] / (col["Rate"] + eps),
-            np.log1p(np.abs(col["IAT"])) * 1e3 % 1.0)):
-        out[:, n_base + k] = extra
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # made finite below
+        out[:, :n_base] = c  # each column computed in float64, then rounded to float32 as before
+        for k, extra in enumerate((
+                col["Rate"] * col["IAT"], col["Rate"] * col["Number"], col["IAT"] * col["Number"],
+                col["Tot sum"] / (col["Number"] + eps), col["Header_Length"] / (col["Number"] + eps),
+                col["Std"] / (np.abs(col["AVG"]) + eps), col["Max"] - col["Min"], col["IAT"] / (col["Rate"] + eps),
+                np.log1p(np.abs(col["IAT"])) * 1e3 % 1.0)):
+            out[:, n_base + k] = extra
     if not np.isfinite(out).all():  # contrived inputs only: no real row takes this branch
         np.nan_to_num(out, copy=False, nan=0.0)
     return out

@@ -223,3 +223,18 @@ def test_engineered_features_are_finite_when_a_count_cancels_the_epsilon() -> No
     extra = dict(zip(ENGINEERED_NAMES, out[0, N:]))
     assert extra["Tot sum/Number"] == 0.0
     assert extra["Header_Length/Number"] == np.finfo(np.float32).max
+
+
+def test_engineered_features_cap_values_beyond_float32_without_warnings() -> None:
+    import warnings
+
+    from models.classifier import engineered_features
+
+    row = np.zeros((1, N))
+    row[0, FEATURES.index("Tot sum")] = 1e300   # finite in float64, cleaned as is
+    row[0, FEATURES.index("Number")] = -1e-9
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = engineered_features(row)
+    assert np.isfinite(out).all()
+    assert out[0, FEATURES.index("Tot sum")] == np.finfo(np.float32).max
