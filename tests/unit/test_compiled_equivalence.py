@@ -118,3 +118,11 @@ def test_compiled_trees_have_no_missing_value_tracks() -> None:
         model = onnx.load_from_string(gzip.decompress((BUNDLE / name).read_bytes()))
         attributes = {a.name for a in model.graph.node[0].attribute}
         assert "nodes_missing_value_tracks_true" not in attributes, name
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_onnx_pool_threads_never_spin(threads: int) -> None:
+    forest = OnnxForest((BUNDLE / "iforest.onnx.gz").read_bytes(), threads=threads)
+    options = forest.session.get_session_options()
+    assert options.intra_op_num_threads == threads
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
