@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +52,13 @@ def binary_metrics(y: np.ndarray, score: np.ndarray, flagged: np.ndarray) -> dic
     }
 
 
-def _vector_keys(frame: pd.DataFrame) -> pd.Series:
+def vector_keys(frame: pd.DataFrame) -> pd.Series:
     """A 64-bit hash of each row's 39 feature values (NaN and inf hash like any value)."""
     return pd.util.hash_pandas_object(frame.loc[:, list(FEATURES)], index=False)
 
 
 def leakage(frame: pd.DataFrame, is_test: pd.Series) -> tuple[dict[str, Any], pd.Series]:
-    keys = _vector_keys(frame)
+    keys = vector_keys(frame)
     train_keys = keys[~is_test]
     train_labels: dict[int, set[str]] = {}
     for key, label in zip(train_keys.to_numpy(), frame.loc[~is_test, "label"]):
@@ -116,18 +117,39 @@ def evaluate_scored(test: pd.DataFrame, scored: pd.DataFrame, bundle: Bundle) ->
     }
 
 
-def evaluate_bundle(bundle: Bundle, data: Sequence[str | Path]) -> tuple[dict[str, Any], pd.DataFrame]:
-    """The evaluation dict (JSON-ready) and the scored test rows (for the HTML report)."""
+@dataclass(frozen=True)
+class HeldOut:
+    """The given rows, their split under the bundle's seed, and the test rows with their scores."""
+
+    files: list[Path]
+    split: SplitConfig
+    frame: pd.DataFrame   # every row given
+    part: pd.Series       # the split part of each row of ``frame``
+    test: pd.DataFrame    # the test rows, index 0..n-1
+    scored: pd.DataFrame  # score_frame of ``test``, same index
+
+
+def score_held_out(bundle: Bundle, data: Sequence[str | Path]) -> HeldOut:
+    """Load the flow files, split them as the bundle was split, and score the test rows."""
     files = list_flow_csvs(data)
     frame = load_flows_pandas(files)
     split = SplitConfig.from_description(bundle.manifest["split"])
-    is_test = split_frame(frame, split).eq(TEST)
+    part = split_frame(frame, split)
+    is_test = part.eq(TEST)
     if not is_test.any():
         raise NoHeldOutRowsError("none of the given rows is in the bundle's test split; give the official "
                                  "files (or the committed sample) with their original file names")
-    leak_info, leaked = leakage(frame, is_test)
     test = frame.loc[is_test].reset_index(drop=True)
-    scored = score_frame(test[list(FEATURES)], bundle)
+    return HeldOut(files=files, split=split, frame=frame, part=part, test=test,
+                   scored=score_frame(test[list(FEATURES)], bundle))
+
+
+def evaluate_bundle(bundle: Bundle, data: Sequence[str | Path]) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The evaluation dict (JSON-ready) and the scored test rows (for the HTML report)."""
+    held_out = score_held_out(bundle, data)
+    files, split, frame, test, scored = (held_out.files, held_out.split, held_out.frame, held_out.test,
+                                         held_out.scored)
+    leak_info, leaked = leakage(frame, held_out.part.eq(TEST))
     result = evaluate_scored(test, scored, bundle)
     labels = result.pop("_labels")
     unseen = ~leaked.to_numpy()

@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score, roc_auc_score
 
+from models.evaluation import score_held_out, vector_keys
+from models.split import TRAIN
 from schemas.classes import BENIGN, CATEGORIES, CATEGORY_OF_CLASS
-from schemas.flow_record import FEATURES
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def errors_within_pairs(truth: np.ndarray, predicted: np.ndarray, pairs: Sequenc
 
 def vectors_with_several_labels(frame: pd.DataFrame) -> dict[str, int]:
     """Distinct exact 39-feature vectors carrying more than one label, and the rows they cover."""
-    keys = pd.util.hash_pandas_object(frame.loc[:, list(FEATURES)], index=False)
+    keys = vector_keys(frame)
     labels_per_key = frame.assign(_key=keys.to_numpy()).groupby("_key")["label"].nunique()
     several = labels_per_key[labels_per_key > 1].index
     return {"distinct_vectors_with_several_labels": int(len(several)),
@@ -108,16 +109,11 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float | None:
 
 
 def collect(bundle_dir: Path, data: Sequence[str | Path]) -> dict[str, Any]:
-    from jobs.datasets import list_flow_csvs, load_flows_pandas
     from models.bundle import load_bundle
-    from models.split import TEST, TRAIN, SplitConfig, split_frame
-    from udfs.scoring import score_frame
 
     bundle = load_bundle(bundle_dir)
-    frame = load_flows_pandas(list_flow_csvs(data))
-    part = split_frame(frame, SplitConfig.from_description(bundle.manifest["split"]))
-    test = frame.loc[part.eq(TEST)].reset_index(drop=True)
-    scored = score_frame(test[list(FEATURES)], bundle)
+    held_out = score_held_out(bundle, data)
+    frame, part, test, scored = held_out.frame, held_out.part, held_out.test, held_out.scored
     truth = test["label"].to_numpy(dtype=object)
     predicted = scored["predicted_class"].to_numpy(dtype=object)
     predicted_category = scored["predicted_category"].to_numpy(dtype=object)  # as evaluation.json scores it
