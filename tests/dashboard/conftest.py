@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from models import DEFAULT_BUNDLE_PATH
+from tests.streaming.helpers import BUNDLE
 
-BUNDLE = Path(os.environ.get("IOMT_AD_TEST_BUNDLE", DEFAULT_BUNDLE_PATH))
 N_RECORDS = 1500
 TOKEN_ENV = "IOMT_AD_TEST_INFLUX_TOKEN"
 

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 
 from jobs.dashboard import APP, data
-from models import DEFAULT_BUNDLE_PATH
+from tests.streaming.helpers import BUNDLE
 
 REPO = Path(__file__).resolve().parents[2]
-BUNDLE = Path(os.environ.get("IOMT_AD_TEST_BUNDLE", DEFAULT_BUNDLE_PATH))
 OUTPUT = Path(os.environ.get("IOMT_AD_TEST_OUTPUT", REPO / "test-output")) / "dashboard"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from models import DEFAULT_BUNDLE_PATH
+from tests.streaming.helpers import BUNDLE
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -18,7 +18,7 @@ def test_demo_runs_the_job_and_reports(tmp_path, spark) -> None:
     conf = yaml.safe_load((REPO / "conf" / "local.yaml").read_text())
     conf["stream"]["files"]["path"] = str(tmp_path / "incoming")
     conf["stream"]["tables_dir"] = str(tmp_path / "delta")
-    conf["stream"]["model_dir"] = os.environ.get("IOMT_AD_TEST_BUNDLE", str(DEFAULT_BUNDLE_PATH))
+    conf["stream"]["model_dir"] = str(BUNDLE)
     (tmp_path / "conf.yaml").write_text(yaml.safe_dump(conf))
     result = subprocess.run(
         [str(Path(sys.executable).parent / "iomt-ad"), "demo", "--conf", str(tmp_path / "conf.yaml"),
