@@ -123,6 +123,20 @@ def e2e_part(args: argparse.Namespace, runs: int) -> dict[str, Any]:
     return result
 
 
+def cpu_lines(capacity_runs: list[dict[str, Any]]) -> list[str]:
+    """The CPU cost of a record while a backlog drains, by process (median over runs)."""
+    runs = [r for r in capacity_runs if "cpu_us_per_record" in r]
+    if not runs:
+        return []
+    kinds = sorted({k for r in runs for k in r["cpu_us_per_record"]} - {"total"})
+    cost = {k: statistics.median(r["cpu_us_per_record"].get(k, 0.0) for r in runs) for k in (*kinds, "total")}
+    bound = statistics.median(r["cpu_bound_rps"] for r in runs)
+    return ["- CPU per record while draining (microseconds, all cores; median of runs): "
+            + ", ".join(f"{k} {cost[k]:,.0f}" for k in kinds) + f"; **total {cost['total']:,.0f}**. "
+            f"At that cost the machine's cores, all busy all the time, would allow at most "
+            f"**{bound:,.0f} records/s**."]
+
+
 def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = ["# IoMT-AD benchmarks", "",
@@ -143,6 +157,7 @@ def markdown(report: dict[str, Any]) -> str:
                   f"- highest sustained throughput: **{e2e['max_sustained_rps']:,.0f} records/s** (a backlog drained "
                   f"in micro-batches of {e2e['capacity_runs'][0]['max_offsets_per_trigger']:,}; the first batch, with model loading, is excluded; "
                   f"median batch {statistics.median(r['batch_seconds_median'] for r in e2e['capacity_runs']):.1f} s)",
+                  *cpu_lines(e2e["capacity_runs"]),
                   "", "Latency: event time stamped by the replayer to the commit of the batch's `batch_log` row, at a "
                   "steady input rate: after a warm-up (records sent and processed first, so that the Python workers "
                   "have loaded the models; its duration is the warm-up column), the replay runs "

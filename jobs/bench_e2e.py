@@ -1,7 +1,9 @@
 """End-to-end measurements: a real Kafka broker -> Spark local[2] -> Delta (+ InfluxDB when built).
 
 - capacity: a backlog is produced first, then the job drains it in micro-batches; the sustained
-  rate is the records of every batch after the first (warm-up) over their wall time;
+  rate is the records of every batch after the first (warm-up) over their wall time; the CPU time
+  each process (and the broker and InfluxDB) spent over those batches, per record, says where the
+  time goes and what rate the machine's cores allow at that cost;
 - latency at fixed input rates: after a warm-up (2,000 records, so that the Python workers have
   loaded the models), the replayer sends at R records/s while the job runs with a 0 s trigger; the
   first 10 s of that replay settle the job and only records stamped after them count; a record's
@@ -13,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -126,6 +129,60 @@ class ResourceSampler:
                 "mean_cpu_percent_of_machine": round(float(np.mean(self.cpu_samples)), 1) if self.cpu_samples else None}
 
 
+def cpu_seconds_by_kind(services: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by this process tree, by :func:`process_kind`, and by
+    each service named in ``services`` (name -> pid, with its children). A process's reaped children
+    count with it (Spark's Python daemon reaps the workers it forks), except this process's own
+    (the replayers it has waited for are not part of the job)."""
+    import psutil
+
+    root = psutil.Process()
+    totals: dict[str, float] = {}
+    seen: set[int] = set()
+
+    def add(kind: str, proc: "psutil.Process", with_reaped: bool) -> None:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            return
+        seconds = times.user + times.system
+        if with_reaped:
+            seconds += times.children_user + times.children_system
+        totals[kind] = totals.get(kind, 0.0) + seconds
+
+    for name, pid in services.items():
+        try:
+            service = psutil.Process(pid)
+            members = [service, *service.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for proc in members:
+            seen.add(proc.pid)
+            add(name, proc, with_reaped=True)
+    for proc in [root, *root.children(recursive=True)]:
+        if proc.pid in seen:
+            continue
+        try:
+            kind = process_kind(proc is root, proc.name(), " ".join(proc.cmdline()))
+        except psutil.Error:
+            continue
+        add(kind, proc, with_reaped=proc is not root)
+    return totals
+
+
+def cpu_per_record(before: dict[str, float], after: dict[str, float], records: int,
+                   cores: int) -> dict[str, Any]:
+    """CPU microseconds per record, by process kind, between two :func:`cpu_seconds_by_kind`
+    readings, and the throughput the machine's cores would allow at that cost if every core were
+    busy all the time (``cpu_bound_rps``): no run can drain faster."""
+    used = {kind: max(after.get(kind, 0.0) - before.get(kind, 0.0), 0.0) for kind in after}
+    per_record = {kind: round(seconds * 1e6 / records, 1) for kind, seconds in sorted(used.items())
+                  if seconds > 0 and not kind.startswith(LOAD_GENERATOR)}
+    total = sum(per_record.values())
+    return {"cpu_us_per_record": {**per_record, "total": round(total, 1)},
+            "cpu_bound_rps": round(cores * 1e6 / total, 1) if total else None}
+
+
 def replay_to_kafka(bootstrap: str, topic: str, rate: float, limit: int, data: Path) -> subprocess.Popen:
     """The product's replayer in its own process (it must not share the job's cores' Python GIL)."""
     return subprocess.Popen(
@@ -164,8 +221,16 @@ def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, 
     config = bench_config(work / topic, broker.bootstrap, topic, bundle, "availableNow", max_offsets, influx)
     from jobs.score_stream import start_query
 
+    services = {"kafka_broker": broker.process.pid}
+    if influx is not None and influx.process is not None:
+        services["influxdb"] = influx.process.pid
     query = start_query(spark, config, available_now=True)
+    # CPU is counted from the end of the first batch (model loading) to the end, as the rate is
+    while not query.recentProgress and query.isActive:
+        time.sleep(0.05)
+    cpu_before = cpu_seconds_by_kind(services)
     query.awaitTermination()
+    cpu_after = cpu_seconds_by_kind(services)
     batches = _batch_log(spark, config)
     steady = batches[1:]
     if not steady:
@@ -176,6 +241,7 @@ def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, 
             "max_offsets_per_trigger": max_offsets,
             "sustained_rps": round(steady_records / seconds, 1),
             "batch_seconds_median": round(float(np.median([b["seconds"] for b in steady])), 2),
+            **cpu_per_record(cpu_before, cpu_after, steady_records, os.cpu_count() or 1),
             "influx_points_failed": sum(b["influx_failed"] for b in batches), "topic": topic}
 
 

@@ -51,3 +51,51 @@ def test_processes_are_told_apart_for_the_memory_figure() -> None:
     assert process_kind(False, "python3.11", "python -m pyspark.daemon") == "python_workers"
     assert process_kind(False, "python", "python -m jobs.cli --log-level WARNING replay --data d") == LOAD_GENERATOR
     assert process_kind(False, "bash", "bash spark-class") == "other:bash"
+
+
+def test_cpu_per_record_divides_each_process_kinds_time_by_the_records() -> None:
+    from jobs.bench_e2e import cpu_per_record
+
+    before = {"spark_jvm": 10.0, "python_workers": 2.0, "kafka_broker": 1.0, "replayer": 5.0}
+    after = {"spark_jvm": 14.0, "python_workers": 3.0, "kafka_broker": 1.5, "replayer": 9.0, "influxdb": 2.5}
+    result = cpu_per_record(before, after, records=100_000, cores=2)
+    assert result["cpu_us_per_record"] == {"influxdb": 25.0, "kafka_broker": 5.0, "python_workers": 10.0,
+                                           "spark_jvm": 40.0, "total": 80.0}  # the replayer is not the job
+    assert result["cpu_bound_rps"] == 25_000.0  # 2 cores x 1e6 us / 80 us
+
+
+def test_cpu_seconds_are_counted_for_services_and_this_process_tree() -> None:
+    import subprocess
+    import sys
+    import time
+
+    from jobs.bench_e2e import cpu_seconds_by_kind
+
+    burn = "import time\nend = time.process_time() + 0.6\nwhile time.process_time() < end: pass\ntime.sleep(30)"
+    service = subprocess.Popen([sys.executable, "-c", burn])
+    try:
+        time.sleep(0.2)
+        first = cpu_seconds_by_kind({"some_service": service.pid})
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            later = cpu_seconds_by_kind({"some_service": service.pid})
+            if later.get("some_service", 0.0) >= 0.6:
+                break
+            time.sleep(0.1)
+        assert later["some_service"] - first.get("some_service", 0.0) > 0.1
+        assert later["some_service"] >= 0.6
+        assert "python_workers" not in later  # the service is not counted again as a child of this process
+        assert later["driver_python"] > 0
+    finally:
+        service.kill()
+        service.wait()
+
+
+def test_markdown_shows_the_cpu_cost_per_record_when_measured() -> None:
+    report = _report(35_000, 520, 53_000, 43, 5000)
+    report["e2e"]["capacity_runs"][0].update(
+        {"cpu_us_per_record": {"spark_jvm": 60.0, "influxdb": 30.0, "total": 90.0}, "cpu_bound_rps": 22_222.2})
+    report["targets"] = targets(report)
+    text = markdown(report)
+    assert "influxdb 30, spark_jvm 60; **total 90**" in text
+    assert "**22,222 records/s**" in text
