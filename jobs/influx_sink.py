@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +48,7 @@ def point_times_ns(event_times: "pd.Series", record_ids: "pd.Series") -> "np.nda
     times = times.dt.tz_localize("UTC") if times.dt.tz is None else times.dt.tz_convert("UTC")
     nanos = times.dt.as_unit("ns").astype("int64").to_numpy()
     offsets = np.fromiter((schema.record_offset_ns(str(r)) for r in record_ids), dtype=np.int64,
-                          count=len(record_ids))
+                          count=len(record_ids))  # one by one: the reference for record_offsets_ns
     return (nanos // 1_000_000) * 1_000_000 + offsets
 
 
@@ -103,53 +103,137 @@ def _escaped(values, rules) -> "Any":
     return values
 
 
+def _escaped_few(values: "pa.Array", rules) -> "pa.Array":
+    """:func:`_escaped` for a column of few distinct values (a tag): each distinct value once."""
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(values)
+    return _escaped(encoded.dictionary, rules).take(encoded.indices)
+
+
 def _escaped_text(text: str, rules) -> str:
     for plain, escaped in rules:
         text = text.replace(plain, escaped)
     return text
 
 
-def encode_lines(rows: "pd.DataFrame") -> list[str]:
-    """The same points as :func:`to_lines`, built column by column with Arrow compute instead of
-    one Python call per row (influxdb-client's serializer took ~27 us a point: 2.2 s of an
-    80,000-record micro-batch). Tags and fields are sorted by key, as the library writes them;
-    numbers use Arrow's shortest round-trip text (``1`` for ``1.0``: a float in line protocol,
-    without the ``i`` suffix); a point with no field is left out, as the library does."""
+def point_columns(table: "pa.Table") -> dict[str, "pa.Array"]:
+    """:func:`point_frame` on Arrow columns: tag values as strings (``unknown`` when missing or
+    empty), numeric fields as float64 with non-finite values nulled, string fields with empty
+    values nulled, and ``_time`` in ns (:func:`schemas.influx.point_time_ns`)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    frame = point_frame(rows)
-    if frame.empty:
-        return []
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    tags = [pc.binary_join_element_wise(f"{_escaped_text(tag, _ESCAPE_KEY)}=",
-                                        _escaped(table[tag].cast(pa.string()), _ESCAPE_KEY), "")
+    columns: dict[str, pa.Array] = {}
+    for tag in schema.TAGS:
+        if tag == "source":
+            values = pc.list_element(pc.split_pattern(_strings(table, "source_id"), ":", max_splits=1), 0)
+        elif tag == schema.ANOMALY_TAG:
+            values = pc.if_else(_array(table, tag).cast(pa.bool_()), schema.TRUE, "false")
+        else:
+            values = _strings(table, tag)
+        columns[tag] = pc.if_else(pc.fill_null(pc.equal(values, ""), True), schema.UNKNOWN, values)
+    for name in (*schema.SCORE_FIELDS, *schema.FEATURE_FIELDS):
+        values = _numbers(table, name)
+        columns[name] = pc.if_else(pc.is_finite(values), values, pa.scalar(None, pa.float64()))
+    for name in schema.STRING_FIELDS:
+        values = _strings(table, name)
+        columns[name] = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+    offsets = schema.record_offsets_ns(table.column("record_id").to_pylist())
+    columns["_time"] = pa.array((_event_time_ns(table) // 1_000_000) * 1_000_000 + offsets)
+    return columns
+
+
+def _array(table: "pa.Table", name: str) -> "pa.Array":
+    return table.column(name).combine_chunks()
+
+
+def _strings(table: "pa.Table", name: str) -> "pa.Array":
+    import pyarrow as pa
+
+    return _array(table, name).cast(pa.string())
+
+
+def _numbers(table: "pa.Table", name: str) -> "pa.Array":
+    """A column as float64; values that are not numbers (text, in rows built from dicts) become null."""
+    import pandas as pd
+    import pyarrow as pa
+
+    values = _array(table, name)
+    if pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_null(values.type):
+        return values.cast(pa.float64())
+    return pa.array(pd.to_numeric(values.to_pandas(), errors="coerce"), pa.float64(), from_pandas=True)
+
+
+def _event_time_ns(table: "pa.Table") -> "np.ndarray":
+    """``event_time`` in ns since the epoch (a time without a zone is UTC)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    values = _array(table, "event_time")
+    if pa.types.is_timestamp(values.type):
+        return values.cast(pa.timestamp("ns", tz=values.type.tz)).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    times = pd.to_datetime(values.to_pandas())
+    times = times.dt.tz_localize("UTC") if times.dt.tz is None else times.dt.tz_convert("UTC")
+    return times.dt.as_unit("ns").astype("int64").to_numpy()
+
+
+def encode_table(table: "pa.Table") -> "pa.Array":
+    """The line protocol of scored records (an Arrow table with the columns of ``flows_scored``),
+    one newline-terminated line per point, built column by column with Arrow compute (the library's
+    serializer took ~27 us a point: 2.2 s of an 80,000-record micro-batch). Tags and fields are
+    sorted by key, as the library writes them; numbers use Arrow's shortest round-trip text (``1``
+    for ``1.0``: a float in line protocol, without the ``i`` suffix); a point with no field is left
+    out, as the library does."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0:
+        return pa.array([], pa.string())
+    columns = point_columns(table)
+    tags = [pc.binary_join_element_wise(f"{_escaped_text(tag, _ESCAPE_KEY)}=", _escaped_few(columns[tag], _ESCAPE_KEY), "")
             for tag in sorted(schema.TAGS)]
     numeric = set(schema.SCORE_FIELDS) | set(schema.FEATURE_FIELDS)
-    fields = []
+    fields = []  # ",key=value" per field, null where the value is missing
     for name in sorted((*schema.SCORE_FIELDS, *schema.FEATURE_FIELDS, *schema.STRING_FIELDS)):
         key = _escaped_text(name, _ESCAPE_KEY)
         if name in numeric:
-            fields.append(pc.binary_join_element_wise(f"{key}=", table[name].cast(pa.float64()).cast(pa.string()), ""))
+            fields.append(pc.binary_join_element_wise(f",{key}=", columns[name].cast(pa.string()), ""))
         else:
-            text = _escaped(table[name].cast(pa.string()), _ESCAPE_STRING)
-            fields.append(pc.binary_join_element_wise(f'{key}="', text, '"', ""))
-    field_set = pc.binary_join_element_wise(*fields, ",", null_handling="skip")
+            fields.append(pc.binary_join_element_wise(f',{key}="', _escaped(columns[name], _ESCAPE_STRING), '"', ""))
+    # missing fields joined as "" and the leading comma cut (null_handling="skip" would be simpler,
+    # but pyarrow 21 drops a row whose values are all null from its result)
+    field_set = pc.utf8_slice_codeunits(
+        pc.binary_join_element_wise(*fields, "", null_handling="replace", null_replacement=""), 1)
     lines = pc.binary_join_element_wise(
         pc.binary_join_element_wise(_escaped_text(schema.MEASUREMENT, _ESCAPE_MEASUREMENT), *tags, ","),
-        field_set, table["_time"].cast(pa.string()), " ")
-    return pc.filter(lines, pc.not_equal(field_set, "")).to_pylist()
+        field_set, pc.binary_join_element_wise(columns["_time"].cast(pa.string()), "\n", ""), " ")
+    return pc.filter(lines, pc.not_equal(field_set, ""))
 
 
-def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    for line in lines:
-        chunk.append(line)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def request_body(lines: "pa.Array") -> bytes:
+    """The newline-terminated lines of :func:`encode_table` as one request body: the bytes the
+    array already holds back to back, with no Python object per line."""
+    if len(lines) == 0:
+        return b""
+    import numpy as np
+    import pyarrow as pa
+
+    if lines.type != pa.string():
+        lines = lines.cast(pa.string())
+    _, offsets_buffer, data = lines.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)  # string (not large_string): int32 offsets
+    first, last = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
+    return data.slice(first, last - first).to_pybytes()
+
+
+def encode_lines(rows: "pd.DataFrame") -> list[str]:
+    """The same points as :func:`to_lines`, from a pandas frame (:func:`encode_table`), one string a point."""
+    import pyarrow as pa
+
+    if rows.empty:
+        return []
+    return [line[:-1] for line in encode_table(pa.Table.from_pandas(rows, preserve_index=False)).to_pylist()]
 
 
 class InfluxWriter:
@@ -162,11 +246,11 @@ class InfluxWriter:
                                      timeout=config.timeout_ms)
         self.write_api = self.client.write_api(write_options=SYNCHRONOUS)
 
-    def _write_chunk(self, chunk: list[str]) -> None:
+    def _write_request(self, body: bytes) -> None:
         delay = 0.5
         for attempt in range(self.config.max_retries + 1):
             try:
-                self.write_api.write(bucket=self.config.bucket, org=self.config.org, record=chunk,
+                self.write_api.write(bucket=self.config.bucket, org=self.config.org, record=body,
                                      write_precision="ns")
                 return
             except Exception as exc:  # noqa: BLE001 - any client/network error is retried
@@ -178,27 +262,24 @@ class InfluxWriter:
                 delay *= 2
 
     def write_rows(self, rows: Iterable[dict[str, Any]]) -> InfluxWriteResult:
-        """Scored records as dicts (the columns of ``flows_scored``), encoded as :meth:`write_table` does."""
+        """Scored records as dicts (the columns of ``flows_scored``), written as :meth:`write_table` does."""
         import pandas as pd
+        import pyarrow as pa
 
-        return self.write_lines(encode_lines(pd.DataFrame(list(rows))))
-
-    def write_lines(self, lines: list[str]) -> InfluxWriteResult:
-        return self._write_parts(list(_chunks(lines, self.config.batch_size)), lambda chunk: chunk, workers=1)
+        frame = pd.DataFrame(list(rows))
+        return self.write_table(pa.Table.from_pandas(frame, preserve_index=False) if len(frame) else pa.table({}))
 
     def write_table(self, scored: "pa.Table") -> InfluxWriteResult:
-        """Scored records as an Arrow table (the columns of ``flows_scored``). Each request's points
-        are encoded (:func:`encode_lines`) just before it is sent, up to ``parallel_writes`` requests at once, so the
-        line-protocol work (Python) overlaps the requests in flight."""
-        columns = ["record_id", "source_id", "event_time", *schema.TAGS[:-1], *schema.SCORE_FIELDS,
-                   *schema.FEATURE_FIELDS, *schema.STRING_FIELDS]
-        table = scored.select(columns)
+        """Scored records as an Arrow table (the columns of ``flows_scored``), ``batch_size`` points
+        a request. Each request's body is encoded (:func:`encode_table`) just before it is sent, up
+        to ``parallel_writes`` requests at once, so the encoding overlaps the requests in flight."""
+        if scored.num_rows == 0:
+            return InfluxWriteResult(written=0, failed=0)
         size = self.config.batch_size
-        parts = [table.slice(start, size) for start in range(0, table.num_rows, size)]
-        return self._write_parts(parts, lambda part: encode_lines(part.to_pandas()),
-                                 workers=max(1, self.config.parallel_writes))
+        parts = [scored.slice(start, size) for start in range(0, scored.num_rows, size)]
+        return self._write_parts(parts, workers=max(1, self.config.parallel_writes))
 
-    def _write_parts(self, parts: list, to_request: Callable[[Any], list[str]], workers: int) -> InfluxWriteResult:
+    def _write_parts(self, parts: list["pa.Table"], workers: int) -> InfluxWriteResult:
         """Write each part as one request. Once a request has failed after its retries, InfluxDB is
         taken as down for this micro-batch: the parts not yet sent are counted failed, not tried."""
         import threading
@@ -207,14 +288,14 @@ class InfluxWriter:
         down = threading.Event()
         errors: list[str] = []
 
-        def send(part: Any) -> tuple[int, int]:
+        def send(part: "pa.Table") -> tuple[int, int]:
             if down.is_set():
-                return 0, len(part)
-            lines = to_request(part)
+                return 0, part.num_rows
+            lines = encode_table(part)
             if down.is_set():
                 return 0, len(lines)
             try:
-                self._write_chunk(lines)
+                self._write_request(request_body(lines))
                 return len(lines), 0
             except Exception as exc:  # noqa: BLE001
                 error = f"{type(exc).__name__}: {exc}"[:500]

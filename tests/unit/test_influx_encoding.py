@@ -99,3 +99,31 @@ def test_real_scored_rows_match_the_library() -> None:
 
 def test_no_rows_no_lines() -> None:
     assert encode_lines(_rows(0)) == []
+
+
+def test_a_request_body_is_the_lines_back_to_back_each_ending_in_a_newline() -> None:
+    import pyarrow as pa
+
+    from jobs.influx_sink import encode_table, request_body
+
+    rows = _rows(40)
+    for name in ("ae_error", "if_score", "clf_attack_proba", "ensemble_score", "rate", "header_length", "tot_size",
+                 "iat", "number", "protocol_type", "label"):
+        rows.loc[5, name] = None  # a point with no field is left out of the body too
+    rows.loc[7, "label"] = 'new\nline "quoted"'
+    lines = encode_lines(rows)
+    assert len(lines) == 39
+    table = pa.Table.from_pandas(rows, preserve_index=False)
+    assert request_body(encode_table(table)) == ("\n".join(lines) + "\n").encode()
+    encoded = encode_table(table)
+    assert request_body(encoded.slice(10, 5)) == ("\n".join(lines[10:15]) + "\n").encode()  # offsets not at 0
+    assert request_body(encode_table(table.slice(0, 0))) == b""
+
+
+def test_times_without_a_zone_are_utc_and_text_numbers_are_read() -> None:
+    rows = _rows(3)
+    rows["event_time"] = rows["event_time"].dt.tz_localize(None)  # naive: UTC
+    rows["rate"] = ["12.5", "not a number", "1e3"]
+    expected, actual = to_lines(rows), encode_lines(rows)
+    assert [_point(line) for line in actual] == [_point(line) for line in expected]
+    assert "rate=12.5" in actual[0] and "rate=" not in actual[1] and "rate=1000" in actual[2]

@@ -17,6 +17,16 @@ def test_point_time_is_deterministic_and_within_the_millisecond() -> None:
     assert point_time_ns(event.replace(tzinfo=None), "record-a") == first
 
 
+def test_offsets_of_many_records_are_those_of_each_record() -> None:
+    from schemas.influx import record_offset_ns, record_offsets_ns
+
+    ids = ["record-a", "record-b", "", "é-ü-中", "x" * 500, *[f"r{i}" for i in range(100)]]
+    offsets = record_offsets_ns(ids)
+    assert offsets.dtype.kind == "i" and offsets.tolist() == [record_offset_ns(r) for r in ids]
+    assert all(0 <= o < 1_000_000 for o in offsets)
+    assert record_offsets_ns([]).tolist() == []
+
+
 def test_source_tag_keeps_cardinality_low() -> None:
     assert source_tag("TCP_IP-DoS-TCP_test.pcap.csv:17") == "TCP_IP-DoS-TCP_test.pcap.csv"
     assert source_tag("infusion-pump-3") == "infusion-pump-3"
