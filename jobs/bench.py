@@ -131,10 +131,14 @@ def cpu_lines(capacity_runs: list[dict[str, Any]]) -> list[str]:
     kinds = sorted({k for r in runs for k in r["cpu_us_per_record"]} - {"total"})
     cost = {k: statistics.median(r["cpu_us_per_record"].get(k, 0.0) for r in runs) for k in (*kinds, "total")}
     bound = statistics.median(r["cpu_bound_rps"] for r in runs)
+    jit = [r["jvm_jit_us_per_record"] for r in runs if r.get("jvm_jit_us_per_record") is not None]
+    jit_text = (f" JIT compilation took {', '.join(f'{j:,.0f}' for j in jit)} us a record of spark_jvm's CPU, run "
+                "by run (a fresh JVM compiles Spark's code as it first runs; the cost falls as the job keeps running)."
+                if jit else "")
     return ["- CPU per record while draining (microseconds, all cores; median of runs): "
             + ", ".join(f"{k} {cost[k]:,.0f}" for k in kinds) + f"; **total {cost['total']:,.0f}**. "
             f"At that cost the machine's cores, all busy all the time, would allow at most "
-            f"**{bound:,.0f} records/s**."]
+            f"**{bound:,.0f} records/s**." + jit_text]
 
 
 def markdown(report: dict[str, Any]) -> str:

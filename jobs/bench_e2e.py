@@ -170,6 +170,40 @@ def cpu_seconds_by_kind(services: dict[str, int]) -> dict[str, float]:
     return totals
 
 
+def spark_jvm_pids(services: dict[str, int]) -> list[int]:
+    """The Spark JVM(s) among this process's children (services such as the broker left out)."""
+    import psutil
+
+    excluded = set(services.values())
+    pids = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if proc.pid not in excluded and process_kind(False, proc.name(), "") == "spark_jvm":
+                pids.append(proc.pid)
+        except psutil.Error:
+            continue
+    return pids
+
+
+def jit_seconds(pids: list[int]) -> float | None:
+    """Time the JVMs have spent compiling code (HotSpot's counter, read with the JDK's ``jstat
+    -compiler``); None when jstat is missing or fails."""
+    import shutil
+
+    jstat = shutil.which("jstat")
+    if not jstat or not pids:
+        return None
+    total = 0.0
+    for pid in pids:
+        try:
+            out = subprocess.run([jstat, "-compiler", str(pid)], capture_output=True, text=True, timeout=30).stdout
+            header, values = out.strip().splitlines()[:2]
+            total += float(values.split()[header.split().index("Time")])
+        except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+            return None
+    return total
+
+
 def cpu_per_record(before: dict[str, float], after: dict[str, float], records: int,
                    cores: int) -> dict[str, Any]:
     """CPU microseconds per record, by process kind, between two :func:`cpu_seconds_by_kind`
@@ -228,9 +262,9 @@ def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, 
     # CPU is counted from the end of the first batch (model loading) to the end, as the rate is
     while not query.recentProgress and query.isActive:
         time.sleep(0.05)
-    cpu_before = cpu_seconds_by_kind(services)
+    cpu_before, jit_before = cpu_seconds_by_kind(services), jit_seconds(spark_jvm_pids(services))
     query.awaitTermination()
-    cpu_after = cpu_seconds_by_kind(services)
+    cpu_after, jit_after = cpu_seconds_by_kind(services), jit_seconds(spark_jvm_pids(services))
     batches = _batch_log(spark, config)
     steady = batches[1:]
     if not steady:
@@ -242,6 +276,9 @@ def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, 
             "sustained_rps": round(steady_records / seconds, 1),
             "batch_seconds_median": round(float(np.median([b["seconds"] for b in steady])), 2),
             **cpu_per_record(cpu_before, cpu_after, steady_records, os.cpu_count() or 1),
+            # JIT compilation within spark_jvm's CPU: high in a fresh JVM, falling run after run
+            "jvm_jit_us_per_record": (round((jit_after - jit_before) * 1e6 / steady_records, 1)
+                                      if jit_before is not None and jit_after is not None else None),
             "influx_points_failed": sum(b["influx_failed"] for b in batches), "topic": topic}
 
 

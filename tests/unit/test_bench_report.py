@@ -94,8 +94,35 @@ def test_cpu_seconds_are_counted_for_services_and_this_process_tree() -> None:
 def test_markdown_shows_the_cpu_cost_per_record_when_measured() -> None:
     report = _report(35_000, 520, 53_000, 43, 5000)
     report["e2e"]["capacity_runs"][0].update(
-        {"cpu_us_per_record": {"spark_jvm": 60.0, "influxdb": 30.0, "total": 90.0}, "cpu_bound_rps": 22_222.2})
+        {"cpu_us_per_record": {"spark_jvm": 60.0, "influxdb": 30.0, "total": 90.0}, "cpu_bound_rps": 22_222.2,
+         "jvm_jit_us_per_record": 41.5})
     report["targets"] = targets(report)
     text = markdown(report)
     assert "influxdb 30, spark_jvm 60; **total 90**" in text
     assert "**22,222 records/s**" in text
+    assert "JIT compilation took 42 us a record" in text
+
+
+def test_jit_time_is_read_from_a_running_jvm(tmp_path) -> None:
+    import subprocess
+    import time
+
+    from jobs.bench_e2e import jit_seconds
+
+    assert jit_seconds([]) is None
+    source = tmp_path / "Busy.java"
+    source.write_text("public class Busy { public static void main(String[] a) throws Exception {"
+                      " long s = 0; for (int i = 0; i < 50_000_000; i++) s += i % 7; System.out.println(s);"
+                      " Thread.sleep(60_000); } }")
+    jvm = subprocess.Popen(["java", str(source)], stdout=subprocess.PIPE)  # compiled and run in one JVM
+    try:
+        assert jvm.stdout.readline().strip()  # the loop has run (and been compiled)
+        deadline, seconds = time.monotonic() + 30, None
+        while seconds is None and time.monotonic() < deadline:
+            seconds = jit_seconds([jvm.pid])
+            time.sleep(0.2)
+        assert seconds is not None and seconds > 0
+        assert jit_seconds([jvm.pid, 2 ** 22 + 12345]) is None  # a pid that is no JVM: no figure
+    finally:
+        jvm.kill()
+        jvm.wait()
