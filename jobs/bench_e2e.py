@@ -33,6 +33,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 LOAD_GENERATOR = "replayer"
+MEASUREMENT_TOOL = "measurement_tool"  # jstat, run by the benchmark itself: never part of the job
+MEASUREMENT_TOOLS = frozenset({"jstat"})
 # latency climbing by more than 0.1 s per second of input (6 s a minute) means a growing backlog
 BACKLOG_SLOPE = 0.1
 
@@ -42,6 +44,8 @@ def process_kind(is_root: bool, name: str, cmdline: str) -> str:
     workers, the replayer that feeds the job (reported apart), or ``other:<name>``."""
     if is_root:
         return "driver_python"
+    if name in MEASUREMENT_TOOLS:
+        return MEASUREMENT_TOOL
     if "java" in name:
         return "spark_jvm"
     if "jobs.cli" in cmdline and " replay " in f"{cmdline} ":
@@ -100,6 +104,8 @@ class ResourceSampler:
                 kind = process_kind(proc is self.root, name, cmdline)
                 if kind == LOAD_GENERATOR:  # the replayer feeds the job: not part of it
                     self.peak_load_generator_mb = max(self.peak_load_generator_mb, rss)
+                    continue
+                if kind == MEASUREMENT_TOOL:
                     continue
                 by_kind[kind] = by_kind.get(kind, 0.0) + rss
                 pss_total += getattr(memory, "pss", memory.rss) / 2**20
@@ -211,7 +217,7 @@ def cpu_per_record(before: dict[str, float], after: dict[str, float], records: i
     busy all the time (``cpu_bound_rps``): no run can drain faster."""
     used = {kind: max(after.get(kind, 0.0) - before.get(kind, 0.0), 0.0) for kind in after}
     per_record = {kind: round(seconds * 1e6 / records, 1) for kind, seconds in sorted(used.items())
-                  if seconds > 0 and not kind.startswith(LOAD_GENERATOR)}
+                  if seconds > 0 and kind not in (LOAD_GENERATOR, MEASUREMENT_TOOL)}
     total = sum(per_record.values())
     return {"cpu_us_per_record": {**per_record, "total": round(total, 1)},
             "cpu_bound_rps": round(cores * 1e6 / total, 1) if total else None}

@@ -44,23 +44,25 @@ def test_markdown_prints_every_figure() -> None:
 
 
 def test_processes_are_told_apart_for_the_memory_figure() -> None:
-    from jobs.bench_e2e import LOAD_GENERATOR, process_kind
+    from jobs.bench_e2e import LOAD_GENERATOR, MEASUREMENT_TOOL, process_kind
 
     assert process_kind(True, "python3.11", "python -m jobs.cli bench") == "driver_python"
     assert process_kind(False, "java", "java -cp ... SparkSubmit") == "spark_jvm"
     assert process_kind(False, "python3.11", "python -m pyspark.daemon") == "python_workers"
     assert process_kind(False, "python", "python -m jobs.cli --log-level WARNING replay --data d") == LOAD_GENERATOR
     assert process_kind(False, "bash", "bash spark-class") == "other:bash"
+    assert process_kind(False, "jstat", "jstat -compiler 12") == MEASUREMENT_TOOL  # the bench's own probe
 
 
 def test_cpu_per_record_divides_each_process_kinds_time_by_the_records() -> None:
     from jobs.bench_e2e import cpu_per_record
 
     before = {"spark_jvm": 10.0, "python_workers": 2.0, "kafka_broker": 1.0, "replayer": 5.0}
-    after = {"spark_jvm": 14.0, "python_workers": 3.0, "kafka_broker": 1.5, "replayer": 9.0, "influxdb": 2.5}
+    after = {"spark_jvm": 14.0, "python_workers": 3.0, "kafka_broker": 1.5, "replayer": 9.0, "influxdb": 2.5,
+             "measurement_tool": 0.3}
     result = cpu_per_record(before, after, records=100_000, cores=2)
     assert result["cpu_us_per_record"] == {"influxdb": 25.0, "kafka_broker": 5.0, "python_workers": 10.0,
-                                           "spark_jvm": 40.0, "total": 80.0}  # the replayer is not the job
+                                           "spark_jvm": 40.0, "total": 80.0}  # the replayer and jstat are not the job
     assert result["cpu_bound_rps"] == 25_000.0  # 2 cores x 1e6 us / 80 us
 
 
