@@ -2,14 +2,13 @@
 
 Reads ``flows_scored``, ``alerts``, ``traffic_1m`` and ``batch_log`` with the ``deltalake`` package (no
 JVM) and the ensemble threshold from the model bundle's manifest; re-reads every few seconds.
-The page is ``jobs/dashboard/app.py``; this module starts ``streamlit run`` on it.
+The page is ``jobs/dashboard/app.py``; the command replaces itself with ``streamlit run`` on it.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -50,13 +49,16 @@ def run(args: argparse.Namespace) -> int:
     env = dict(os.environ, **settings.to_env())
     repo = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
-    process = subprocess.Popen(streamlit_command(args.host, args.port), env=env)
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        process.terminate()
-        process.wait(timeout=20)
-        return 130
+    command = streamlit_command(args.host, args.port)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # this process becomes the Streamlit server, so that a stop signal (SIGTERM from `docker stop`,
+    # systemd or a test) reaches the server itself: a parent left to wait on it would die on SIGTERM
+    # and leave the server running
+    os.execve(command[0], command, env)
+    return 0  # not reached
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,6 +78,37 @@ def _start_dashboard(tables: Path, port: int, log_path: Path) -> subprocess.Pope
     raise TimeoutError(f"the dashboard did not answer in 90 s: {log_path.read_text()[-2000:]}")
 
 
+def _servers_on(port: int) -> list[int]:
+    """Pids of processes whose command line serves Streamlit on ``port``."""
+    import psutil
+
+    pids = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "streamlit" in " ".join(cmdline) and str(port) in cmdline:
+            pids.append(proc.info["pid"])
+    return pids
+
+
+@pytest.mark.slow
+def test_stopping_the_dashboard_stops_its_server(tmp_path) -> None:
+    """`iomt-ad dashboard` becomes the Streamlit server: SIGTERM (docker stop, systemd) stops it
+    and leaves no server behind (a waiting parent used to die and orphan the server)."""
+    from tests.services.ports import free_port
+
+    port = free_port()
+    server = _start_dashboard(tmp_path / "no-tables-yet", port, tmp_path / "dashboard.log")
+    try:
+        assert _servers_on(port) == [server.pid]  # one process: the command itself serves
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while _servers_on(port) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _servers_on(port) == []
+
+
 @pytest.mark.browser
 @pytest.mark.spark
 @pytest.mark.influxdb
