@@ -42,14 +42,20 @@ def influx_token(config: InfluxConfig) -> str:
 def point_times_ns(event_times: "pd.Series", record_ids: "pd.Series") -> "np.ndarray":
     """:func:`schemas.influx.point_time_ns` for whole columns (naive times are UTC)."""
     import numpy as np
-    import pandas as pd
 
-    times = pd.to_datetime(event_times)
-    times = times.dt.tz_localize("UTC") if times.dt.tz is None else times.dt.tz_convert("UTC")
-    nanos = times.dt.as_unit("ns").astype("int64").to_numpy()
+    nanos = _utc_nanos(event_times)
     offsets = np.fromiter((schema.record_offset_ns(str(r)) for r in record_ids), dtype=np.int64,
                           count=len(record_ids))  # one by one: the reference for record_offsets_ns
     return (nanos // 1_000_000) * 1_000_000 + offsets
+
+
+def _utc_nanos(times: "pd.Series") -> "np.ndarray":
+    """Times (text or datetimes; naive ones are UTC) as ns since the epoch."""
+    import pandas as pd
+
+    times = pd.to_datetime(times)
+    times = times.dt.tz_localize("UTC") if times.dt.tz is None else times.dt.tz_convert("UTC")
+    return times.dt.as_unit("ns").astype("int64").to_numpy()
 
 
 def point_frame(rows: "pd.DataFrame") -> "pd.DataFrame":
@@ -167,15 +173,12 @@ def _numbers(table: "pa.Table", name: str) -> "pa.Array":
 
 def _event_time_ns(table: "pa.Table") -> "np.ndarray":
     """``event_time`` in ns since the epoch (a time without a zone is UTC)."""
-    import pandas as pd
     import pyarrow as pa
 
     values = _array(table, "event_time")
     if pa.types.is_timestamp(values.type):
         return values.cast(pa.timestamp("ns", tz=values.type.tz)).cast(pa.int64()).to_numpy(zero_copy_only=False)
-    times = pd.to_datetime(values.to_pandas())
-    times = times.dt.tz_localize("UTC") if times.dt.tz is None else times.dt.tz_convert("UTC")
-    return times.dt.as_unit("ns").astype("int64").to_numpy()
+    return _utc_nanos(values.to_pandas())
 
 
 def encode_table(table: "pa.Table") -> "pa.Array":

@@ -127,3 +127,13 @@ def test_times_without_a_zone_are_utc_and_text_numbers_are_read() -> None:
     expected, actual = to_lines(rows), encode_lines(rows)
     assert [_point(line) for line in actual] == [_point(line) for line in expected]
     assert "rate=12.5" in actual[0] and "rate=" not in actual[1] and "rate=1000" in actual[2]
+
+
+def test_event_times_given_as_text_are_read_as_the_library_reads_them() -> None:
+    rows = _rows(3)
+    rows["event_time"] = ["2026-01-02T03:04:05.123456+00:00", "2026-01-02T03:04:05.500000+00:00",
+                          "2026-01-02T03:04:07.000000+00:00"]
+    expected, actual = to_lines(rows), encode_lines(rows)
+    assert [_point(line) for line in actual] == [_point(line) for line in expected]
+    # 03:04:05.123 and 03:04:05.500 UTC: 377 ms apart
+    assert _point(actual[1])[3] // 1_000_000 - _point(actual[0])[3] // 1_000_000 == 377
