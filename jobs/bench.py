@@ -6,6 +6,7 @@ Figures are as measured on this machine; repeated runs are reported by their med
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -105,12 +106,13 @@ def e2e_part(args: argparse.Namespace, runs: int) -> dict[str, Any]:
         # A fresh JVM spends its first drain mostly compiling Spark's code (JIT: 60+ us a record,
         # under 20 once warm), which a long-running job pays once: one drain first, not counted in
         # the sustained figure, reported on its own as the cold rate.
-        result["capacity_warmup"] = capacity(spark, broker, work, args.model, args.data, records, max_offsets, influx)
+        drain = functools.partial(capacity, spark, broker, work, args.model, args.data, records, max_offsets)
+        result["capacity_warmup"] = drain(influx)
         cap_runs, delta_only_runs = [], []
         for _ in range(runs):
-            cap_runs.append(capacity(spark, broker, work, args.model, args.data, records, max_offsets, influx))
+            cap_runs.append(drain(influx))
             if influx is not None:  # the same drain with InfluxDB off (Delta only), alternated with it
-                delta_only_runs.append(capacity(spark, broker, work, args.model, args.data, records, max_offsets))
+                delta_only_runs.append(drain(None))
         result["capacity_runs"] = cap_runs
         result["max_sustained_rps"] = round(statistics.median(r["sustained_rps"] for r in cap_runs), 1)
         if delta_only_runs:
@@ -134,8 +136,9 @@ def e2e_part(args: argparse.Namespace, runs: int) -> dict[str, Any]:
     return result
 
 
-def cpu_lines(capacity_runs: list[dict[str, Any]]) -> list[str]:
-    """The CPU cost of a record while a backlog drains, by process (median over runs)."""
+def cpu_lines(capacity_runs: list[dict[str, Any]], lead: str = "- CPU per record") -> list[str]:
+    """The CPU cost of a record while a backlog drains, by process (median over runs); ``lead``
+    opens the line (a nested item says which drains it is about)."""
     runs = [r for r in capacity_runs if "cpu_us_per_record" in r]
     if not runs:
         return []
@@ -147,7 +150,7 @@ def cpu_lines(capacity_runs: list[dict[str, Any]]) -> list[str]:
     jit_text = (f" JIT compilation took {', '.join(f'{j:,.0f}' for j in jit)} us a record of spark_jvm's CPU, run "
                 "by run (a fresh JVM compiles Spark's code as it first runs; the cost falls as the job keeps running)."
                 if jit else "")
-    return ["- CPU per record while draining (microseconds, all cores; median of runs): "
+    return [f"{lead} while draining (microseconds, all cores; median of runs): "
             + ", ".join(f"{k} {cost[k]:,.0f}" for k in kinds) + f"; **total {cost['total']:,.0f}**. "
             f"At that cost the machine's cores, all busy all the time, would allow at most "
             f"**{bound:,.0f} records/s**." + jit_text]
@@ -167,8 +170,7 @@ def cold_and_delta_only_lines(e2e: dict[str, Any]) -> list[str]:
         lines.append(f"- the same drain with InfluxDB off (Delta only, as the embedded default writes), alternated "
                      f"with the runs above: **{e2e['max_sustained_rps_without_influx']:,.0f} records/s**; "
                      "the difference is what the InfluxDB server and the driver's point encoding cost on these cores")
-        lines += [line.replace("- CPU per record", "  - without InfluxDB, CPU per record", 1)
-                  for line in cpu_lines(delta_only)]
+        lines += cpu_lines(delta_only, lead="  - without InfluxDB, CPU per record")
     return lines
 
 
