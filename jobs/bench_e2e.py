@@ -234,10 +234,13 @@ def replay_to_kafka(bootstrap: str, topic: str, rate: float, limit: int, data: P
 
 def bench_config(tables_dir: Path, bootstrap: str, topic: str, bundle: Path, trigger: str,
                  max_offsets: int, influx: Any = None) -> AppConfig:
+    """The streaming job's configuration for one bench run; ``influx`` (a running server with
+    ``url``, and optionally ``bucket``, default ``iomt``) or None for a Delta-only run."""
     from jobs.config import InfluxConfig
 
     influx_config = InfluxConfig(enabled=influx is not None, url=getattr(influx, "url", "http://127.0.0.1:1"),
-                                 org="iomt", bucket="iomt", token_env="IOMT_AD_BENCH_INFLUX_TOKEN")
+                                 org="iomt", bucket=getattr(influx, "bucket", "iomt"),
+                                 token_env="IOMT_AD_BENCH_INFLUX_TOKEN")
     return AppConfig(
         spark=SparkConfig(master="local[2]"),
         stream=StreamConfig(source="kafka", kafka=KafkaSourceConfig(

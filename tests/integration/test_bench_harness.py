@@ -1,0 +1,83 @@
+"""The benchmark's own parts against the real services, on a few thousand records: each figure
+`iomt-ad bench` reports comes from code that runs here (only the sizes are smaller)."""
+import json
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from models import DEFAULT_BUNDLE_PATH
+from tests.services.influxdb_server import ORG, TOKEN
+from tests.streaming.helpers import new_influx_bucket
+
+pytestmark = [pytest.mark.kafka, pytest.mark.influxdb, pytest.mark.spark, pytest.mark.slow]
+
+REPO = DEFAULT_BUNDLE_PATH.resolve().parent.parent
+
+
+def _points(server, bucket: str) -> int:
+    from influxdb_client import InfluxDBClient
+
+    with InfluxDBClient(url=server.url, token=TOKEN, org=ORG) as client:
+        tables = client.query_api().query(
+            f'from(bucket:"{bucket}") |> range(start: -1d, stop: 1h) '
+            '|> filter(fn: (r) => r._field == "ensemble_score") |> group() |> count()')
+        return sum(record.get_value() for table in tables for record in table.records)
+
+
+def test_scoring_throughput_is_measured_for_every_model_in_a_pinned_subprocess(sample_dir) -> None:
+    from jobs.bench_scoring import MODELS, measure
+
+    result = measure(DEFAULT_BUNDLE_PATH, sample_dir, threads=1, batch_sizes=(256,), min_seconds=0.05, repeats=1)
+    assert set(result) == set(MODELS)
+    assert all(result[model]["256"] > 0 for model in MODELS)
+
+
+def test_a_drain_latency_run_and_baseline_on_the_real_broker_and_influxdb(
+        spark, kafka_broker, influxdb, sample_dir, tmp_path, monkeypatch) -> None:
+    from deltalake import DeltaTable
+
+    from jobs.bench_e2e import ResourceSampler, baseline, capacity, latency
+
+    monkeypatch.setenv("IOMT_AD_BENCH_INFLUX_TOKEN", TOKEN)
+    influx = SimpleNamespace(url=influxdb.url, process=influxdb.process,
+                             bucket=new_influx_bucket(influxdb, "bench-harness"))
+    with ResourceSampler(interval_s=0.2, exclude={kafka_broker.process.pid, influxdb.process.pid}) as sampler:
+        drain = capacity(spark, kafka_broker, tmp_path, DEFAULT_BUNDLE_PATH, sample_dir, records=3000,
+                         max_offsets=1000, influx=influx)
+    # every record of the backlog went through in several batches, to Delta and to InfluxDB
+    assert drain["records"] == 3000 and drain["batches"] >= 3
+    assert len(DeltaTable(str(tmp_path / drain["topic"] / "flows_scored")).to_pandas(columns=["record_id"])) == 3000
+    assert drain["influx_points_failed"] == 0
+    assert _points(influxdb, influx.bucket) == 3000
+    assert drain["sustained_rps"] > 0
+    cpu = drain["cpu_us_per_record"]
+    assert cpu["spark_jvm"] > 0 and cpu["python_workers"] > 0 and cpu["influxdb"] > 0
+    assert cpu["total"] == pytest.approx(sum(v for k, v in cpu.items() if k != "total"), abs=0.5)
+    resources = sampler.summary()
+    assert resources["peak_rss_mb_by_process"].get("spark_jvm", 0) > 100
+    assert resources["peak_rss_mb"] >= resources["peak_rss_mb_by_process"]["spark_jvm"]
+
+    lat = latency(spark, kafka_broker, tmp_path, DEFAULT_BUNDLE_PATH, sample_dir, rate=200, seconds=4.0,
+                  warmup_records=200, settle_s=2.0)
+    assert lat["processed"] == lat["sent"] == 200 * 6
+    assert lat["measured"] > 0
+    assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] < 120_000
+
+    base = baseline(spark, kafka_broker, drain["topic"], DEFAULT_BUNDLE_PATH, records=20)
+    assert base["records"] == 20 and base["rps"] > 0
+
+
+def test_the_command_writes_both_reports(tmp_path, sample_dir) -> None:
+    done = subprocess.run([sys.executable, "-m", "jobs.cli", "bench", "--quick", "--skip-e2e", "--data", str(sample_dir),
+                           "--out-dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "bench.json").read_text())
+    for model in ("ensemble", "lstm_ae", "iforest", "classifier"):
+        for cores in ("1core", "2core"):
+            assert set(report["scoring"][model][cores]) == {"256", "4096", "65536"}
+            assert all(rate > 0 for rate in report["scoring"][model][cores].values())
+    assert report["machine"]["cores"] >= 1
+    markdown = (tmp_path / "BENCHMARKS.md").read_text()
+    assert f"{report['scoring']['ensemble']['1core']['4096']:,.0f}" in markdown
