@@ -266,7 +266,7 @@ def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, 
 
     services = {"kafka_broker": broker.process.pid}
     if influx is not None and influx.process is not None:
-        services["influxdb"] = influx.process.pid
+        services[getattr(influx, "service_name", "influxdb")] = influx.process.pid
     query = start_query(spark, config, available_now=True)
     # CPU is counted from the end of the first batch (model loading) to the end, as the rate is
     while not query.recentProgress and query.isActive:

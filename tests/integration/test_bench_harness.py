@@ -69,6 +69,23 @@ def test_a_drain_latency_run_and_baseline_on_the_real_broker_and_influxdb(
     assert base["records"] == 20 and base["rps"] > 0
 
 
+def test_a_drain_to_the_influxdb_stand_in_sends_it_every_point(spark, kafka_broker, sample_dir, tmp_path,
+                                                                monkeypatch) -> None:
+    from jobs.bench_e2e import capacity
+    from jobs.bench_sink import DiscardingInfluxSink
+    from tests.services.ports import free_port
+
+    monkeypatch.setenv("IOMT_AD_BENCH_INFLUX_TOKEN", "unused-by-the-stand-in")
+    with DiscardingInfluxSink(free_port()) as sink:
+        drain = capacity(spark, kafka_broker, tmp_path, DEFAULT_BUNDLE_PATH, sample_dir, records=2000,
+                         max_offsets=1000, influx=sink)
+        assert sink.points() == drain["records"] == 2000
+    assert drain["influx_points_failed"] == 0
+    # the stand-in's CPU (too little to show on 2,000 points) is never counted as the job's
+    assert set(drain["cpu_us_per_record"]) <= {"driver_python", "spark_jvm", "python_workers", "kafka_broker",
+                                               "influxdb_sink", "total"}
+
+
 def test_the_command_writes_both_reports(tmp_path, sample_dir) -> None:
     done = subprocess.run([sys.executable, "-m", "jobs.cli", "bench", "--quick", "--skip-e2e", "--data", str(sample_dir),
                            "--out-dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=900)

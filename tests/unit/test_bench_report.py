@@ -156,3 +156,18 @@ def test_a_report_without_the_extra_drains_still_renders() -> None:
     report["targets"] = targets(report)
     text = markdown(report)
     assert "fresh JVM" not in text and "Delta only" not in text
+
+
+def test_the_drain_with_influxdb_elsewhere_is_reported_with_the_points_it_sent() -> None:
+    report = _report(35_000, 12_000, 1_500, 900, 2_000)
+    report["e2e"]["capacity_runs_influx_elsewhere"] = [
+        {"sustained_rps": 21_000.0, "records": 400_000, "points_received": 400_000,
+         "cpu_us_per_record": {"spark_jvm": 50.0, "driver_python": 20.0, "influxdb_sink": 3.0, "total": 73.0},
+         "cpu_bound_rps": 27_000.0}]
+    report["e2e"]["max_sustained_rps_influx_elsewhere"] = 21_000.0
+    report["targets"] = targets(report)
+    text = markdown(report)
+    assert "InfluxDB on another host" in text and "400,000 points received for 400,000 records" in text
+    assert "**21,000 records/s**" in text
+    assert "  - with InfluxDB elsewhere, CPU per record while draining" in text and "influxdb_sink 3" in text
+    assert report["targets"]["e2e_sustained_rps"] == (12_000, 20_000, False)  # judged with InfluxDB on these cores
