@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -72,6 +73,15 @@ def scoring_part(args: argparse.Namespace, runs: int) -> dict[str, Any]:
 
 
 def e2e_part(args: argparse.Namespace, runs: int) -> dict[str, Any]:
+    """The end-to-end figures; the runs' Delta tables and Kafka logs (gigabytes) are removed after."""
+    work = Path(tempfile.mkdtemp(prefix="iomt-bench-"))
+    try:
+        return _e2e_runs(args, runs, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _e2e_runs(args: argparse.Namespace, runs: int, work: Path) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))  # the test services (broker, influxd) live beside the tests
     from jobs.bench_e2e import ResourceSampler, baseline, capacity, latency
     from jobs.bench_sink import DiscardingInfluxSink
@@ -87,7 +97,6 @@ def e2e_part(args: argparse.Namespace, runs: int) -> dict[str, Any]:
         os.environ["IOMT_AD_BENCH_INFLUX_TOKEN"] = TOKEN
     except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
         log.warning("InfluxDB not available, end to end runs without it: %s", exc)
-    work = Path(tempfile.mkdtemp(prefix="iomt-bench-"))
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark_conf = {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -32,6 +33,7 @@ def influxd_binary() -> Path:
 class InfluxServer:
     def __init__(self, work_dir: Path | None = None) -> None:
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="iomt-influxd-"))
+        self._owns_work_dir = work_dir is None  # a temporary directory of its own: removed on stop
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -51,6 +53,7 @@ class InfluxServer:
 
     def start(self, timeout_s: float = 60) -> "InfluxServer":
         d = self.work_dir
+        d.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("INFLUXD_")}
         env["INFLUXD_CONFIG_PATH"] = str(d / "no-config.toml")  # never pick up a config.* from cwd
         log_file = (d / "influxd.log").open("wb")
@@ -62,34 +65,44 @@ class InfluxServer:
         deadline = time.monotonic() + timeout_s
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"influxd exited early; see {d / 'influxd.log'}")
+                raise RuntimeError(f"influxd exited early: {self._log_tail()}")
             try:
                 if self._request("GET", "/health")[0] == 200:
                     break
             except OSError:
                 pass
             if time.monotonic() > deadline:
+                tail = self._log_tail()
                 self.stop()
-                raise TimeoutError(f"influxd not healthy after {timeout_s:.0f} s")
+                raise TimeoutError(f"influxd not healthy after {timeout_s:.0f} s: {tail}")
             time.sleep(0.2)
         status, _ = self._request("POST", "/api/v2/setup", {
             "username": "iomt", "password": "iomt-ad-test-password", "org": ORG, "bucket": BUCKET, "token": TOKEN})
         if status != 201:
+            tail = self._log_tail()
             self.stop()
-            raise RuntimeError(f"influxd setup failed with HTTP {status}")
+            raise RuntimeError(f"influxd setup failed with HTTP {status}: {tail}")
         log.info("InfluxDB up at %s (work dir %s)", self.url, d)
         return self
 
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
+    def _log_tail(self, chars: int = 2000) -> str:
+        """The end of influxd's log (read before ``stop`` removes a directory of its own)."""
         try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self.process = None
+            return (self.work_dir / "influxd.log").read_text(errors="replace")[-chars:]
+        except OSError as exc:
+            return f"(no log: {exc})"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+            self.process = None
+        if self._owns_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def __enter__(self) -> "InfluxServer":
         return self.start()

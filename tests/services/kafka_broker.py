@@ -33,6 +33,7 @@ class KafkaBroker:
 
     def __init__(self, work_dir: Path | None = None, heap: str = "512m") -> None:
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="iomt-kafka-"))
+        self._owns_work_dir = work_dir is None  # a temporary directory of its own: removed on stop
         self.heap = heap
         self.port = free_port()
         self.controller_port = free_port()
@@ -107,10 +108,18 @@ class KafkaBroker:
             wait_for_port(self.port, timeout_s)
             self._wait_ready(timeout_s)
         except Exception:
+            # its log goes with a directory of its own on stop: show the end of it first
+            log.error("Kafka broker did not start; end of %s:\n%s", self.work_dir / "stdout.log", self._log_tail())
             self.stop()
             raise
         log.info("Kafka broker up at %s (work dir %s)", self.bootstrap, self.work_dir)
         return self
+
+    def _log_tail(self, chars: int = 2000) -> str:
+        try:
+            return (self.work_dir / "stdout.log").read_text(errors="replace")[-chars:]
+        except OSError as exc:
+            return f"(no log: {exc})"
 
     def _wait_ready(self, timeout_s: float) -> None:
         from confluent_kafka.admin import AdminClient
@@ -137,15 +146,16 @@ class KafkaBroker:
         futures[name].result(timeout=30)
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self.process = None
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+            self.process = None
+        if self._owns_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def __enter__(self) -> "KafkaBroker":
         return self.start()
