@@ -145,7 +145,8 @@ def point_columns(table: "pa.Table") -> dict[str, "pa.Array"]:
     for name in schema.STRING_FIELDS:
         values = _strings(table, name)
         columns[name] = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
-    offsets = schema.record_offsets_ns(table.column("record_id").to_pylist())
+    # ids to Python via NumPy: a third of to_pylist's time (same values, so the same offsets)
+    offsets = schema.record_offsets_ns(_array(table, "record_id").to_numpy(zero_copy_only=False))
     columns["_time"] = pa.array((_event_time_ns(table) // 1_000_000) * 1_000_000 + offsets)
     return columns
 

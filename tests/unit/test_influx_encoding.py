@@ -137,3 +137,18 @@ def test_event_times_given_as_text_are_read_as_the_library_reads_them() -> None:
     assert [_point(line) for line in actual] == [_point(line) for line in expected]
     # 03:04:05.123 and 03:04:05.500 UTC: 377 ms apart
     assert _point(actual[1])[3] // 1_000_000 - _point(actual[0])[3] // 1_000_000 == 377
+
+
+def test_point_times_of_a_sliced_table_of_several_chunks_are_each_records_own() -> None:
+    import pyarrow as pa
+
+    from jobs.influx_sink import point_columns
+    from schemas.influx import point_time_ns
+
+    rows = _rows(40)
+    rows["record_id"] = [f"rec-é-中-{i}" if i % 3 else f"r{i}" for i in range(40)]
+    whole = pa.Table.from_pandas(rows, preserve_index=False)
+    table = pa.concat_tables([whole.slice(0, 15), whole.slice(15)]).slice(5, 30)  # 2 chunks, offset 5
+    assert table.column("record_id").num_chunks == 2
+    expected = [point_time_ns(t.to_pydatetime(), r) for t, r in zip(rows["event_time"][5:35], rows["record_id"][5:35])]
+    assert point_columns(table)["_time"].to_pylist() == expected
