@@ -8,22 +8,12 @@ from types import SimpleNamespace
 import pytest
 
 from models import DEFAULT_BUNDLE_PATH
-from tests.services.influxdb_server import ORG, TOKEN
-from tests.streaming.helpers import new_influx_bucket
+from tests.services.influxdb_server import TOKEN
+from tests.streaming.helpers import count_points, new_influx_bucket
 
 pytestmark = [pytest.mark.kafka, pytest.mark.influxdb, pytest.mark.spark, pytest.mark.slow]
 
 REPO = DEFAULT_BUNDLE_PATH.resolve().parent.parent
-
-
-def _points(server, bucket: str) -> int:
-    from influxdb_client import InfluxDBClient
-
-    with InfluxDBClient(url=server.url, token=TOKEN, org=ORG) as client:
-        tables = client.query_api().query(
-            f'from(bucket:"{bucket}") |> range(start: -1d, stop: 1h) '
-            '|> filter(fn: (r) => r._field == "ensemble_score") |> group() |> count()')
-        return sum(record.get_value() for table in tables for record in table.records)
 
 
 def test_scoring_throughput_is_measured_for_every_model_in_a_pinned_subprocess(sample_dir) -> None:
@@ -50,7 +40,7 @@ def test_a_drain_latency_run_and_baseline_on_the_real_broker_and_influxdb(
     assert drain["records"] == 3000 and drain["batches"] >= 3
     assert len(DeltaTable(str(tmp_path / drain["topic"] / "flows_scored")).to_pandas(columns=["record_id"])) == 3000
     assert drain["influx_points_failed"] == 0
-    assert _points(influxdb, influx.bucket) == 3000
+    assert count_points(influxdb, influx.bucket) == 3000
     assert drain["sustained_rps"] > 0
     cpu = drain["cpu_us_per_record"]
     assert cpu["spark_jvm"] > 0 and cpu["python_workers"] > 0 and cpu["influxdb"] > 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from jobs.config import cache_dir
 from tests.services.ports import free_port
+from tests.services.processes import stop_service
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +93,8 @@ class InfluxServer:
             return f"(no log: {exc})"
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-            self.process = None
-        if self._owns_work_dir:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
+        stop_service(self.process, 20, self.work_dir if self._owns_work_dir else None)
+        self.process = None
 
     def __enter__(self) -> "InfluxServer":
         return self.start()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from jobs.config import cache_dir
 from tests.services.ports import free_port, wait_for_port
+from tests.services.processes import stop_service
 
 log = logging.getLogger(__name__)
 
@@ -146,16 +147,8 @@ class KafkaBroker:
         futures[name].result(timeout=30)
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-            self.process = None
-        if self._owns_work_dir:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
+        stop_service(self.process, 30, self.work_dir if self._owns_work_dir else None)
+        self.process = None
 
     def __enter__(self) -> "KafkaBroker":
         return self.start()

@@ -93,3 +93,16 @@ def new_influx_bucket(server, name: str) -> str:
     with InfluxDBClient(url=server.url, token=TOKEN, org=ORG) as client:
         client.buckets_api().create_bucket(bucket_name=name, org=ORG)
     return name
+
+
+def count_points(server, bucket: str, field: str = "ensemble_score") -> int:
+    """Points of ``flow_scores`` in ``bucket`` carrying ``field`` (every point carries every score field)."""
+    from influxdb_client import InfluxDBClient
+
+    from tests.services.influxdb_server import ORG, TOKEN
+
+    with InfluxDBClient(url=server.url, token=TOKEN, org=ORG) as client:
+        tables = client.query_api().query(
+            f'from(bucket:"{bucket}") |> range(start: -1d, stop: 1h) '
+            f'|> filter(fn: (r) => r._measurement == "flow_scores" and r._field == "{field}") |> group() |> count()')
+        return sum(record.get_value() for table in tables for record in table.records)

@@ -4,23 +4,13 @@ from pyspark.sql import functions as F
 
 from jobs.config import load_config
 from jobs.score_stream import start_query
-from tests.services.influxdb_server import ORG, TOKEN
-from tests.streaming.helpers import (bad_messages, good_messages, new_influx_bucket, produce, read_table,
+from tests.services.influxdb_server import TOKEN
+from tests.streaming.helpers import (bad_messages, count_points, good_messages, new_influx_bucket, produce, read_table,
                                      stream_conf)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.influxdb, pytest.mark.spark, pytest.mark.slow]
 
 N_GOOD = 400
-
-
-def _influx_points(server, bucket: str) -> int:
-    from influxdb_client import InfluxDBClient
-
-    with InfluxDBClient(url=server.url, token=TOKEN, org=ORG) as client:
-        tables = client.query_api().query(
-            f'from(bucket:"{bucket}") |> range(start: -1d, stop: 1h) '
-            '|> filter(fn: (r) => r._measurement == "flow_scores" and r._field == "ae_error") |> group() |> count()')
-        return sum(record.get_value() for table in tables for record in table.records)
 
 
 def test_kafka_to_delta_and_influxdb_exactly_once(spark, kafka_broker, influxdb, sample_dir, tmp_path,
@@ -62,7 +52,7 @@ def test_kafka_to_delta_and_influxdb_exactly_once(spark, kafka_broker, influxdb,
     batches = read_table(spark, tmp_path, "batch_log")
     assert batches.count() >= 2  # max_offsets_per_trigger=150 splits the input
     assert batches.agg(F.sum("influx_failed")).first()[0] == 0
-    assert _influx_points(influxdb, bucket) == N_GOOD
+    assert count_points(influxdb, bucket, "ae_error") == N_GOOD
 
     columns = set(scored.columns)
     for name in ("ae_error", "if_score", "ensemble_score", "is_anomaly", "severity", "predicted_class",
@@ -75,7 +65,7 @@ def test_kafka_to_delta_and_influxdb_exactly_once(spark, kafka_broker, influxdb,
     query = start_query(spark, config, available_now=True)
     query.awaitTermination(300)
     assert read_table(spark, tmp_path, "flows_scored").count() == N_GOOD
-    assert _influx_points(influxdb, bucket) == N_GOOD
+    assert count_points(influxdb, bucket, "ae_error") == N_GOOD
 
 
 def test_influxdb_down_loses_no_delta_output_and_keeps_streaming(spark, kafka_broker, sample_dir, tmp_path,
