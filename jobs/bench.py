@@ -88,6 +88,7 @@ def _e2e_runs(args: argparse.Namespace, runs: int, work: Path) -> dict[str, Any]
     from jobs.config import AppConfig, SparkConfig
     from jobs.session import build_spark
     from tests.services.kafka_broker import KafkaBroker
+    from tests.services.ports import free_port
 
     influx = None
     try:
@@ -106,16 +107,11 @@ def _e2e_runs(args: argparse.Namespace, runs: int, work: Path) -> dict[str, Any]
     max_offsets = 40_000 if args.quick else 80_000  # records per micro-batch when draining a backlog
     seconds = 15.0 if args.quick else 60.0
     result: dict[str, Any] = {"influxdb": influx is not None, "spark_conf": spark_conf}
-    from tests.services.ports import free_port
-
+    services = {influx.process.pid} if influx is not None and influx.process is not None else set()
     # InfluxDB's server work taken off these two cores: the same points, sent over HTTP to a
     # stand-in that counts and discards them (what the job needs when InfluxDB has its own host)
-    sink = DiscardingInfluxSink(free_port()).start()
-    services = {sink.process.pid}
-    if influx is not None and influx.process is not None:
-        services.add(influx.process.pid)
-    with KafkaBroker(work / "kafka") as broker, \
-            ResourceSampler(exclude=services | {broker.process.pid}) as sampler:
+    with KafkaBroker(work / "kafka") as broker, DiscardingInfluxSink(free_port()) as sink, \
+            ResourceSampler(exclude=services | {broker.process.pid, sink.process.pid}) as sampler:
         spark = build_spark(AppConfig(spark=SparkConfig(master="local[2]", conf=spark_conf)), "iomt-ad-bench")
         spark.sparkContext.setLogLevel("WARN")
         # A fresh JVM spends its first drain mostly compiling Spark's code (JIT: 60+ us a record,
@@ -150,7 +146,6 @@ def _e2e_runs(args: argparse.Namespace, runs: int, work: Path) -> dict[str, Any]
         resources = sampler.summary()  # the product's processes only: the baseline below is not it
         base = baseline(spark, broker, cap_runs[0]["topic"], args.model, 300 if args.quick else 1000)
         spark.stop()
-    sink.stop()
     if influx is not None:
         influx.stop()
     result["baseline"] = {**base, "ratio": round(result["max_sustained_rps"] / base["rps"], 1)}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import subprocess
 import sys
 import threading
@@ -21,8 +20,6 @@ import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 WRITE_PATH = "/api/v2/write"
 

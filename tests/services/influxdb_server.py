@@ -13,7 +13,7 @@ from pathlib import Path
 
 from jobs.config import cache_dir
 from tests.services.ports import free_port
-from tests.services.processes import stop_service
+from tests.services.processes import log_tail, stop_service
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,8 @@ class InfluxServer:
         d.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("INFLUXD_")}
         env["INFLUXD_CONFIG_PATH"] = str(d / "no-config.toml")  # never pick up a config.* from cwd
-        log_file = (d / "influxd.log").open("wb")
+        log_path = d / "influxd.log"
+        log_file = log_path.open("wb")
         self.process = subprocess.Popen(
             [str(influxd_binary()), "--bolt-path", str(d / "influxd.bolt"), "--engine-path", str(d / "engine"),
              "--sqlite-path", str(d / "influxd.sqlite"), "--http-bind-address", f"127.0.0.1:{self.port}",
@@ -65,32 +66,25 @@ class InfluxServer:
         deadline = time.monotonic() + timeout_s
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"influxd exited early: {self._log_tail()}")
+                raise RuntimeError(f"influxd exited early: {log_tail(log_path)}")
             try:
                 if self._request("GET", "/health")[0] == 200:
                     break
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                tail = self._log_tail()
+                tail = log_tail(log_path)
                 self.stop()
                 raise TimeoutError(f"influxd not healthy after {timeout_s:.0f} s: {tail}")
             time.sleep(0.2)
         status, _ = self._request("POST", "/api/v2/setup", {
             "username": "iomt", "password": "iomt-ad-test-password", "org": ORG, "bucket": BUCKET, "token": TOKEN})
         if status != 201:
-            tail = self._log_tail()
+            tail = log_tail(log_path)
             self.stop()
             raise RuntimeError(f"influxd setup failed with HTTP {status}: {tail}")
         log.info("InfluxDB up at %s (work dir %s)", self.url, d)
         return self
-
-    def _log_tail(self, chars: int = 2000) -> str:
-        """The end of influxd's log (read before ``stop`` removes a directory of its own)."""
-        try:
-            return (self.work_dir / "influxd.log").read_text(errors="replace")[-chars:]
-        except OSError as exc:
-            return f"(no log: {exc})"
 
     def stop(self) -> None:
         stop_service(self.process, 20, self.work_dir if self._owns_work_dir else None)

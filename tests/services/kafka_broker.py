@@ -16,7 +16,7 @@ from pathlib import Path
 
 from jobs.config import cache_dir
 from tests.services.ports import free_port, wait_for_port
-from tests.services.processes import stop_service
+from tests.services.processes import log_tail, stop_service
 
 log = logging.getLogger(__name__)
 
@@ -110,17 +110,12 @@ class KafkaBroker:
             self._wait_ready(timeout_s)
         except Exception:
             # its log goes with a directory of its own on stop: show the end of it first
-            log.error("Kafka broker did not start; end of %s:\n%s", self.work_dir / "stdout.log", self._log_tail())
+            stdout_log = self.work_dir / "stdout.log"
+            log.error("Kafka broker did not start; end of %s:\n%s", stdout_log, log_tail(stdout_log))
             self.stop()
             raise
         log.info("Kafka broker up at %s (work dir %s)", self.bootstrap, self.work_dir)
         return self
-
-    def _log_tail(self, chars: int = 2000) -> str:
-        try:
-            return (self.work_dir / "stdout.log").read_text(errors="replace")[-chars:]
-        except OSError as exc:
-            return f"(no log: {exc})"
 
     def _wait_ready(self, timeout_s: float) -> None:
         from confluent_kafka.admin import AdminClient
