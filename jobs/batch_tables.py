@@ -12,7 +12,8 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs.transforms import INGEST_TIME, OFFSET, ORIGIN, PARTITION, QUARANTINE_REASON, RAW_VALUE
+from jobs.transforms import (INGEST_TIME, OFFSET, ORIGIN, PARTITION, QUARANTINE_REASON, RAW_BYTES, RAW_SHA256,
+                            RAW_VALUE)
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 TRAFFIC_KEYS: tuple[str, ...] = ("protocol", "predicted_class", "predicted_category", "is_anomaly",
@@ -49,7 +50,7 @@ def split(batch: pa.Table) -> tuple[pa.Table, pa.Table]:
 
 
 def flows_scored(good: pa.Table, batch_id: int, scored_at: datetime) -> pa.Table:
-    rows = good.drop_columns([QUARANTINE_REASON, RAW_VALUE])
+    rows = good.drop_columns([QUARANTINE_REASON, RAW_VALUE, RAW_BYTES, RAW_SHA256])
     rows = rows.append_column("batch_id", _constant(batch_id, pa.int64(), len(rows)))
     rows = rows.append_column("scored_at", _constant(scored_at, UTC_MICROS, len(rows)))
     return in_utc(rows.append_column("event_date", utc_date(rows["event_time"])))
@@ -65,6 +66,7 @@ def quarantine(bad: pa.Table, batch_id: int, quarantined_at: datetime) -> pa.Tab
     ingest_date = utc_date(pc.fill_null(ingest, pa.scalar(quarantined_at, UTC_MICROS)))
     return in_utc(pa.table({
         "record_id": bad["record_id"], "reason": bad[QUARANTINE_REASON], "raw_value": bad[RAW_VALUE],
+        "raw_bytes": bad[RAW_BYTES], "raw_sha256": bad[RAW_SHA256],
         "origin": bad[ORIGIN], "partition": bad[PARTITION], "offset": bad[OFFSET], "ingest_time": ingest,
         "batch_id": _constant(batch_id, pa.int64(), rows),
         "quarantined_at": _constant(quarantined_at, UTC_MICROS, rows),

@@ -16,12 +16,13 @@ from jobs.replay import BrokerUnreachableError
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from jobs.checkpoint_guard import CheckpointMismatchError
     from jobs.dist import DistError
     from jobs.maintenance import UnsafeRetentionError
     from jobs.rescore_batch import RescoreError
 
     return (CsvLayoutError, UnknownClassFileError, ConfigError, DatasetNotFoundError, BrokerUnreachableError,
-            DistError, UnsafeRetentionError, RescoreError)
+            DistError, UnsafeRetentionError, RescoreError, CheckpointMismatchError)
 
 # (subcommand, module, one-line help) — in the order --help lists them.
 SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (

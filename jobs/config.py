@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from jobs.transforms import DEFAULT_MAX_MISSING_SHARE, DEFAULT_QUARANTINE_MAX_CHARS
 from models import DEFAULT_BUNDLE
 
 
@@ -36,6 +38,23 @@ def read_secret(env: str | None, file: str | None, what: str) -> str | None:
         except OSError as exc:
             raise ConfigError(f"{what}: cannot read secret file {file}: {exc.strerror}") from exc
     return None
+
+
+MAX_EVENT_TIME_BOUND = timedelta(days=100 * 365)  # keeps every time within InfluxDB's 1677-2262
+
+
+def duration(text: str, key: str) -> timedelta:
+    """A non-negative duration such as ``"30 days"``, ``"10 minutes"`` or ``"1h30m"`` (pandas'
+    Timedelta syntax), at most 100 years."""
+    import pandas as pd
+
+    try:
+        value = pd.Timedelta(str(text)).to_pytimedelta()
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {text!r} is not a duration such as '30 days' or '10 minutes'") from exc
+    if not timedelta(0) <= value <= MAX_EVENT_TIME_BOUND:
+        raise ConfigError(f"{key}: {text!r} must be between 0 and 100 years")
+    return value
 
 
 @dataclass(frozen=True)
@@ -89,12 +108,24 @@ class StreamConfig:
     source: str = "files"  # "kafka" or "files"
     kafka: KafkaSourceConfig = field(default_factory=KafkaSourceConfig)
     files: FilesSourceConfig = field(default_factory=FilesSourceConfig)
-    strict_fields: bool = False        # unknown extra JSON fields quarantine the record
+    strict_fields: bool = False        # unknown extra JSON fields (or duplicate keys) quarantine the record
+    max_missing_share: float = DEFAULT_MAX_MISSING_SHARE  # more features null or NaN: quarantined, not scored
+    quarantine_max_chars: int = DEFAULT_QUARANTINE_MAX_CHARS  # characters of a quarantined message kept
+    # event_time further than this before / after the ingest time is replaced by it (and kept in
+    # claimed_event_time); raise event_time_max_past to score old captures with their own times
+    event_time_max_past: str = "30 days"
+    event_time_max_future: str = "10 minutes"
     tables_dir: Path = Path("var/delta")
     checkpoint_dir: Path | None = None  # default: <tables_dir>/_checkpoints/score_stream
     trigger: str = "5 seconds"          # a processing-time interval, or "availableNow"
     app_id: str = "iomt-ad-score-stream"  # txnAppId of the Delta writes
     model_dir: Path = DEFAULT_BUNDLE
+
+    @property
+    def event_time_bounds(self) -> tuple[timedelta, timedelta]:
+        """(max_past, max_future) of ``event_time`` around the ingest time."""
+        return duration(self.event_time_max_past, "stream.event_time_max_past"), duration(
+            self.event_time_max_future, "stream.event_time_max_future")
 
     @property
     def checkpoint(self) -> Path:
@@ -151,6 +182,11 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
                     {"kafka": KafkaSourceConfig, "files": FilesSourceConfig})
     if stream.source not in ("kafka", "files"):
         raise ConfigError(f"stream.source must be 'kafka' or 'files', not {stream.source!r}")
+    if not 0 <= stream.max_missing_share < 1:
+        raise ConfigError(f"stream.max_missing_share must be at least 0 and below 1, not {stream.max_missing_share!r}")
+    if stream.quarantine_max_chars < 0:
+        raise ConfigError("stream.quarantine_max_chars must not be negative")
+    stream.event_time_bounds  # noqa: B018 - validates both durations now, not at the first batch
     return AppConfig(
         spark=_build(SparkConfig, raw.get("spark"), "spark"),
         stream=stream,

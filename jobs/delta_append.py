@@ -60,6 +60,25 @@ class DeltaAppender:
         version = table.transaction_version(self.app_id)
         return version is not None and version >= batch_id
 
+    def last_batch(self, name: str) -> int | None:
+        """The highest batch id of this app that ``name`` holds (its transaction version), or None."""
+        table = self._table(name)
+        return None if table is None else table.transaction_version(self.app_id)
+
+    def rows(self, name: str, batch_id: int, columns: list[str]) -> list[dict]:
+        """This app's rows of batch ``batch_id`` in ``name`` (the columns the table has of ``columns``)."""
+        import pyarrow.dataset as ds
+
+        table = self._table(name)
+        if table is None:
+            return []
+        dataset = table.to_pyarrow_dataset()
+        present = [c for c in columns if c in dataset.schema.names]
+        condition = ds.field("batch_id") == batch_id
+        if "app_id" in dataset.schema.names:
+            condition = condition & (ds.field("app_id") == self.app_id)
+        return dataset.to_table(columns=present, filter=condition).to_pylist()
+
     def append(self, name: str, rows: pa.Table, batch_id: int, skip_empty: bool = True) -> bool:
         """Append ``rows`` as batch ``batch_id``; False when nothing was written because the table
         already has the batch, or (``skip_empty``) the rows are empty and the table exists (an empty
@@ -74,8 +93,9 @@ class DeltaAppender:
             if skip_empty and rows.num_rows == 0:
                 return False
         partition_by = list(TABLES[name].partition_by) or None
+        # schema_mode="merge": a table written by an earlier version gains the columns added since
         write_deltalake(table if table is not None else self.path(name), rows, mode="append",
-                        partition_by=partition_by,
+                        partition_by=partition_by, schema_mode="merge",
                         commit_properties=CommitProperties(
                             app_transactions=[Transaction(app_id=self.app_id, version=batch_id)]))
         if table is None:

@@ -132,8 +132,10 @@ def point_columns(table: "pa.Table") -> dict[str, "pa.Array"]:
 
     columns: dict[str, pa.Array] = {}
     for tag in schema.TAGS:
-        if tag == "source":
+        if tag == "source":  # schemas.influx.source_tag on the whole column
             values = pc.list_element(pc.split_pattern(_strings(table, "source_id"), ":", max_splits=1), 0)
+            values = pc.replace_substring_regex(pc.utf8_slice_codeunits(values, 0, schema.SOURCE_TAG_MAX),
+                                                schema.SOURCE_TAG_UNSAFE, "_")
         elif tag == schema.ANOMALY_TAG:
             values = pc.if_else(_array(table, tag).cast(pa.bool_()), schema.TRUE, "false")
         else:
@@ -240,6 +242,13 @@ def encode_lines(rows: "pd.DataFrame") -> list[str]:
     return [line[:-1] for line in encode_table(pa.Table.from_pandas(rows, preserve_index=False)).to_pylist()]
 
 
+def _refused(exc: Exception) -> bool:
+    """A 4xx answer other than 429 (too many requests): the request itself is wrong, and sending it
+    again cannot help."""
+    status = getattr(exc, "status", None)
+    return isinstance(status, int) and 400 <= status < 500 and status != 429
+
+
 class InfluxWriter:
     def __init__(self, config: InfluxConfig) -> None:
         from influxdb_client import InfluxDBClient
@@ -258,7 +267,7 @@ class InfluxWriter:
                                      write_precision="ns")
                 return
             except Exception as exc:  # noqa: BLE001 - any client/network error is retried
-                if attempt >= self.config.max_retries:
+                if attempt >= self.config.max_retries or _refused(exc):
                     raise
                 log.warning("InfluxDB write failed (attempt %d/%d): %s; retrying in %.1f s",
                             attempt + 1, self.config.max_retries + 1, exc, delay)
@@ -304,8 +313,11 @@ class InfluxWriter:
             except Exception as exc:  # noqa: BLE001
                 error = f"{type(exc).__name__}: {exc}"[:500]
                 errors.append(error)
-                down.set()
-                log.error("InfluxDB unreachable after retries, %d points not written: %s", len(lines), error)
+                if _refused(exc):  # this request's points were refused; InfluxDB itself is up
+                    log.error("InfluxDB refused a request, %d points not written: %s", len(lines), error)
+                else:
+                    down.set()
+                    log.error("InfluxDB unreachable after retries, %d points not written: %s", len(lines), error)
                 return 0, len(lines)
 
         if workers == 1 or len(parts) <= 1:

@@ -12,7 +12,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
-from jobs.config import AppConfig, ConfigError, KafkaSourceConfig, load_config, read_secret
+from jobs.config import AppConfig, ConfigError, KafkaSourceConfig, StreamConfig, load_config, read_secret
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -67,10 +67,20 @@ def read_source(spark: "SparkSession", config: AppConfig) -> "DataFrame":
     return text_files_to_raw(reader.load(str(stream.files.path)))
 
 
+def scored_records(raw: "DataFrame", stream: StreamConfig) -> "DataFrame":
+    """The query's plan from raw messages to what the sink takes: parse (quarantine reasons), bound
+    each event time, score."""
+    from jobs.transforms import bound_event_time, parse_flows, score_records
+
+    parsed = parse_flows(raw, strict=stream.strict_fields, max_missing_share=stream.max_missing_share)
+    parsed = bound_event_time(parsed, *stream.event_time_bounds)
+    return score_records(parsed, str(stream.model_dir), quarantine_max_chars=stream.quarantine_max_chars)
+
+
 def start_query(spark: "SparkSession", config: AppConfig, available_now: bool | None = None) -> "StreamingQuery":
     """Start the scoring query; ``available_now`` overrides the configured trigger."""
+    from jobs.checkpoint_guard import check_resume, read_checkpoint
     from jobs.sinks import make_foreach_batch
-    from jobs.transforms import parse_flows, score_records
     from models.bundle import read_manifest, verify_manifest
     from udfs.model_cache import driver_bundle_dir
 
@@ -78,11 +88,13 @@ def start_query(spark: "SparkSession", config: AppConfig, available_now: bool | 
     # the driver only checks the manifest and hashes: loading TensorFlow here would cost ~0.7 GB
     bundle_dir = driver_bundle_dir(config.stream.model_dir)
     verify_manifest(bundle_dir, read_manifest(bundle_dir))
-    parsed = parse_flows(read_source(spark, config), strict=config.stream.strict_fields)
-    scored = score_records(parsed, str(config.stream.model_dir))
+    sink = make_foreach_batch(config)
+    # the checkpoint must continue the tables, or batches would be skipped as already written
+    check_resume(read_checkpoint(config.stream.checkpoint), sink.tables_state(), str(config.stream.tables_dir))
+    scored = scored_records(read_source(spark, config), config.stream)
     writer = (scored.writeStream.queryName("iomt_ad_score_stream")
               .option("checkpointLocation", str(config.stream.checkpoint))
-              .foreachBatch(make_foreach_batch(config)))
+              .foreachBatch(sink))
     if available_now if available_now is not None else config.stream.trigger == "availableNow":
         writer = writer.trigger(availableNow=True)
     else:
@@ -97,6 +109,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--conf", required=True, help="YAML configuration (conf/local.yaml, conf/kafka.yaml, ...)")
     parser.add_argument("--available-now", action="store_true",
                         help="process what is available, then stop (overrides the configured trigger)")
+    parser.epilog = (
+        "The checkpoint (stream.checkpoint_dir, default <tables_dir>/_checkpoints/score_stream) belongs to the "
+        "tables: if it is lost or an older copy is restored, the job refuses to start rather than skip or "
+        "repeat batches. Restore the checkpoint that belongs to the tables, or start a new run on purpose "
+        "with a new stream.app_id (and stream.kafka.starting_offsets chosen for it).")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,10 +131,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The spark-submit entry point: the same as ``iomt-ad stream``."""
+    from jobs.checkpoint_guard import CheckpointMismatchError
+
     parser = argparse.ArgumentParser(prog="score_stream", description=__doc__)
     add_arguments(parser)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run(parser.parse_args(argv))
+    try:
+        return run(parser.parse_args(argv))
+    except (ConfigError, CheckpointMismatchError) as exc:  # one clear line, as iomt-ad prints it
+        log.error("%s", exc)
+        return 2
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -27,6 +26,8 @@ from schemas.tables import ALERTS, BATCH_LOG, FLOWS_SCORED, QUARANTINE, TRAFFIC_
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame
+
+    from jobs.checkpoint_guard import TablesState
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class BatchStats:
     influx_failed: int
     influx_error: str | None
     seconds: float
+    query_id: str | None
 
 
 def use_releasing_allocators() -> None:
@@ -75,6 +77,39 @@ class ForeachBatchSink:
         self.delta = DeltaAppender(config.stream.tables_dir, self.app_id)
         self._influx = None
         self.influx_failures = 0  # points not written to InfluxDB since start
+        self._query_id: str | None = None
+
+    def query_id(self) -> str | None:
+        """The id of the query this sink writes for, from its checkpoint (there once the query runs)."""
+        if self._query_id is None:
+            from jobs.checkpoint_guard import query_id_of
+
+            self._query_id = query_id_of(self.config.stream.checkpoint)
+        return self._query_id
+
+    def tables_state(self) -> "TablesState":
+        """What ``batch_log`` recorded last for this app: compared with the checkpoint at start."""
+        from jobs.checkpoint_guard import TablesState
+
+        last = self.delta.last_batch(BATCH_LOG)
+        recorded = self.delta.rows(BATCH_LOG, last, ["query_id"]) if last is not None else []
+        return TablesState(app_id=self.app_id, last_batch=last,
+                           query_id=recorded[0].get("query_id") if recorded else None)
+
+    def _check_skip(self, batch_id: int) -> None:
+        """A batch the tables hold may be skipped only when it is the last one this very query wrote
+        (a replay after a crash between the tables and the checkpoint's commit); anything else means
+        the checkpoint and the tables parted (see :mod:`jobs.checkpoint_guard`): stop, never skip."""
+        from jobs.checkpoint_guard import CheckpointMismatchError
+
+        state = self.tables_state()
+        if state.last_batch == batch_id and state.query_id in (None, self.query_id()):
+            return
+        raise CheckpointMismatchError(
+            f"batch {batch_id} of query {self.query_id()} is already in the tables under "
+            f"{self.config.stream.tables_dir}, which hold batches up to {state.last_batch} of app '{self.app_id}' "
+            f"written by query {state.query_id}: the checkpoint does not belong to these tables. Stopping "
+            "instead of skipping the batch; see `iomt-ad stream --help`.")
 
     def influx(self):
         if self._influx is None and self.config.influxdb.enabled:
@@ -86,6 +121,7 @@ class ForeachBatchSink:
     def __call__(self, batch: "DataFrame", batch_id: int) -> None:
         started = time.monotonic()
         if self.delta.committed(BATCH_LOG, batch_id):
+            self._check_skip(batch_id)
             log.info("batch %d is already committed (batch_log): skipped", batch_id)
             return
         collected = batch.toArrow()  # the batch is already parsed and scored (score_records)
@@ -105,7 +141,7 @@ class ForeachBatchSink:
             influx_written=influx_result.written if influx_result else 0,
             influx_failed=influx_result.failed if influx_result else 0,
             influx_error=influx_result.error if influx_result else None,
-            seconds=round(time.monotonic() - started, 3),
+            seconds=round(time.monotonic() - started, 3), query_id=self.query_id(),
         )
         self._log_batch(stats)
         del collected, good, bad, scored, alerts
@@ -158,6 +194,7 @@ class ForeachBatchSink:
             "influx_error": pa.array([stats.influx_error], pa.string()),
             "seconds": pa.array([stats.seconds], pa.float64()),
             "app_id": pa.array([self.app_id], pa.string()),
+            "query_id": pa.array([stats.query_id], pa.string()),
             "logged_at": pa.array([datetime.now(timezone.utc)], batch_tables.UTC_MICROS),
         })
         self.delta.append(BATCH_LOG, batch_tables.in_utc(row), stats.batch_id, skip_empty=False)
@@ -166,5 +203,5 @@ class ForeachBatchSink:
                  stats.influx_written, stats.influx_failed, stats.seconds)
 
 
-def make_foreach_batch(config: AppConfig) -> Callable[["DataFrame", int], None]:
+def make_foreach_batch(config: AppConfig) -> ForeachBatchSink:
     return ForeachBatchSink(config)

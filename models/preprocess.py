@@ -120,7 +120,10 @@ class Preprocessor:
         logged = np.flatnonzero(unit > 0)
         if logged.size:
             part = x[:, logged]
-            x[:, logged] = np.sign(part) * np.log1p(np.abs(part) / unit[logged])
+            # |x| beyond the largest double times the unit would overflow the division: such a value
+            # is clipped at step 5 whatever its size, so it is bounded here first (no inf, no warning)
+            magnitude = np.minimum(np.abs(part), np.finfo(np.float64).max * np.minimum(unit[logged], 1.0))
+            x[:, logged] = np.sign(part) * np.log1p(magnitude / unit[logged])
         return x
 
     def _scale(self, x: np.ndarray) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 measurement ``flow_scores``
   tags    protocol, predicted_class, predicted_category, is_anomaly ("true"/"false"), severity,
-          model_version, source (the device or source file: ``source_id`` up to its first ':')
+          model_version, source (the device or source file: ``source_id`` up to its first ':',
+          unsafe characters as '_', at most 64 characters: :func:`source_tag`)
   fields  ae_error, if_score, clf_attack_proba, ensemble_score, label (true class where known) and
           the features operators chart: rate, header_length, tot_size, iat, number, protocol_type
   time    the record's event time (ns) plus a deterministic offset below one millisecond derived
@@ -47,10 +48,20 @@ THRESHOLD_FIELDS: Final[dict[str, str]] = {
 _EPOCH: Final[datetime] = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+# The source tag: ``source_id`` up to its first ':', every character outside this set as '_', at
+# most SOURCE_TAG_MAX characters. A tag value is the key of a series: a backslash, a space or a
+# control character from an untrusted record must never reach the line protocol or widen a query.
+SOURCE_TAG_UNSAFE: Final[str] = r"[^A-Za-z0-9._@/+-]"
+SOURCE_TAG_MAX: Final[int] = 64
+
+
 def source_tag(source_id: str | None) -> str:
+    import re
+
     if not source_id:
-        return "unknown"
-    return source_id.split(":", 1)[0]
+        return UNKNOWN
+    tag = re.sub(SOURCE_TAG_UNSAFE, "_", source_id.split(":", 1)[0][:SOURCE_TAG_MAX])
+    return tag or UNKNOWN
 
 
 def point_time_ns(event_time: datetime, record_id: str) -> int:

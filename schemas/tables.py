@@ -59,6 +59,13 @@ def record_columns_ddl() -> str:
     return "record_id string, source_id string, event_time timestamp, label string, " + features
 
 
+# Set by the scoring UDF, instead of the scores, on a record the models could not score; the
+# streaming job sends such a record to quarantine (it is never a column of flows_scored).
+SCORING_ERROR: Final[str] = "scoring_error"
+
+
 def score_struct_ddl() -> str:
-    """DDL of the struct the scoring pandas UDF returns (every score field but ``protocol``)."""
-    return ", ".join(f"{name} {kind}" for name, kind in SCORE_FIELDS if name != "protocol")
+    """DDL of the struct the scoring pandas UDF returns: every score field but ``protocol``, and
+    ``scoring_error``."""
+    return ", ".join([*(f"{name} {kind}" for name, kind in SCORE_FIELDS if name != "protocol"),
+                      f"{SCORING_ERROR} string"])

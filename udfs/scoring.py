@@ -8,15 +8,19 @@ Output columns (index kept from the input): ``ae_error`` (LSTM AE reconstruction
 """
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from models.lstm_ae import top_features
+from schemas.tables import SCORING_ERROR
 
 if TYPE_CHECKING:
     from models.bundle import Bundle
+
+log = logging.getLogger(__name__)
 
 OUTPUT_COLUMNS: tuple[str, ...] = (
     "ae_error", "if_score", "clf_attack_proba", "ensemble_score", "is_anomaly", "severity",
@@ -71,3 +75,46 @@ def score_frame(pdf: pd.DataFrame, bundle: "Bundle") -> pd.DataFrame:
         "top_features": top_features(scores["_errors"], bundle.features, k=3),
         "model_version": bundle.version,
     }, index=pdf.index)
+
+
+MAX_ERROR_CHARS = 300
+
+
+def score_frame_guarded(pdf: pd.DataFrame, bundle: "Bundle") -> pd.DataFrame:
+    """:func:`score_frame` plus ``scoring_error``: null where a row was scored, the error where the
+    models could not score it. One row that breaks the models must not stop the stream, but a
+    broken bundle must: when a chunk fails, a reference row (the bundle's training medians) is
+    scored first, and if that fails too the error is raised (the batch fails and is retried);
+    otherwise the chunk's rows are scored one by one and only those that fail get the error."""
+    try:
+        scored = score_frame(pdf, bundle)
+    except Exception as chunk_error:  # noqa: BLE001 - sorted out below
+        if not _reference_row_scores(bundle):
+            raise
+        log.error("scoring a chunk of %d rows failed (%s: %s); scoring its rows one by one",
+                  len(pdf), type(chunk_error).__name__, chunk_error)
+        return pd.concat([_score_row(pdf.iloc[[i]], bundle).astype(object) for i in range(len(pdf))])
+    scored[SCORING_ERROR] = None
+    return scored
+
+
+def _reference_row_scores(bundle: "Bundle") -> bool:
+    reference = pd.DataFrame([list(bundle.preprocessor.median)], columns=list(bundle.preprocessor.features))
+    try:
+        score_frame(reference, bundle)
+    except Exception:  # noqa: BLE001 - the bundle itself cannot score
+        log.exception("the bundle cannot score its own reference row")
+        return False
+    return True
+
+
+def _score_row(row: pd.DataFrame, bundle: "Bundle") -> pd.DataFrame:
+    try:
+        scored = score_frame(row, bundle)
+        scored[SCORING_ERROR] = None
+        return scored
+    except Exception as exc:  # noqa: BLE001 - this row goes to quarantine with the error
+        failed = pd.DataFrame({name: pd.Series([None], dtype=object, index=row.index) for name in OUTPUT_COLUMNS})
+        failed["model_version"] = bundle.version
+        failed[SCORING_ERROR] = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+        return failed

@@ -8,13 +8,15 @@ from pathlib import Path
 import pandas as pd
 
 from schemas.flow_record import FEATURE_COLUMNS, FEATURES
-from schemas.tables import SCORE_FIELDS, score_struct_ddl
+from schemas.tables import SCORE_FIELDS, SCORING_ERROR, score_struct_ddl
 
-SCORE_STRUCT_COLUMNS: tuple[str, ...] = tuple(name for name, _ in SCORE_FIELDS if name != "protocol")
+SCORE_STRUCT_COLUMNS: tuple[str, ...] = (*(name for name, _ in SCORE_FIELDS if name != "protocol"), SCORING_ERROR)
 
 
 def make_score_udf(bundle_dir: str | Path):
-    """A pandas UDF taking ``struct(<the 39 feature columns>)`` and returning the score struct.
+    """A pandas UDF taking ``struct(<the 39 feature columns>)`` and returning the score struct. A
+    record the models cannot score gets ``scoring_error`` instead of failing its batch
+    (:func:`udfs.scoring.score_frame_guarded`).
 
     ``bundle_dir`` must be readable where the Python workers run (a local path in local mode; on a
     cluster, the directory an ``--archives`` entry unpacks to)."""
@@ -26,13 +28,13 @@ def make_score_udf(bundle_dir: str | Path):
     @pandas_udf(score_struct_ddl())  # type: ignore[call-overload]
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from udfs.model_cache import get_bundle
-        from udfs.scoring import score_frame
+        from udfs.scoring import score_frame_guarded
         from udfs.worker_setup import keep_zip_directories
 
         keep_zip_directories()  # every later task of this worker starts ~0.3 s sooner
         bundle = get_bundle(bundle_path)
         for features in batches:
-            scored = score_frame(features.rename(columns=rename), bundle)
+            scored = score_frame_guarded(features.rename(columns=rename), bundle)
             yield scored.loc[:, list(SCORE_STRUCT_COLUMNS)].reset_index(drop=True)
 
     # Marked non-deterministic only so that Catalyst never copies the call into each extracted

@@ -43,6 +43,22 @@ CASES = [
     (message(**{"Tot sum": "abc"}, event_time="soon"),
      "event_time is not an ISO-8601 timestamp: soon; non-numeric features: Tot sum=abc"),
     (message(Rate="Infinity", IAT="-Infinity"), None),
+    (message(**{"Protocol Type": 1e10}), None),  # scored (with_protocol must not overflow)
+    (message().replace('"Rate": 1.0', '"Rate": NaN'), None),
+    (message().replace('"Rate": 1.0', '"Rate": 1e400'), None),  # beyond a double: +Infinity
+    (message() + " trailing", "trailing data after the JSON object"),
+    (message() + message(), "trailing data after the JSON object"),
+    (message() + "\n" + message(), "trailing data after the JSON object"),
+    (message() + "  \n", None),
+    ("{broken", "malformed JSON: not a JSON object"),
+    ("", "malformed JSON: not a JSON object"),
+    (message().replace('"Rate": 1.0', '"Rate": 1.0, "Rate": 2.0'), None),  # last wins, as in most readers
+    (message(**{name: None for name in FEATURES[:7]}), None),  # 7 of 39 missing: imputed
+    (message(**{name: None for name in FEATURES[:8]}),
+     "too many missing features: 8 of 39 are null or NaN (at most 7 are imputed)"),
+    (message(**{name: None for name in FEATURES}),
+     "too many missing features: 39 of 39 are null or NaN (at most 7 are imputed)"),
+    (message(**{name: "x" for name in FEATURES[:9]})[:60], "malformed JSON: not a JSON object"),
 ]
 
 
@@ -94,3 +110,51 @@ def test_missing_event_time_falls_back_to_ingest_time(spark) -> None:
     parsed = parse_flows(_raw(spark, [message(event_time=...)])).first()
     assert parsed["quarantine_reason"] is None
     assert parsed["event_time"] == datetime(2026, 5, 5, 5, 5, 5)
+
+
+def test_duplicate_keys_quarantine_in_strict_mode(spark) -> None:
+    duplicated = message().replace('"Rate": 1.0', '"Rate": 1.0, "Rate": 2.0').replace('"IAT": 1.0', '"IAT": 1, "IAT": 3')
+    parsed = parse_flows(_raw(spark, [duplicated]), strict=True).first()
+    assert parsed["quarantine_reason"] == "duplicate keys: IAT, Rate"
+
+
+def test_bytes_that_are_no_message(spark) -> None:
+    """Kafka hands bytes: a tombstone (no value) and bytes that are not UTF-8 are quarantined."""
+    from jobs.transforms import kafka_to_raw
+
+    good = message().encode()
+    rows = [(None, "t", 0, 0, datetime(2026, 5, 5)), (b"\xff\xfe" + good, "t", 0, 1, datetime(2026, 5, 5)),
+            (good.replace(b'"r1"', b'"\xc3\x28"'), "t", 0, 2, datetime(2026, 5, 5)), (good, "t", 0, 3, datetime(2026, 5, 5))]
+    kafka = spark.createDataFrame(rows, "value binary, topic string, partition int, offset long, timestamp timestamp")
+    reasons = [row["quarantine_reason"] for row in parse_flows(kafka_to_raw(kafka)).orderBy("offset").collect()]
+    assert reasons == ["empty message: no value (a Kafka tombstone?)",
+                       "invalid UTF-8: a JSON message must be UTF-8 text",
+                       "invalid UTF-8: a JSON message must be UTF-8 text", None]
+
+
+def test_event_times_out_of_bounds_are_replaced_and_kept_as_claimed(spark) -> None:
+    from datetime import timedelta, timezone
+
+    from jobs.transforms import bound_event_time
+
+    now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    ingest = now - timedelta(hours=1)
+    cases = [  # (event_time sent, ingest time) -> (event_time kept, claimed_event_time)
+        ((now - timedelta(days=2)).isoformat() + "Z", ingest),
+        ("0001-01-01T00:00:00Z", ingest),
+        ("9999-12-31T23:59:59Z", ingest),
+        ((ingest + timedelta(minutes=9)).isoformat() + "Z", ingest),
+        ((ingest + timedelta(minutes=11)).isoformat() + "Z", ingest),
+        ((now - timedelta(days=2)).isoformat() + "Z", datetime(9999, 1, 1)),  # a producer's Kafka timestamp
+    ]
+    raw = spark.createDataFrame(
+        [(message(event_time=sent), "t", 0, i, ingest_time) for i, (sent, ingest_time) in enumerate(cases)],
+        "raw_value string, origin string, partition int, offset long, ingest_time timestamp")
+    rows = bound_event_time(parse_flows(raw), timedelta(days=3), timedelta(minutes=10)).orderBy("offset").collect()
+    kept = [(r["event_time"], r["claimed_event_time"]) for r in rows]
+    assert kept[0] == (now - timedelta(days=2), None)
+    assert kept[1] == (ingest, "0001-01-01T00:00:00.000000Z")
+    assert kept[2] == (ingest, "9999-12-31T23:59:59.000000Z")
+    assert kept[3] == (ingest + timedelta(minutes=9), None)
+    assert kept[4] == (ingest, (ingest + timedelta(minutes=11)).isoformat(timespec="microseconds") + "Z")
+    assert kept[5] == (now - timedelta(days=2), None)  # within bounds of the job's clock, not the bogus ingest time

@@ -35,10 +35,12 @@ def bad_messages(template: dict) -> list[tuple[str, str]]:
     ]
 
 
-def produce(bootstrap: str, topic: str, good: list[tuple[str, dict]], bad: list[tuple[str, str]]) -> None:
+def produce(bootstrap: str, topic: str, good: list[tuple[str, dict]],
+            bad: list[tuple[str | bytes | None, str]]) -> None:
+    """The good records as JSON, then each bad message's value as it is (None: a tombstone)."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "message.max.bytes": 2_000_000})
     for key, message in good:
         producer.produce(topic, key=key, value=json.dumps(message))
     for index, (raw, _) in enumerate(bad):

@@ -18,6 +18,8 @@ def _collected() -> pa.Table:
              datetime(2026, 3, 1, 0, 0, 10, tzinfo=UTC), None]
     return pa.table({
         "raw_value": pa.array([None, None, None, "{not json"]),
+        "raw_bytes": pa.array([None, None, None, 9], pa.int32()),
+        "raw_sha256": pa.array([None, None, None, "0b5d3b9a"]),  # any text: carried, not computed, here
         "origin": ["t", "t", "t", "t"], "partition": pa.array([0, 1, 0, 1], pa.int32()),
         "offset": pa.array([1, 2, 3, 4], pa.int64()),
         "ingest_time": pa.array([None, None, None, None], pa.timestamp("us", tz=BERLIN)),
@@ -37,7 +39,7 @@ def test_split_and_flows_scored_are_in_utc_with_every_field_nullable() -> None:
     good, bad = batch_tables.split(_collected())
     assert good["record_id"].to_pylist() == ["a", "b", "c"] and bad["raw_value"].to_pylist() == ["{not json"]
     scored = batch_tables.flows_scored(good, 7, NOW)
-    assert "raw_value" not in scored.column_names and "quarantine_reason" not in scored.column_names
+    assert not {"raw_value", "raw_bytes", "raw_sha256", "quarantine_reason"} & set(scored.column_names)
     assert scored.schema.field("event_time").type == pa.timestamp("us", tz="UTC")
     assert all(field.nullable for field in scored.schema)
     # 23:59:50 UTC is already 1 March in Berlin: the partition date is the UTC date
@@ -49,7 +51,8 @@ def test_split_and_flows_scored_are_in_utc_with_every_field_nullable() -> None:
 def test_quarantine_keeps_the_payload_and_falls_back_to_the_quarantine_date() -> None:
     _, bad = batch_tables.split(_collected())
     rows = batch_tables.quarantine(bad, 7, NOW).to_pylist()
-    assert rows == [{"record_id": None, "reason": "malformed JSON", "raw_value": "{not json", "origin": "t",
+    assert rows == [{"record_id": None, "reason": "malformed JSON", "raw_value": "{not json", "raw_bytes": 9,
+                     "raw_sha256": "0b5d3b9a", "origin": "t",
                      "partition": 1, "offset": 4, "ingest_time": None, "batch_id": 7, "quarantined_at": NOW,
                      "ingest_date": NOW.date()}]
 
@@ -96,8 +99,19 @@ def test_appends_are_idempotent_per_batch_and_an_empty_batch_only_creates(tmp_pa
     assert DeltaAppender(tmp_path, "another-app").append("alerts", _rows(5, 1), 0) is True
 
 
+def test_a_table_of_an_earlier_version_gains_new_columns(tmp_path) -> None:
+    from deltalake import DeltaTable
+
+    appender = DeltaAppender(tmp_path, "app-1")
+    appender.append("alerts", _rows(0, 2), 0)
+    appender.append("alerts", _rows(2, 2).append_column("raw_bytes", pa.array([7, 8], pa.int64())), 1)
+    rows = DeltaTable(str(tmp_path / "alerts")).to_pyarrow_table().sort_by("record_id").to_pylist()
+    assert [(r["record_id"], r["raw_bytes"]) for r in rows] == [("r0", None), ("r1", None), ("r2", 7), ("r3", 8)]
+
+
 def test_a_batch_that_does_not_fit_the_table_fails_loudly(tmp_path) -> None:
     appender = DeltaAppender(tmp_path, "app-1")
     appender.append("alerts", _rows(0, 2), 0)
-    with pytest.raises(Exception, match="(?i)schema"):
-        appender.append("alerts", _rows(0, 2).append_column("extra", pa.array([1, 2])), 1)
+    wrong_type = _rows(2, 2).set_column(0, "record_id", pa.array([{"a": 1}, {"a": 2}]))
+    with pytest.raises(Exception, match="(?i)schema|cast|type"):
+        appender.append("alerts", wrong_type, 1)

@@ -33,6 +33,15 @@ def test_source_tag_keeps_cardinality_low() -> None:
     assert source_tag(None) == "unknown"
 
 
+def test_source_tag_of_an_untrusted_source_id_is_safe_and_bounded() -> None:
+    assert source_tag("a\\") == "a_"  # a trailing backslash would escape the separator after the tag
+    assert source_tag("pump 3,ward=7\nx") == "pump_3_ward_7_x"
+    assert source_tag("10.0.0.7/aa-bb@ward+1.x") == "10.0.0.7/aa-bb@ward+1.x"
+    assert source_tag("é🩺") == "__"
+    assert source_tag("x" * 500) == "x" * 64
+    assert source_tag(":17") == "unknown"
+
+
 def test_line_protocol_of_a_scored_record() -> None:
     row = {
         "record_id": "r1", "source_id": "pump-3:9", "event_time": datetime(2026, 1, 2, 3, 4, 5),

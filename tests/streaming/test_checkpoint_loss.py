@@ -1,0 +1,97 @@
+"""A lost checkpoint, or an older copy restored, never makes the job skip or repeat batches silently:
+it refuses to start and says what to do; the checkpoint that belongs to the tables continues them;
+a new app id starts a new run on purpose."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from jobs.checkpoint_guard import CheckpointMismatchError
+from jobs.config import AppConfig, config_from_mapping
+from jobs.score_stream import start_query
+from jobs.sinks import ForeachBatchSink
+from tests.streaming.helpers import BUNDLE, good_messages
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+
+def _config(tmp: Path, app_id: str = "guarded") -> AppConfig:
+    return config_from_mapping({"stream": {
+        "source": "files", "files": {"path": str(tmp / "incoming")}, "tables_dir": str(tmp / "delta"),
+        "trigger": "availableNow", "app_id": app_id, "model_dir": str(BUNDLE)}})
+
+
+def _drop_file(tmp: Path, name: str, messages: list[dict]) -> None:
+    (tmp / "incoming").mkdir(exist_ok=True)
+    (tmp / "incoming" / name).write_text("".join(json.dumps(m) + "\n" for m in messages))
+
+
+def _run(spark, config: AppConfig) -> None:
+    query = start_query(spark, config)
+    query.awaitTermination()
+    assert query.exception() is None
+
+
+def _record_ids(tmp: Path) -> list[str]:
+    from deltalake import DeltaTable
+
+    return DeltaTable(str(tmp / "delta" / "flows_scored")).to_pyarrow_table(columns=["record_id"])["record_id"].to_pylist()
+
+
+def test_lost_or_old_checkpoints_refuse_to_start_and_the_right_one_continues(spark, sample_dir, tmp_path) -> None:
+    messages = [m for _, m in good_messages(sample_dir, 40, seed=11)]
+    config = _config(tmp_path)
+    checkpoint = config.stream.checkpoint
+    _drop_file(tmp_path, "a.json", messages[:15])
+    _run(spark, config)
+    old_backup = tmp_path / "backup-old"
+    shutil.copytree(checkpoint, old_backup)
+    _drop_file(tmp_path, "b.json", messages[15:25])
+    _run(spark, config)
+    assert sorted(_record_ids(tmp_path)) == sorted(m["record_id"] for m in messages[:25])
+    current = tmp_path / "backup-current"
+    shutil.copytree(checkpoint, current)
+
+    # the issue's case: checkpoint deleted, new records arrive
+    shutil.rmtree(checkpoint)
+    _drop_file(tmp_path, "c.json", messages[25:])
+    with pytest.raises(CheckpointMismatchError, match="checkpoint .* is missing or empty"):
+        start_query(spark, config)
+    # an older backup restored
+    shutil.copytree(old_backup, checkpoint)
+    with pytest.raises(CheckpointMismatchError, match=r"ends at batch 0 \(restored from an older backup\?\)"):
+        start_query(spark, config)
+    assert len(_record_ids(tmp_path)) == 25  # nothing written by the refused starts
+
+    # the checkpoint that belongs to the tables continues them: every record once
+    shutil.rmtree(checkpoint)
+    shutil.copytree(current, checkpoint)
+    _run(spark, config)
+    assert sorted(_record_ids(tmp_path)) == sorted(m["record_id"] for m in messages)
+
+    # a new run on purpose: a new app id with a fresh checkpoint (the files source reads every file again)
+    shutil.rmtree(checkpoint)
+    _run(spark, _config(tmp_path, app_id="guarded-2"))
+    assert len(_record_ids(tmp_path)) == 2 * len(messages)
+
+
+def test_the_sink_stops_rather_than_skip_a_batch_another_query_wrote(spark, sample_dir, tmp_path) -> None:
+    """Defence in depth behind the start check: the sink skips a batch the tables hold only when it
+    is the last batch this very query wrote (a replay after a crash)."""
+    messages = [m for _, m in good_messages(sample_dir, 10, seed=12)]
+    config = _config(tmp_path)
+    _drop_file(tmp_path, "a.json", messages)
+    _run(spark, config)  # batch 0, written by the query of this checkpoint
+    batch = spark.read.format("delta").load(str(tmp_path / "delta" / "flows_scored")).limit(0)
+
+    ForeachBatchSink(config)(batch, 0)  # the same query replays its last batch: skipped
+
+    shutil.rmtree(config.stream.checkpoint)
+    (config.stream.checkpoint).mkdir(parents=True)
+    (config.stream.checkpoint / "metadata").write_text('{"id":"another-query"}\n')
+    with pytest.raises(CheckpointMismatchError, match="batch 0 of query another-query is already in the tables"):
+        ForeachBatchSink(config)(batch, 0)
+    assert len(_record_ids(tmp_path)) == 10
