@@ -40,7 +40,7 @@ test: setup
 test-fast: venv
 	$(BIN)/python -m pytest -m "not spark and not kafka and not influxdb" $(PYTEST_ARGS)
 
-demo: setup
+demo: venv jars  # the demo needs neither the Kafka broker nor InfluxDB the tests use
 	$(BIN)/iomt-ad demo --conf conf/local.yaml
 
 clean:
@@ -69,5 +69,5 @@ train: venv
 
 evaluate: venv
 	$(BIN)/iomt-ad evaluate --model $(MODEL) --data $(TRAIN_DATA) --json $(MODEL)/evaluation.json --html $(MODEL)/evaluation.html
-	$(BIN)/python -m models.evidence --model $(MODEL) --data $(TRAIN_DATA) --json $(MODEL)/evidence.json  # why the targets are missed
+	$(BIN)/python -m models.training.evidence --model $(MODEL) --data $(TRAIN_DATA) --json $(MODEL)/evidence.json  # why the targets are missed
 	$(BIN)/iomt-ad grafana --model $(MODEL)  # dashboards carry the bundle's thresholds

@@ -8,39 +8,37 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from schemas.csv_layout import CsvLayoutError
-from schemas.classes import UnknownClassFileError
-from jobs.config import ConfigError
-from jobs.datasets import DatasetNotFoundError
-from jobs.replay import BrokerUnreachableError
+from jobs.entry import LOG_FORMAT, run_command
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from jobs.checkpoint_guard import CheckpointMismatchError
-    from jobs.dist import DistError
-    from jobs.maintenance import UnsafeRetentionError
-    from jobs.rescore_batch import RescoreError
+    """User errors of the model tools (``models.training``, below ``jobs``); ``jobs.entry`` has the rest."""
+    from models.thresholds import ThresholdError
+    from models.training.datasets import DatasetNotFoundError
+    from models.training.evaluation import NoHeldOutRowsError
+    from models.training.pipeline import TrainingDataError
+    from models.training.split import SplitConfigError
 
-    return (CsvLayoutError, UnknownClassFileError, ConfigError, DatasetNotFoundError, BrokerUnreachableError,
-            DistError, UnsafeRetentionError, RescoreError, CheckpointMismatchError)
+    return (DatasetNotFoundError, NoHeldOutRowsError, TrainingDataError, SplitConfigError, ThresholdError)
+
 
 # (subcommand, module, one-line help) — in the order --help lists them.
 SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
-    ("demo", "jobs.demo", "run the whole job on the embedded default with the project's sample (make demo)"),
-    ("check-data", "jobs.check_data", "validate CICIoMT2024 CSV files and summarise them per class"),
-    ("train", "jobs.train", "train a model bundle (LSTM autoencoder, Isolation Forest, classifier, thresholds)"),
-    ("compile", "jobs.compile", "add a bundle's forests compiled to ONNX (onnxruntime scoring) and pin them in its manifest"),
-    ("evaluate", "jobs.evaluate", "evaluate a model bundle on held-out rows: JSON metrics and an HTML report"),
-    ("stream", "jobs.score_stream", "run the streaming scoring job (Kafka or files -> Delta + InfluxDB)"),
-    ("grafana", "jobs.grafana_dashboards", "generate the Grafana dashboards and alert rules (docker/grafana) from code"),
+    ("demo", "jobs.ops.demo", "run the whole job on the embedded default with the project's sample (make demo)"),
+    ("check-data", "jobs.model_tools.check_data", "validate CICIoMT2024 CSV files and summarise them per class"),
+    ("train", "jobs.model_tools.train", "train a model bundle (LSTM autoencoder, Isolation Forest, classifier, thresholds)"),
+    ("compile", "jobs.model_tools.compile", "add a bundle's forests compiled to ONNX (onnxruntime scoring) and pin them in its manifest"),
+    ("evaluate", "jobs.model_tools.evaluate", "evaluate a model bundle on held-out rows: JSON metrics and an HTML report"),
+    ("stream", "jobs.stream.score_stream", "run the streaming scoring job (Kafka or files -> Delta + InfluxDB)"),
+    ("grafana", "jobs.grafana.command", "generate the Grafana dashboards and alert rules (docker/grafana) from code"),
     ("dashboard", "jobs.dashboard", "serve the operator dashboard (Streamlit) over the Delta tables"),
-    ("explore", "jobs.explore", "plot feature distributions of benign against attack traffic to an HTML page"),
-    ("rescore", "jobs.rescore_batch", "re-score stored flows of a time range with a chosen model version (flows_rescored, scoring_runs)"),
-    ("sql", "jobs.sql", "run SQL over the Delta tables, each registered by name, or a documented example query"),
-    ("maintain", "jobs.maintenance", "OPTIMIZE and VACUUM the Delta tables (retention >= 7 days)"),
-    ("dist", "jobs.dist", "build dist/ for spark-submit: code zip (--py-files), bundle archive (--archives), entry points, conf"),
-    ("bench", "jobs.bench", "measure throughput, latency and memory; write bench.json and BENCHMARKS.md"),
-    ("replay", "jobs.replay", "stream CICIoMT2024 CSV rows as JSON flow records to Kafka or a directory"),
+    ("explore", "jobs.model_tools.explore", "plot feature distributions of benign against attack traffic to an HTML page"),
+    ("rescore", "jobs.batch.rescore", "re-score stored flows of a time range with a chosen model version (flows_rescored, scoring_runs)"),
+    ("sql", "jobs.batch.sql", "run SQL over the Delta tables, each registered by name, or a documented example query"),
+    ("maintain", "jobs.batch.maintain", "OPTIMIZE and VACUUM the Delta tables (retention >= 7 days)"),
+    ("dist", "jobs.ops.dist", "build dist/ for spark-submit: code zip (--py-files), bundle archive (--archives), entry points, conf"),
+    ("bench", "jobs.bench.command", "measure throughput, latency and memory; write bench.json and BENCHMARKS.md"),
+    ("replay", "jobs.ops.replay", "stream CICIoMT2024 CSV rows as JSON flow records to Kafka or a directory"),
 )
 
 
@@ -63,14 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return int(args._run(args))
-    except _user_errors() as exc:  # errors a user can fix: one clear line, exit status 2
-        logging.getLogger("iomt-ad").error("%s", exc)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    logging.basicConfig(level=args.log_level, format=LOG_FORMAT)
+    return run_command(args._run, args, _user_errors())
 
 
 if __name__ == "__main__":

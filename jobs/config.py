@@ -15,11 +15,13 @@ from typing import Any
 
 import yaml
 
-from jobs.transforms import DEFAULT_MAX_MISSING_SHARE, DEFAULT_QUARANTINE_MAX_CHARS
+from jobs.errors import UserError
 from models import DEFAULT_BUNDLE
+from schemas.flow_record import DEFAULT_MAX_MISSING_SHARE
+from schemas.tables import DEFAULT_QUARANTINE_MAX_CHARS
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration that cannot be used; the message says which key and why."""
 
 

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from jobs.errors import UserError
 from jobs.config import AppConfig, cache_dir
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ LOCAL_SETTINGS: dict[str, str] = {
 LOCAL_ENV: dict[str, str] = {"MALLOC_ARENA_MAX": "2"}  # inherited by the JVM and Python workers
 
 
-class MissingJarsError(RuntimeError):
+class MissingJarsError(UserError, RuntimeError):
     """The Kafka/Delta jars are not where the configuration says."""
 
 

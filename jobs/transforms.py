@@ -15,7 +15,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from schemas.flow_record import EVENT_TIME, FEATURES, LABEL, METADATA_FIELDS, RECORD_ID, SOURCE_ID, column_name
+from schemas.flow_record import (DEFAULT_MAX_MISSING_SHARE, EVENT_TIME, FEATURES, LABEL, METADATA_FIELDS, RECORD_ID,
+                                  SOURCE_ID, column_name)
+from schemas.tables import DEFAULT_QUARANTINE_MAX_CHARS
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -29,12 +31,6 @@ QUARANTINE_REASON = "quarantine_reason"
 RAW_BYTES = "raw_bytes"      # the quarantined message's length in bytes (before any cap)
 RAW_SHA256 = "raw_sha256"    # and its sha256 (hex), so a capped payload can still be matched
 MAX_RAW_IN_REASON = 40
-# A record with more than this share of its 39 features null or NaN is quarantined, not scored:
-# imputing most of a record with benign medians would score it as normal (fail open). Real
-# CICIoMT2024 rows miss at most 2 of 39 (2 of 74,232 rows in ../shared/data/ciciomt2024).
-DEFAULT_MAX_MISSING_SHARE = 0.2
-# The first characters of a quarantined message kept in ``raw_value`` (its length and sha256 are kept whole).
-DEFAULT_QUARANTINE_MAX_CHARS = 8192
 
 
 def _as_double(raw: "Column") -> "Column":
@@ -112,15 +108,13 @@ CORRUPT = "_corrupt_record"
 
 
 def _typed_schema():
-    """The wire schema parsed straight into types (fast path): metadata as strings, features as
-    doubles, plus Spark's corrupt-record column that is set when a value does not fit its type."""
+    """The wire schema (:func:`schemas.flow_record.flow_schema`) plus Spark's corrupt-record column,
+    set when a value does not fit its type (fast path)."""
     from pyspark.sql import types as T
 
-    return T.StructType([
-        *[T.StructField(name, T.StringType()) for name in METADATA_FIELDS],
-        *[T.StructField(name, T.DoubleType()) for name in FEATURES],
-        T.StructField(CORRUPT, T.StringType()),
-    ])
+    from schemas.flow_record import flow_schema
+
+    return flow_schema().add(T.StructField(CORRUPT, T.StringType()))
 
 
 def parse_flows(raw: "DataFrame", strict: bool = False,

@@ -1,10 +1,14 @@
-"""Training code for IoMT-AD's detectors and the versioned bundles they are saved in.
+"""IoMT-AD's detectors: what scoring needs, apart from how they are trained.
 
-Modules: :mod:`models.preprocess` (imputation, log transform, scaling), :mod:`models.split`
-(deterministic row-identity split), :mod:`models.lstm_ae`, :mod:`models.iforest`,
-:mod:`models.classifier`, :mod:`models.thresholds`, :mod:`models.ensemble` and
-:mod:`models.bundle` (save / load / verify a bundle directory); :mod:`models.evaluation`,
-:mod:`models.evidence` and :mod:`models.selection` measure them. Bundles live in ``models/<version>/``.
+Serving (this package's modules; what the Python workers of the stream and of re-scoring import):
+:mod:`models.bundle` (read, verify and load a bundle), :mod:`models.preprocess` (imputation, log
+transform, scaling with frozen values), :mod:`models.lstm_ae` (the autoencoder on LiteRT or Keras),
+:mod:`models.iforest`, :mod:`models.classifier`, :mod:`models.ensemble`, :mod:`models.thresholds` and
+:mod:`models.compiled` (the forests on onnxruntime). Nothing here imports ``jobs`` or the training code.
+
+Training and analysis (:mod:`models.training`): reading the dataset, the split, fitting each part,
+compiling the serving forms, writing bundles, model selection, evaluation and the evidence for the
+targets missed. Bundles live in ``models/<version>/``.
 """
 from pathlib import Path
 from typing import Final

@@ -35,54 +35,27 @@ LABEL: Final[str] = "label"
 METADATA_FIELDS: Final[tuple[str, ...]] = (RECORD_ID, SOURCE_ID, EVENT_TIME, LABEL)
 
 
+# A record with more than this share of its 39 features null or NaN is quarantined, not scored:
+# imputing most of a record with benign medians would score it as normal (fail open). Real
+# CICIoMT2024 rows miss at most 2 of 39 (2 of 74,232 rows in ../shared/data/ciciomt2024).
+DEFAULT_MAX_MISSING_SHARE: Final[float] = 0.2
+
+
 def feature_schema_hash(features: tuple[str, ...] = FEATURES) -> str:
     """A stable hash of the feature names and order; model bundles record it and loading checks it."""
     return hashlib.sha256("\x1f".join(features).encode("utf-8")).hexdigest()
 
 
-def _spark_types():  # lazy: pure-pandas users (training, scoring core) need no pyspark import
-    from pyspark.sql import types as T
-
-    return T
-
-
-def feature_struct_fields():
-    """The 39 features as Spark ``StructField``s (all doubles, nullable: nulls are imputed)."""
-    T = _spark_types()
-    return [T.StructField(name, T.DoubleType(), True) for name in FEATURES]
-
-
 def flow_schema():
-    """``FLOW_SCHEMA``: the strict schema of one JSON flow message on the wire (Kafka or files).
+    """The wire schema of one JSON flow message (Kafka or files), as the streaming job parses it
+    (``jobs.transforms.parse_flows``): the metadata as text (``event_time`` is read as ISO-8601 and
+    checked afterwards, so a bad time is quarantined with a reason rather than nulled), the 39
+    features as doubles. Every field is nullable here; the parser's checks decide what a record
+    must have (``record_id``; every feature key, a value or an explicit null)."""
+    from pyspark.sql import types as T  # lazy: pure-pandas users (training, scoring) need no pyspark
 
-    ``record_id`` and ``source_id`` identify the record; ``event_time`` is when the sensor or
-    the replayer stamped it; ``label`` is the true class where known (replayed datasets), else null.
-    """
-    T = _spark_types()
-    return T.StructType(
-        [
-            T.StructField(RECORD_ID, T.StringType(), False),
-            T.StructField(SOURCE_ID, T.StringType(), True),
-            T.StructField(EVENT_TIME, T.TimestampType(), True),
-            T.StructField(LABEL, T.StringType(), True),
-            *feature_struct_fields(),
-        ]
-    )
-
-
-def csv_schema():
-    """The schema of one official CICIoMT2024 CSV file: the 39 features, in file order."""
-    T = _spark_types()
-    return T.StructType(feature_struct_fields())
-
-
-def __getattr__(name: str):
-    # ``from schemas.flow_record import FLOW_SCHEMA`` works, without importing pyspark at module load.
-    if name == "FLOW_SCHEMA":
-        return flow_schema()
-    if name == "CSV_SCHEMA":
-        return csv_schema()
-    raise AttributeError(name)
+    return T.StructType([*[T.StructField(name, T.StringType()) for name in METADATA_FIELDS],
+                         *[T.StructField(name, T.DoubleType()) for name in FEATURES]])
 
 
 def column_name(feature: str) -> str:

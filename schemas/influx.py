@@ -12,7 +12,7 @@ measurement ``flow_scores``
 
 Tag values are strings: ``is_anomaly`` is ``"true"`` or ``"false"``, a missing tag value is
 ``"unknown"``. Every point carries every score field, so ``ensemble_score`` is the field to count
-records by. Dashboards and alert rules (``jobs.grafana_dashboards``) query these names only.
+records by. Dashboards and alert rules (``jobs.grafana``) query these names only.
 
 Detector thresholds live in the model bundle's manifest (``thresholds.<detector>.value``), not in
 InfluxDB; :data:`THRESHOLD_FIELDS` maps each manifest detector to the field its threshold applies to.

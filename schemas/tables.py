@@ -1,12 +1,16 @@
-"""The Delta tables IoMT-AD writes: names, schemas and partitioning.
+"""Every Delta table IoMT-AD writes: its name, partitioning and columns with their types. This is
+the one definition: the streaming job conforms each batch's rows to it (``jobs.stream.table_rows``),
+the re-scoring job and analysts' SQL read it, and a test holds ``docs/tables.md`` against it.
 
 Feature columns use :func:`schemas.flow_record.column_name` (``protocol_type``, ``tot_sum``...).
-``docs``-level descriptions live in README's table section; this module is the source of truth.
+Times are microseconds in UTC, as Delta stores ``timestamp``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final
+
+import pyarrow as pa
 
 from schemas.flow_record import FEATURE_COLUMNS
 
@@ -15,22 +19,54 @@ ALERTS: Final[str] = "alerts"
 QUARANTINE: Final[str] = "quarantine"
 TRAFFIC_1M: Final[str] = "traffic_1m"
 BATCH_LOG: Final[str] = "batch_log"
+FLOWS_RESCORED: Final[str] = "flows_rescored"
+SCORING_RUNS: Final[str] = "scoring_runs"
 
-# Columns the scoring step adds to each record: ``protocol`` comes from the record itself
-# (jobs.transforms.with_protocol), the others from udfs.scoring.score_frame.
-SCORE_FIELDS: Final[tuple[tuple[str, str], ...]] = (
-    ("protocol", "string"),
-    ("ae_error", "double"),
-    ("if_score", "double"),
-    ("clf_attack_proba", "double"),
-    ("ensemble_score", "double"),
-    ("is_anomaly", "boolean"),
-    ("severity", "string"),
-    ("predicted_class", "string"),
-    ("predicted_category", "string"),
-    ("top_features", "array<string>"),
-    ("model_version", "string"),
-)
+TIMESTAMP: Final[pa.DataType] = pa.timestamp("us", tz="UTC")
+STRING, DOUBLE, LONG, INT, BOOLEAN, DATE = pa.string(), pa.float64(), pa.int64(), pa.int32(), pa.bool_(), pa.date32()
+
+# The first characters of a quarantined message kept in ``raw_value`` (its length and sha256 are kept whole).
+DEFAULT_QUARANTINE_MAX_CHARS: Final[int] = 8192
+
+# Set by the scoring UDF, instead of the scores, on a record the models could not score; the
+# streaming job sends such a record to quarantine (it is never a column of flows_scored).
+SCORING_ERROR: Final[str] = "scoring_error"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: pa.DataType
+
+
+def _columns(*pairs: tuple[str, pa.DataType]) -> tuple[Column, ...]:
+    return tuple(Column(name, kind) for name, kind in pairs)
+
+
+# Column groups shared by several tables (docs/tables.md names them "the origin / record / score group").
+ORIGIN_COLUMNS: Final[tuple[Column, ...]] = _columns(
+    ("origin", STRING), ("partition", INT), ("offset", LONG), ("ingest_time", TIMESTAMP))
+RECORD_COLUMNS: Final[tuple[Column, ...]] = _columns(
+    ("record_id", STRING), ("source_id", STRING), ("event_time", TIMESTAMP), ("label", STRING),
+    *((name, DOUBLE) for name in FEATURE_COLUMNS))
+# ``protocol`` comes from the record itself (jobs.transforms.with_protocol), the others from
+# udfs.scoring.score_frame.
+SCORE_COLUMNS: Final[tuple[Column, ...]] = _columns(
+    ("protocol", STRING), ("ae_error", DOUBLE), ("if_score", DOUBLE), ("clf_attack_proba", DOUBLE),
+    ("ensemble_score", DOUBLE), ("is_anomaly", BOOLEAN), ("severity", STRING), ("predicted_class", STRING),
+    ("predicted_category", STRING), ("top_features", pa.list_(STRING)), ("model_version", STRING))
+
+
+def _spark_type(kind: pa.DataType) -> str:
+    """The Spark SQL type name of an Arrow type used in these tables."""
+    if pa.types.is_list(kind):
+        return f"array<{_spark_type(kind.value_type)}>"
+    return {STRING: "string", DOUBLE: "double", LONG: "long", INT: "int", BOOLEAN: "boolean", DATE: "date",
+            TIMESTAMP: "timestamp"}[kind]
+
+
+# (name, Spark type) of the score group: the pandas UDF's result struct is built from it
+SCORE_FIELDS: Final[tuple[tuple[str, str], ...]] = tuple((c.name, _spark_type(c.type)) for c in SCORE_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -38,30 +74,57 @@ class TableSpec:
     name: str
     partition_by: tuple[str, ...]
     description: str
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def arrow_schema(self) -> pa.Schema:
+        """Every column nullable, as Spark writes them."""
+        return pa.schema([pa.field(c.name, c.type, nullable=True) for c in self.columns])
+
+    def spark_ddl(self) -> str:
+        return ", ".join(f"`{c.name}` {_spark_type(c.type)}" for c in self.columns)
 
 
-TABLES: Final[dict[str, TableSpec]] = {
-    FLOWS_SCORED: TableSpec(FLOWS_SCORED, ("event_date",),
-                            "every valid record with its features, scores and decision"),
-    ALERTS: TableSpec(ALERTS, ("event_date",), "the records whose is_anomaly is true"),
-    QUARANTINE: TableSpec(QUARANTINE, ("ingest_date",),
-                          "records that failed parsing or validation, with the reason and raw payload"),
-    TRAFFIC_1M: TableSpec(TRAFFIC_1M, (),
-                          "per-minute counts by protocol, predicted class and anomaly flag, one row "
-                          "per (batch, minute, group): SUM(records) GROUP BY minute for totals"),
-    BATCH_LOG: TableSpec(BATCH_LOG, (), "one row per micro-batch: counts, durations, sink failures"),
-}
+_SCORED: Final[tuple[Column, ...]] = (
+    *ORIGIN_COLUMNS, *RECORD_COLUMNS, *_columns(("claimed_event_time", STRING)), *SCORE_COLUMNS,
+    *_columns(("batch_id", LONG), ("scored_at", TIMESTAMP), ("event_date", DATE)))
 
-
-def record_columns_ddl() -> str:
-    """DDL of the record part (metadata + features) shared by flows_scored and alerts."""
-    features = ", ".join(f"{name} double" for name in FEATURE_COLUMNS)
-    return "record_id string, source_id string, event_time timestamp, label string, " + features
-
-
-# Set by the scoring UDF, instead of the scores, on a record the models could not score; the
-# streaming job sends such a record to quarantine (it is never a column of flows_scored).
-SCORING_ERROR: Final[str] = "scoring_error"
+TABLES: Final[dict[str, TableSpec]] = {spec.name: spec for spec in (
+    TableSpec(FLOWS_SCORED, ("event_date",), "every valid record with its features, scores and decision", _SCORED),
+    TableSpec(ALERTS, ("event_date",), "the records whose is_anomaly is true", _SCORED),
+    TableSpec(QUARANTINE, ("ingest_date",),
+              "records that failed parsing or validation, with the reason and raw payload", _columns(
+                  ("record_id", STRING), ("reason", STRING), ("raw_value", STRING), ("raw_bytes", LONG),
+                  ("raw_sha256", STRING), ("origin", STRING), ("partition", INT), ("offset", LONG),
+                  ("ingest_time", TIMESTAMP), ("batch_id", LONG), ("quarantined_at", TIMESTAMP),
+                  ("ingest_date", DATE))),
+    TableSpec(TRAFFIC_1M, (),
+              "per-minute counts by protocol, predicted class and anomaly flag, one row per (batch, minute, "
+              "group): SUM(records) GROUP BY minute for totals", _columns(
+                  ("minute", TIMESTAMP), ("protocol", STRING), ("predicted_class", STRING),
+                  ("predicted_category", STRING), ("is_anomaly", BOOLEAN), ("model_version", STRING),
+                  ("records", LONG), ("mean_ensemble_score", DOUBLE), ("mean_rate", DOUBLE),
+                  ("sum_tot_size", DOUBLE), ("batch_id", LONG))),
+    TableSpec(BATCH_LOG, (), "one row per micro-batch: counts, durations, sink failures", _columns(
+        ("batch_id", LONG), ("records", LONG), ("quarantined", LONG), ("anomalies", LONG),
+        ("influx_written", LONG), ("influx_failed", LONG), ("influx_error", STRING), ("seconds", DOUBLE),
+        ("app_id", STRING), ("query_id", STRING), ("logged_at", TIMESTAMP))),
+    TableSpec(FLOWS_RESCORED, ("event_date", "model_version"),
+              "stored flows scored again with a chosen model version (iomt-ad rescore)", (
+                  *RECORD_COLUMNS, *_columns(("stream_model_version", STRING), ("stream_is_anomaly", BOOLEAN),
+                                             ("stream_ensemble_score", DOUBLE)),
+                  *SCORE_COLUMNS, *_columns((SCORING_ERROR, STRING), ("event_date", DATE)))),
+    TableSpec(SCORING_RUNS, (), "one row per re-scoring run", _columns(
+        ("run_id", STRING), ("status", STRING), ("error", STRING), ("model_version", STRING),
+        ("model_sha256", STRING), ("model_dir", STRING), ("source_table", STRING), ("target_table", STRING),
+        ("range_from", TIMESTAMP), ("range_to", TIMESTAMP), ("rows_read", LONG), ("rows_written", LONG),
+        ("anomalies", LONG), ("started_at", TIMESTAMP), ("finished_at", TIMESTAMP), ("seconds", DOUBLE),
+        ("spark_app_id", STRING))),
+)}
+STREAM_TABLES: Final[tuple[str, ...]] = (FLOWS_SCORED, ALERTS, QUARANTINE, TRAFFIC_1M, BATCH_LOG)
 
 
 def score_struct_ddl() -> str:

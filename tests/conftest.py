@@ -77,6 +77,20 @@ def pytest_configure(config: pytest.Config) -> None:
     logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
+# A test that uses one of these fixtures (directly or through another fixture) starts that part, and
+# must carry its marker, so that `-m "not spark"` and the like select truthfully.
+FIXTURE_MARKERS: dict[str, str] = {"spark": "spark", "kafka_broker": "kafka", "influxdb": "influxdb",
+                                   "spark_cluster": "cluster"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [f"{item.nodeid} uses {fixture} but is not marked {marker}"
+                for item in items for fixture, marker in FIXTURE_MARKERS.items()
+                if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker(marker) is None]
+    if unmarked:
+        raise pytest.UsageError("tests without the marker of what they start:\n" + "\n".join(unmarked))
+
+
 @pytest.fixture(scope="session")
 def influxdb() -> Iterator["InfluxServer"]:  # noqa: F821
     from tests.services.influxdb_server import InfluxServer

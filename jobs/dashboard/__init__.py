@@ -59,10 +59,3 @@ def run(args: argparse.Namespace) -> int:
     # and leave the server running
     os.execve(command[0], command, env)
     return 0  # not reached
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="iomt-ad dashboard", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run(parser.parse_args(argv))

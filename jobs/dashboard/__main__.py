@@ -1,6 +1,6 @@
 """``python -m jobs.dashboard`` = ``iomt-ad dashboard``."""
 import sys
 
-from jobs.dashboard import main
+from jobs.cli import main
 
-sys.exit(main())
+sys.exit(main(["dashboard", *sys.argv[1:]]))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.streaming.helpers import BUNDLE, good_messages
+from tests.helpers.streaming import BUNDLE, good_messages
 
 N_RECORDS = 1200
 FILES = 3
@@ -50,7 +50,7 @@ def write_conf(path: Path, tables_dir: Path, incoming: Path) -> Path:
 @pytest.fixture(scope="session")
 def job_tables(spark, sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> JobTables:
     from jobs.config import load_config
-    from jobs.score_stream import start_query
+    from jobs.stream.score_stream import start_query
 
     root = tmp_path_factory.mktemp("batch-tables")
     incoming, tables_dir = root / "incoming", root / "delta"

@@ -9,11 +9,11 @@ from collections import Counter
 import pytest
 from pyspark.sql import functions as F
 
-from jobs import sql as analyst_sql
+from jobs.batch import sql as analyst_sql
 from jobs.config import load_config
-from jobs.rescore_batch import TimeRange, rescore
+from jobs.batch.rescore import TimeRange, rescore
 from tests.batch.conftest import MALFORMED
-from tests.streaming.helpers import BUNDLE
+from tests.helpers.streaming import BUNDLE
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

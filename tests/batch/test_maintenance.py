@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from jobs.maintenance import DEFAULT_RETAIN_HOURS, UnsafeRetentionError, check_retention, maintain
+from jobs.batch.maintain import DEFAULT_RETAIN_HOURS, UnsafeRetentionError, check_retention, maintain
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -54,11 +54,9 @@ def test_explicit_short_retention_deletes_compacted_files(spark, job_tables, tmp
     assert spark.conf.get("spark.databricks.delta.retentionDurationCheck.enabled", "true") == "true"
 
 
-def test_cli_refuses_short_retention_before_starting_spark(tmp_path) -> None:
-    import argparse
+def test_cli_refuses_short_retention_before_starting_spark(tmp_path, caplog) -> None:
+    from jobs.cli import main
 
-    from jobs import maintenance
-
-    parser = argparse.ArgumentParser()
-    maintenance.add_arguments(parser)
-    assert maintenance.run(parser.parse_args(["--conf", str(tmp_path / "absent.yaml"), "--retain-hours", "24"])) == 2
+    code = main(["maintain", "--conf", str(tmp_path / "absent.yaml"), "--retain-hours", "24"])
+    assert code == 2  # refused before the configuration is even read: no Spark started
+    assert "VACUUM retention 24 h is below 168 h" in caplog.text

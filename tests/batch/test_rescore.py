@@ -8,9 +8,9 @@ import pytest
 from chispa import assert_approx_df_equality
 
 from jobs.config import load_config
-from jobs.rescore_batch import SCORING_RUNS, RescoreError, TimeRange, rescore
+from jobs.batch.rescore import SCORING_RUNS, RescoreError, TimeRange, rescore
 from tests.batch.conftest import event_time
-from tests.streaming.helpers import BUNDLE, BUNDLE_VERSION
+from tests.helpers.streaming import BUNDLE, BUNDLE_VERSION
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

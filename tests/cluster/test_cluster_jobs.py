@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from jobs.dist import build
+from jobs.ops.dist import build
 from jobs.session import spark_jars
-from tests.streaming.helpers import BUNDLE, BUNDLE_VERSION, bad_messages, good_messages, produce
+from tests.helpers.streaming import BUNDLE, BUNDLE_VERSION, bad_messages, good_messages, produce
 
 pytestmark = [pytest.mark.cluster, pytest.mark.spark, pytest.mark.kafka, pytest.mark.slow]
 

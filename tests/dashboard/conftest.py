@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.streaming.helpers import BUNDLE
+from tests.helpers.streaming import BUNDLE
 
 N_RECORDS = 1500
 TOKEN_ENV = "IOMT_AD_TEST_INFLUX_TOKEN"
@@ -26,9 +26,9 @@ class StreamRun:
 @pytest.fixture(scope="session")
 def streamed(spark, influxdb, sample_dir, tmp_path_factory) -> StreamRun:
     from jobs.config import load_config
-    from jobs.datasets import load_flows_pandas
-    from jobs.replay import DirectorySink, ReplayOptions, replay
-    from jobs.score_stream import start_query
+    from models.training.datasets import load_flows_pandas
+    from jobs.ops.replay import DirectorySink, ReplayOptions, replay
+    from jobs.stream.score_stream import start_query
     from tests.services.influxdb_server import BUCKET, ORG, TOKEN
 
     tmp = tmp_path_factory.mktemp("dashboard-stream")

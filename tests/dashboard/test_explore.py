@@ -5,7 +5,7 @@ import argparse
 import csv
 import re
 
-from jobs import explore
+from jobs.model_tools import explore
 
 
 def _benign_rows(sample_dir) -> int:
@@ -30,7 +30,7 @@ def test_explore_writes_histograms_and_scatter_plots(sample_dir, tmp_path) -> No
 
 
 def test_figures_keep_every_finite_row(sample_dir) -> None:
-    from jobs.datasets import load_flows_pandas
+    from models.training.datasets import load_flows_pandas
 
     flows = load_flows_pandas([sample_dir])
     figure = explore.histogram_figure(flows, "Header_Length")

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobs import grafana_alerts, grafana_dashboards
+from jobs.grafana import alerts as grafana_alerts, command as grafana_command, dashboards as grafana_dashboards
+from jobs.grafana import sdk as grafana_sdk
 
-GRAFANA = Path(grafana_dashboards.__file__).resolve().parent.parent / "docker" / "grafana"
+GRAFANA = Path(grafana_command.__file__).resolve().parents[2] / "docker" / "grafana"
 
 
 def test_committed_files_equal_the_generator() -> None:
-    files = grafana_dashboards.render()
+    files = grafana_command.render()
     assert sorted(files) == sorted(["dashboards/traffic.json", "dashboards/anomalies.json",
                                     "dashboards/models.json", grafana_alerts.ALERTING_FILE])
     for name, text in files.items():
@@ -27,11 +28,11 @@ def test_grafana_check_subcommand(tmp_path) -> None:
     import argparse
 
     parser = argparse.ArgumentParser()
-    grafana_dashboards.add_arguments(parser)
-    assert grafana_dashboards.run(parser.parse_args(["--check"])) == 0
-    assert grafana_dashboards.run(parser.parse_args(["--check", "--out", str(tmp_path)])) == 1
-    assert grafana_dashboards.run(parser.parse_args(["--out", str(tmp_path)])) == 0
-    assert grafana_dashboards.run(parser.parse_args(["--check", "--out", str(tmp_path)])) == 0
+    grafana_command.add_arguments(parser)
+    assert grafana_command.run(parser.parse_args(["--check"])) == 0
+    assert grafana_command.run(parser.parse_args(["--check", "--out", str(tmp_path)])) == 1
+    assert grafana_command.run(parser.parse_args(["--out", str(tmp_path)])) == 0
+    assert grafana_command.run(parser.parse_args(["--check", "--out", str(tmp_path)])) == 0
 
 
 def _panels(dashboard: dict) -> list[dict]:
@@ -80,7 +81,7 @@ def _all_queries() -> list[tuple[str, str]]:
     doc = yaml.safe_load((GRAFANA / grafana_alerts.ALERTING_FILE).read_text())
     for rule in doc["groups"][0]["rules"]:
         for item in rule["data"]:
-            if item["datasourceUid"] == grafana_dashboards.DATASOURCE_UID:
+            if item["datasourceUid"] == grafana_sdk.DATASOURCE_UID:
                 queries.append((f"alert {rule['uid']} / {item['refId']}", item["model"]["query"]))
     return queries
 

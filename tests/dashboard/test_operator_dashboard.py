@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from jobs.dashboard import APP, data
-from tests.streaming.helpers import BUNDLE
+from tests.helpers.streaming import BUNDLE
 
 REPO = Path(__file__).resolve().parents[2]
 OUTPUT = Path(os.environ.get("IOMT_AD_TEST_OUTPUT", REPO / "test-output")) / "dashboard"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.streaming.helpers import BUNDLE
+from tests.helpers.streaming import BUNDLE
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

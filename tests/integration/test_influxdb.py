@@ -5,9 +5,9 @@ from datetime import datetime
 import pytest
 
 from jobs.config import InfluxConfig
-from jobs.influx_sink import InfluxWriter
+from jobs.stream.influx_writer import InfluxWriter
 from tests.services.influxdb_server import ORG, TOKEN
-from tests.streaming.helpers import new_influx_bucket
+from tests.helpers.influx import new_influx_bucket, write_rows
 
 pytestmark = [pytest.mark.influxdb]
 
@@ -40,9 +40,9 @@ def test_points_are_written_and_a_replay_overwrites(influxdb, monkeypatch) -> No
                           batch_size=7)
     writer = InfluxWriter(config)
     try:
-        assert writer.write_rows(_rows(20)).written == 20
+        assert write_rows(writer, _rows(20)).written == 20
         assert _count(influxdb, bucket) == 20  # 20 records at the same event time stay 20 points
-        assert writer.write_rows(_rows(20, offset=100)).written == 20  # the same records again
+        assert write_rows(writer, _rows(20, offset=100)).written == 20  # the same records again
         assert _count(influxdb, bucket) == 20
         assert _count(influxdb, bucket, ' and r._value > 100.0') == 20  # overwritten with the new values
     finally:
@@ -57,7 +57,7 @@ def test_unreachable_influxdb_is_counted_not_raised(monkeypatch) -> None:
                           token_env="IOMT_TEST_TOKEN", batch_size=5, max_retries=1, timeout_ms=1000)
     writer = InfluxWriter(config)
     try:
-        result = writer.write_rows(_rows(12))
+        result = write_rows(writer, _rows(12))
     finally:
         writer.close()
     assert result.written == 0 and result.failed == 12

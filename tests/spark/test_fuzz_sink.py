@@ -1,7 +1,7 @@
 """Fuzzing the whole path a message takes: Kafka bytes -> parse -> score -> the foreachBatch sink ->
 Delta and a real InfluxDB. Whatever the bytes, every message of a batch ends exactly once either in
 ``flows_scored`` or in ``quarantine`` with a reason, a clean record is scored, the stored payload is
-capped, and the batch never fails. See tests/fuzzing.py for the budget and a longer run."""
+capped, and the batch never fails. See tests/helpers/fuzzing.py for the budget and a longer run."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,12 +14,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jobs.config import load_config
-from jobs.score_stream import scored_records
-from jobs.sinks import ForeachBatchSink
+from jobs.stream.score_stream import scored_records
+from jobs.stream.sink import ForeachBatchSink
 from jobs.transforms import kafka_to_raw
-from tests.fuzzing import fuzz_settings, messages, seeded
+from tests.helpers.fuzzing import fuzz_settings, messages, seeded
 from tests.services.influxdb_server import TOKEN
-from tests.streaming.helpers import new_influx_bucket, stream_conf
+from tests.helpers.streaming import stream_conf
+from tests.helpers.influx import new_influx_bucket
 
 pytestmark = [pytest.mark.spark, pytest.mark.influxdb, pytest.mark.fuzz, pytest.mark.slow]
 

@@ -5,18 +5,18 @@ from datetime import datetime
 import pytest
 
 from jobs.config import load_config
-from jobs.sinks import ForeachBatchSink
-from jobs.transforms import parse_flows, score_records
-from tests.streaming.helpers import BUNDLE, good_messages, read_table, stream_conf
+from jobs.stream.score_stream import scored_records
+from jobs.stream.sink import ForeachBatchSink
+from tests.helpers.streaming import good_messages, read_table, stream_conf
 
 pytestmark = pytest.mark.spark
 
 
-def _batch(spark, messages: list[str], first_offset: int):
+def _batch(spark, config, messages: list[str], first_offset: int):
     raw = spark.createDataFrame(
         [(text, "topic-a", 0, first_offset + i, datetime(2026, 5, 5, 5, 5, 5)) for i, text in enumerate(messages)],
         "raw_value string, origin string, partition int, offset long, ingest_time timestamp")
-    return score_records(parse_flows(raw), str(BUNDLE))
+    return scored_records(raw, config.stream)
 
 
 def _commits(spark, tmp_path, name: str) -> int:
@@ -30,12 +30,12 @@ def test_an_empty_quarantine_is_created_once_then_not_committed_to(spark, sample
     sink = ForeachBatchSink(config)
     messages = [json.dumps(message) for _, message in good_messages(sample_dir, 41, seed=3)]
 
-    sink(_batch(spark, messages[:20], 0), 0)
+    sink(_batch(spark, config, messages[:20], 0), 0)
     assert read_table(spark, tmp_path, "quarantine").count() == 0  # created by the first batch
     assert _commits(spark, tmp_path, "quarantine") == 1
 
-    sink(_batch(spark, messages[20:40] + ["{not json"], 20), 1)
-    sink(_batch(spark, messages[40:], 41), 2)
+    sink(_batch(spark, config, messages[20:40] + ["{not json"], 20), 1)
+    sink(_batch(spark, config, messages[40:], 41), 2)
     assert read_table(spark, tmp_path, "flows_scored").count() == 41
     assert _commits(spark, tmp_path, "flows_scored") == 3
     assert read_table(spark, tmp_path, "quarantine").count() == 1

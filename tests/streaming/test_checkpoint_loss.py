@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from jobs.checkpoint_guard import CheckpointMismatchError
+from jobs.stream.checkpoint_guard import CheckpointMismatchError
 from jobs.config import AppConfig, config_from_mapping
-from jobs.score_stream import start_query
-from jobs.sinks import ForeachBatchSink
-from tests.streaming.helpers import BUNDLE, good_messages
+from jobs.stream.score_stream import start_query
+from jobs.stream.sink import ForeachBatchSink
+from tests.helpers.streaming import BUNDLE, good_messages
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from jobs.config import load_config
-from jobs.score_stream import start_query
+from jobs.stream.score_stream import start_query
 from schemas.flow_record import FEATURES
-from tests.streaming.helpers import good_messages, produce, read_table, stream_conf
+from tests.helpers.streaming import good_messages, produce, read_table, stream_conf
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
 

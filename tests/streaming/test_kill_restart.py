@@ -11,7 +11,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs.session import spark_jars
-from tests.streaming.helpers import bad_messages, good_messages, produce, read_table, stream_conf
+from tests.helpers.streaming import bad_messages, good_messages, produce, read_table, stream_conf
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -23,7 +23,7 @@ def _spark_submit(conf: Path, log: Path, available_now: bool = False) -> subproc
     spark_submit = Path(sys.executable).parent / "spark-submit"
     jars = ",".join(str(p) for p in spark_jars(None))  # as the README's spark-submit command does
     command = [str(spark_submit), "--master", "local[2]", "--conf", "spark.ui.enabled=false", "--jars", jars,
-               str(REPO / "jobs" / "score_stream.py"), "--conf", str(conf)]
+               str(REPO / "jobs" / "stream" / "score_stream.py"), "--conf", str(conf)]
     if available_now:
         command.append("--available-now")
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1",

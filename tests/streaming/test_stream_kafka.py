@@ -3,10 +3,10 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs.config import load_config
-from jobs.score_stream import start_query
+from jobs.stream.score_stream import start_query
+from tests.helpers.influx import count_points, new_influx_bucket
+from tests.helpers.streaming import bad_messages, good_messages, produce, read_table, stream_conf
 from tests.services.influxdb_server import TOKEN
-from tests.streaming.helpers import (bad_messages, count_points, good_messages, new_influx_bucket, produce, read_table,
-                                     stream_conf)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.influxdb, pytest.mark.spark, pytest.mark.slow]
 

@@ -1,5 +1,5 @@
 """The benchmark's report logic (the figures themselves come from `iomt-ad bench`, never from a test)."""
-from jobs.bench import markdown, targets
+from jobs.bench.command import markdown, targets
 
 
 def _report(ensemble_1core_4096: float, sustained: float, p95_at_1000: float, ratio: float, peak: float) -> dict:
@@ -44,7 +44,7 @@ def test_markdown_prints_every_figure() -> None:
 
 
 def test_processes_are_told_apart_for_the_memory_figure() -> None:
-    from jobs.bench_e2e import LOAD_GENERATOR, MEASUREMENT_TOOL, process_kind
+    from jobs.bench.e2e import LOAD_GENERATOR, MEASUREMENT_TOOL, process_kind
 
     assert process_kind(True, "python3.11", "python -m jobs.cli bench") == "driver_python"
     assert process_kind(False, "java", "java -cp ... SparkSubmit") == "spark_jvm"
@@ -55,7 +55,7 @@ def test_processes_are_told_apart_for_the_memory_figure() -> None:
 
 
 def test_cpu_per_record_divides_each_process_kinds_time_by_the_records() -> None:
-    from jobs.bench_e2e import cpu_per_record
+    from jobs.bench.e2e import cpu_per_record
 
     before = {"spark_jvm": 10.0, "python_workers": 2.0, "kafka_broker": 1.0, "replayer": 5.0}
     after = {"spark_jvm": 14.0, "python_workers": 3.0, "kafka_broker": 1.5, "replayer": 9.0, "influxdb": 2.5,
@@ -71,7 +71,7 @@ def test_cpu_seconds_are_counted_for_services_and_this_process_tree() -> None:
     import sys
     import time
 
-    from jobs.bench_e2e import cpu_seconds_by_kind
+    from jobs.bench.e2e import cpu_seconds_by_kind
 
     burn = "import time\nend = time.process_time() + 0.6\nwhile time.process_time() < end: pass\ntime.sleep(30)"
     service = subprocess.Popen([sys.executable, "-c", burn])
@@ -113,7 +113,7 @@ def test_jit_time_is_read_from_a_running_jvm(tmp_path) -> None:
     import subprocess
     import time
 
-    from jobs.bench_e2e import jit_seconds
+    from jobs.bench.e2e import jit_seconds
 
     assert jit_seconds([]) is None
     source = tmp_path / "Busy.java"

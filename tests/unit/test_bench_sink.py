@@ -1,11 +1,11 @@
-"""The benchmark's stand-in for an InfluxDB server on another host (jobs.bench_sink): the real
+"""The benchmark's stand-in for an InfluxDB server on another host (jobs.bench.influx_stand_in): the real
 client writes to it as to InfluxDB, and it counts every point it was sent."""
 import urllib.error
 import urllib.request
 
 import pytest
 
-from jobs.bench_sink import DiscardingInfluxSink, points_in
+from jobs.bench.influx_stand_in import DiscardingInfluxSink, points_in
 from tests.services.ports import free_port
 
 

@@ -9,15 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.bundle import (AE_FILE, AE_LITE_FILE, AE_RUNTIME_ENV, CLASSIFIER_FILE, IFOREST_FILE, MANIFEST,
-                           BundleError, BundleMismatchError, compile_bundle, load_bundle, save_bundle)
+from models.bundle import AE_FILE, AE_LITE_FILE, AE_RUNTIME_ENV, CLASSIFIER_FILE, IFOREST_FILE, MANIFEST, BundleError, BundleMismatchError, load_bundle
+from models.training.bundle_writer import compile_bundle, save_bundle
 from models.compiled import CLASSIFIER_ONNX, IFOREST_ONNX, OnnxClassifier, OnnxIsolationForest
-from models.classifier import ClassifierConfig, engineered_features, train_classifier
-from models.ensemble import fit_stacked_ensemble
-from models.iforest import IForestGrid, train_iforest
-from models.lstm_ae import LstmAeConfig, train_lstm_ae
-from models.preprocess import fit_preprocessor
-from models.thresholds import threshold_at_fpr
+from models.classifier import engineered_features
+from models.training.classifier import ClassifierConfig, train_classifier
+from models.training.ensemble import fit_stacked_ensemble
+from models.training.iforest import IForestGrid, train_iforest
+from models.lstm_ae import LstmAeConfig
+from models.training.autoencoder import train_lstm_ae
+from models.training.preprocessing import fit_preprocessor
+from models.training.thresholds import threshold_at_fpr
 from schemas.flow_record import FEATURES, SCHEMA_VERSION, feature_schema_hash
 from udfs.scoring import score_frame
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.checkpoint_guard import CheckpointMismatchError, CheckpointState, TablesState, check_resume, read_checkpoint
+from jobs.stream.checkpoint_guard import CheckpointMismatchError, CheckpointState, TablesState, check_resume, read_checkpoint
 
 CHECKPOINT = Path("/data/checkpoint")
 

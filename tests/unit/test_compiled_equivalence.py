@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.datasets import load_flows_pandas
+from models.training.datasets import load_flows_pandas
 from models import DEFAULT_BUNDLE_PATH
 from models.bundle import Bundle, load_bundle
-from models.compiled import (OnnxClassifier, OnnxForest, OnnxIsolationForest, classifier_to_onnx, float32_floor,
-                             iforest_to_onnx, to_bytes)
-from models.split import split_of
+from models.compiled import OnnxClassifier, OnnxForest, OnnxIsolationForest
+from models.training.compile import classifier_to_onnx, float32_floor, iforest_to_onnx, to_bytes
+from models.training.split import split_of
 from schemas.flow_record import FEATURES
 from udfs.scoring import score_frame
 

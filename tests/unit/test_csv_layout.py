@@ -1,6 +1,6 @@
 import pytest
 
-from jobs.datasets import read_csv_header
+from models.training.datasets import read_csv_header
 from schemas.csv_layout import CsvLayoutError, check_csv_header
 from schemas.flow_record import FEATURES
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from jobs.datasets import DatasetNotFoundError, load_flows_pandas
+from models.training.datasets import DatasetNotFoundError, load_flows_pandas
 from schemas.classes import CLASSES
 from schemas.csv_layout import CsvLayoutError
 from schemas.flow_record import FEATURES

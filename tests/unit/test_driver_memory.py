@@ -1,4 +1,4 @@
-"""The driver gives a micro-batch's memory back (jobs.sinks.use_releasing_allocators and
+"""The driver gives a micro-batch's memory back (jobs.stream.sink.use_releasing_allocators and
 release_freed_memory). Run in a fresh interpreter so the RSS belongs to this workload only.
 
 Measured when this test was written: with the sink's allocators the workload went 110 -> 213 MB
@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 WORKLOAD = """
 import json
 import numpy as np, pyarrow as pa
-from jobs.sinks import release_freed_memory, use_releasing_allocators
+from jobs.stream.sink import release_freed_memory, use_releasing_allocators
 
 def rss_mb():
     with open("/proc/self/status") as status:

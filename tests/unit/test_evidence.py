@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from models import DEFAULT_BUNDLE_PATH
-from models.evidence import (collect, errors_within_pairs, merge_labels, merged_macro_f1, nearest_benign,
+from models.training.evidence import (collect, errors_within_pairs, merge_labels, merged_macro_f1, nearest_benign,
                              vectors_with_several_labels)
 from schemas.flow_record import FEATURES
 

@@ -1,7 +1,7 @@
 """The Isolation Forest's choice rule: the cheapest grid setting within the AUC tolerance of the best."""
 import pytest
 
-from models.iforest import choose
+from models.training.iforest import choose
 
 
 def result(n_estimators: int, max_samples: int | str, auc: float) -> dict:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jobs.influx_sink import encode_lines, to_lines
+from tests.helpers.influx import encode_lines, to_lines
 from models import DEFAULT_BUNDLE_PATH
 from schemas.flow_record import FEATURES, column_name
 
@@ -80,7 +80,7 @@ def test_escaping_missing_values_and_extreme_numbers_match_the_library() -> None
 
 
 def test_real_scored_rows_match_the_library() -> None:
-    from jobs.datasets import load_flows_pandas
+    from models.training.datasets import load_flows_pandas
     from udfs.model_cache import get_bundle
     from udfs.scoring import score_frame
 
@@ -104,7 +104,7 @@ def test_no_rows_no_lines() -> None:
 def test_a_request_body_is_the_lines_back_to_back_each_ending_in_a_newline() -> None:
     import pyarrow as pa
 
-    from jobs.influx_sink import encode_table, request_body
+    from jobs.stream.influx_writer import encode_table, request_body
 
     rows = _rows(40)
     for name in ("ae_error", "if_score", "clf_attack_proba", "ensemble_score", "rate", "header_length", "tot_size",
@@ -142,7 +142,7 @@ def test_event_times_given_as_text_are_read_as_the_library_reads_them() -> None:
 def test_point_times_of_a_sliced_table_of_several_chunks_are_each_records_own() -> None:
     import pyarrow as pa
 
-    from jobs.influx_sink import point_columns
+    from jobs.stream.influx_writer import point_columns
     from schemas.influx import point_time_ns
 
     rows = _rows(40)

@@ -2,7 +2,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from jobs.influx_sink import to_lines
+from tests.helpers.influx import to_lines
 from schemas.influx import point_time_ns, source_tag
 
 

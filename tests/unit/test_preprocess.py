@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.preprocess import (MissingFeatureError, PreprocessConfig, PreprocessError, Preprocessor,
-                               fit_preprocessor)
+from models.preprocess import MissingFeatureError, PreprocessError, Preprocessor
+from models.training.preprocessing import PreprocessConfig, fit_preprocessor
 from schemas.flow_record import FEATURES
 
 

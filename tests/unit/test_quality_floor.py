@@ -5,11 +5,11 @@ The floors are the product's minimums for this bundle; the issue's targets (ROC-
 ensemble, 0.98 for the autoencoder, macro-F1 0.80 / 0.90) are higher and tracked there."""
 import pytest
 
-from jobs.datasets import load_flows_pandas
+from models.training.datasets import load_flows_pandas
 from models import DEFAULT_BUNDLE_PATH
 from models.bundle import load_bundle
-from models.evaluation import evaluate_bundle
-from models.split import split_of
+from models.training.evaluation import evaluate_bundle
+from models.training.split import split_of
 
 BUNDLE = DEFAULT_BUNDLE_PATH
 FLOODS = ("DDoS-ICMP", "DDoS-SYN", "DDoS-TCP", "DDoS-UDP", "DoS-ICMP", "DoS-SYN", "DoS-TCP", "DoS-UDP")

@@ -1,8 +1,8 @@
 import json
 import pandas as pd
 
-from jobs.replay import DirectorySink, ReplayOptions, iter_messages, replay
-from jobs.datasets import load_flows_pandas
+from jobs.ops.replay import DirectorySink, ReplayOptions, iter_messages, replay
+from models.training.datasets import load_flows_pandas
 from schemas.flow_record import FEATURES
 
 

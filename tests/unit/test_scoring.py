@@ -14,10 +14,12 @@ import pytest
 
 from models.bundle import Bundle
 from models.classifier import attack_logit
-from models.ensemble import EnsembleRule, Normaliser, fit_ensemble
+from models.ensemble import EnsembleRule, Normaliser
+from models.training.ensemble import fit_ensemble
 from models.lstm_ae import LstmAeConfig, LstmAutoencoder, top_features
 from models.preprocess import Preprocessor
-from models.thresholds import Threshold, ThresholdError, threshold_at_fpr
+from models.thresholds import Threshold, ThresholdError
+from models.training.thresholds import threshold_at_fpr
 from schemas.flow_record import FEATURES
 from udfs import model_cache
 from udfs.scoring import OUTPUT_COLUMNS, score_frame
@@ -187,7 +189,7 @@ def test_stacked_ensemble_score_by_hand() -> None:
 
 
 def test_fitted_stacked_ensemble_drops_a_detector_with_negative_weight() -> None:
-    from models.ensemble import fit_stacked_ensemble
+    from models.training.ensemble import fit_stacked_ensemble
 
     rng = np.random.default_rng(0)
     benign = {"a": rng.normal(0, 1, 400), "b": rng.normal(0, 1, 400)}

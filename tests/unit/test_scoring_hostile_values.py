@@ -13,8 +13,8 @@ from hypothesis.extra import numpy as hnp
 
 from models.bundle import load_bundle
 from schemas.flow_record import FEATURES
-from tests.fuzzing import fuzz_settings, seeded
-from tests.streaming.helpers import BUNDLE
+from tests.helpers.fuzzing import fuzz_settings, seeded
+from tests.helpers.streaming import BUNDLE
 from udfs.scoring import OUTPUT_COLUMNS, score_frame, score_frame_guarded
 
 N = len(FEATURES)

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.datasets import list_flow_csvs, load_flows_pandas
-from models.selection import inner_split
-from models.split import TEST, SplitConfig, split_frame
+from models.training.datasets import list_flow_csvs, load_flows_pandas
+from models.training.selection import inner_split
+from models.training.split import TEST, SplitConfig, split_frame
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "ciciomt2024-sample"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from models.split import (SplitConfig, SplitConfigError, TEST, TRAIN, VALIDATION, row_bucket, split_frame,
+from models.training.split import (SplitConfig, SplitConfigError, TEST, TRAIN, VALIDATION, row_bucket, split_frame,
                           split_of, split_rows)
 
 SEED = 20240601

@@ -1,0 +1,221 @@
+"""Batch re-scoring: stored flows of a time range -> the same transforms and UDF as the stream ->
+scores of one model version in ``flows_rescored``; every run is recorded in ``scoring_runs``.
+
+Idempotent: a run replaces exactly the rows of its (time range, model version) with ``replaceWhere``,
+and its rows hold nothing run-specific, so running it twice leaves the table's content unchanged.
+Overlapping ranges are fine: the later run owns the overlap.
+
+Run it with ``iomt-ad rescore --from T1 --to T2 [--model DIR] [--conf FILE]`` or
+``spark-submit ... rescore_batch.py --conf FILE --from T1 --to T2 --model model``
+(``--archives bundle-v2.zip#model``: see docs/cluster.md). Times are ISO-8601; a time without an
+offset is read in ``spark.sql.session.timeZone`` (UTC in the shipped configurations).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jobs.errors import UserError
+from jobs.config import AppConfig, ConfigError, load_config
+from schemas.tables import FLOWS_RESCORED, FLOWS_SCORED, RECORD_COLUMNS, SCORING_RUNS, TABLES
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+RECORD_NAMES: tuple[str, ...] = tuple(c.name for c in RECORD_COLUMNS)
+# What the stream decided, kept beside the new scores so analysts can compare versions row by row.
+STREAM_COLUMNS: dict[str, str] = {"model_version": "stream_model_version", "is_anomaly": "stream_is_anomaly",
+                                  "ensemble_score": "stream_ensemble_score"}
+_VERSION = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+class RescoreError(UserError, ValueError):
+    """Arguments that cannot be used (bad time range, bad model version); the message says why."""
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """``[start, end)`` on ``event_time``; ``start``/``end`` are validated ISO-8601 texts."""
+
+    start: str
+    end: str
+
+    @classmethod
+    def parse(cls, start: str, end: str) -> "TimeRange":
+        begin, finish = _parse_time(start, "--from"), _parse_time(end, "--to")
+        if _comparable(begin) >= _comparable(finish):
+            raise RescoreError(f"--from {start} must be before --to {end}")
+        return cls(begin.isoformat(sep=" "), finish.isoformat(sep=" "))
+
+    def _ts(self, text: str) -> str:
+        return f"CAST('{text}' AS TIMESTAMP)"
+
+    def predicate(self) -> str:
+        """Spark SQL condition selecting the range; ``event_date`` bounds let Delta prune partitions."""
+        start, end = self._ts(self.start), self._ts(self.end)
+        return (f"event_time >= {start} AND event_time < {end} "
+                f"AND event_date >= CAST({start} AS DATE) AND event_date <= CAST({end} AS DATE)")
+
+
+def _parse_time(text: str, flag: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise RescoreError(f"{flag} {text!r} is not an ISO-8601 time (e.g. 2025-03-01T00:00:00Z)") from exc
+
+
+def _comparable(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class RescoreResult:
+    run_id: str
+    model_version: str
+    rows_read: int
+    rows_written: int
+    anomalies: int
+    seconds: float
+    target: Path
+
+
+def source_flows(spark: "SparkSession", tables_dir: Path, time_range: TimeRange,
+                 source: str = FLOWS_SCORED) -> "DataFrame":
+    """The stored records of the range: metadata, the 39 features and what the stream decided."""
+    from pyspark.sql import functions as F
+
+    stored = spark.read.format("delta").load(str(tables_dir / source)).filter(time_range.predicate())
+    return stored.select(*[F.col(c) for c in RECORD_NAMES],
+                         *[F.col(old).alias(new) for old, new in STREAM_COLUMNS.items()])
+
+
+def rescored_rows(flows: "DataFrame", executor_model_dir: str) -> "DataFrame":
+    """The stream's scoring step (``jobs.transforms.score``) on stored flows, partition columns added.
+    ``executor_model_dir`` is the bundle path as the executors see it."""
+    from pyspark.sql import functions as F
+
+    from jobs.transforms import score
+
+    rows = score(flows, executor_model_dir).withColumn("event_date", F.to_date("event_time"))
+    return rows.select(*TABLES[FLOWS_RESCORED].column_names)
+
+
+def _manifest(model_dir: str) -> tuple[str, str]:
+    """(model version, manifest sha256) of the bundle, checked against this code's schema."""
+    from udfs.model_cache import driver_bundle_dir
+    from models.bundle import MANIFEST, read_manifest, sha256_of, verify_manifest
+
+    local = driver_bundle_dir(model_dir)
+    manifest = read_manifest(local)
+    verify_manifest(local, manifest)
+    version = str(manifest["model_version"])
+    if not _VERSION.match(version):
+        raise RescoreError(f"{local}: model_version {version!r} must match {_VERSION.pattern}")
+    return version, sha256_of(local / MANIFEST)
+
+
+def _record_run(spark: "SparkSession", tables_dir: Path, row: dict[str, object]) -> None:
+    spec = TABLES[SCORING_RUNS]
+    frame = spark.createDataFrame([tuple(row.get(c) for c in spec.column_names)], spec.spark_ddl())
+    frame.write.format("delta").mode("append").save(str(tables_dir / SCORING_RUNS))
+
+
+def rescore(spark: "SparkSession", config: AppConfig, model_dir: str, time_range: TimeRange,
+            source: str = FLOWS_SCORED, target: str = FLOWS_RESCORED) -> RescoreResult:
+    """Re-score ``source`` rows of ``time_range`` with the bundle at ``model_dir`` into ``target``."""
+    tables_dir = config.stream.tables_dir
+    if not (tables_dir / source / "_delta_log").is_dir():
+        raise ConfigError(f"{tables_dir / source}: no Delta table there; check stream.tables_dir in the "
+                          "configuration (the streaming job writes it)")
+    run_id = uuid.uuid4().hex
+    started_at, started = datetime.now(timezone.utc), time.monotonic()
+    version, sha = _manifest(model_dir)
+    run: dict[str, object] = {
+        "run_id": run_id, "model_version": version, "model_sha256": sha, "model_dir": model_dir,
+        "source_table": source, "target_table": target, "started_at": started_at,
+        "range_from": _timestamp(spark, time_range.start), "range_to": _timestamp(spark, time_range.end),
+        "spark_app_id": spark.sparkContext.applicationId,
+    }
+    predicate = f"model_version = '{version}' AND {time_range.predicate()}"
+    log.info("rescore run %s: %s rows of %s with model %s (%s)", run_id, source, time_range, version, model_dir)
+    try:
+        flows = source_flows(spark, tables_dir, time_range, source)
+        rows_read = flows.count()
+        (rescored_rows(flows, model_dir).write.format("delta").mode("overwrite")
+         .option("replaceWhere", predicate).option("mergeSchema", "true")  # tables of earlier versions gain columns
+         .partitionBy(*TABLES[FLOWS_RESCORED].partition_by)
+         .save(str(tables_dir / target)))
+        written = spark.read.format("delta").load(str(tables_dir / target)).filter(predicate)
+        counts = written.selectExpr("count(*) AS n", "count_if(is_anomaly) AS a").first()
+        rows_written, anomalies = int(counts["n"]), int(counts["a"] or 0)
+        if rows_written != rows_read:
+            raise RuntimeError(f"re-scored {rows_written} rows but read {rows_read}: the source changed "
+                               "during the run (late records?); run it again")
+    except Exception as exc:
+        run.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:1000])
+        _finish(spark, tables_dir, run, started)
+        raise
+    run.update(status="succeeded", rows_read=rows_read, rows_written=rows_written, anomalies=anomalies)
+    seconds = _finish(spark, tables_dir, run, started)
+    log.info("rescore run %s: %d rows, %d anomalies with %s in %.1f s", run_id, rows_written, anomalies,
+             version, seconds)
+    return RescoreResult(run_id=run_id, model_version=version, rows_read=rows_read, rows_written=rows_written,
+                         anomalies=anomalies, seconds=seconds, target=tables_dir / target)
+
+
+def _timestamp(spark: "SparkSession", text: str) -> datetime:
+    """The range bound as Spark reads it (session time zone), as the datetime Spark would store."""
+    return spark.sql(f"SELECT CAST('{text}' AS TIMESTAMP) AS t").first()["t"]
+
+
+def _finish(spark: "SparkSession", tables_dir: Path, run: dict[str, object], started: float) -> float:
+    seconds = round(time.monotonic() - started, 3)
+    run.update(finished_at=datetime.now(timezone.utc), seconds=seconds)
+    _record_run(spark, tables_dir, run)
+    return seconds
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--conf", default="conf/local.yaml",
+                        help="configuration: stream.tables_dir holds the tables (default conf/local.yaml)")
+    parser.add_argument("--model", default=None, metavar="DIR",
+                        help="the bundle to score with (default stream.model_dir); on a cluster the "
+                             "--archives name, e.g. model")
+    parser.add_argument("--from", dest="start", required=True, metavar="T1", help="start of the range (inclusive)")
+    parser.add_argument("--to", dest="end", required=True, metavar="T2", help="end of the range (exclusive)")
+    parser.add_argument("--table", default=FLOWS_RESCORED, help=f"target table (default {FLOWS_RESCORED})")
+
+
+def run(args: argparse.Namespace) -> int:
+    from jobs.session import build_spark
+
+    config = load_config(args.conf)
+    time_range = TimeRange.parse(args.start, args.end)
+    spark = build_spark(config, "iomt-ad-rescore")
+    model_dir = str(args.model or config.stream.model_dir)
+    result = rescore(spark, config, model_dir, time_range, target=args.table)
+    sys.stdout.write(f"run {result.run_id}: {result.rows_written} rows re-scored with model "
+                     f"{result.model_version} ({result.anomalies} anomalies) into {result.target} "
+                     f"in {result.seconds:.1f} s\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The spark-submit entry point: the same as ``iomt-ad rescore``."""
+    from jobs.entry import entry_point
+
+    return entry_point("rescore_batch", __doc__, add_arguments, run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

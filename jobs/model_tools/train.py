@@ -1,0 +1,31 @@
+"""``iomt-ad train --data FILE_OR_DIR... --out models/<version> [--seed N] [--target-fpr F]``."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--data", nargs="+", required=True, metavar="FILE_OR_DIR",
+                        help="official CICIoMT2024 CSV files or directories of them")
+    parser.add_argument("--out", required=True, type=Path, help="bundle directory, e.g. models/v2")
+    parser.add_argument("--version", default=None, help="model version (default: the --out directory name)")
+    parser.add_argument("--seed", type=int, default=None, help="split and model seed (default 20240601)")
+    parser.add_argument("--target-fpr", type=float, default=0.01,
+                        help="false-positive rate on benign validation rows for every threshold (default 0.01)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from models.training.pipeline import TrainConfig, train_bundle
+    from models.training.split import SplitConfig
+
+    split = SplitConfig() if args.seed is None else SplitConfig(seed=args.seed)
+    config = TrainConfig(split=split, target_fpr=args.target_fpr)
+    metrics = train_bundle(args.data, args.out, version=args.version, config=config)
+    log.info("bundle written to %s: %s", args.out, json.dumps(metrics["validation_roc_auc_benign_val_vs_attack_train"]))
+    return 0

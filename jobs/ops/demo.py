@@ -1,0 +1,132 @@
+"""``iomt-ad demo``: the whole job on the embedded default, on the project's real sample.
+
+1. resets ``var/`` (the demo's own directory), 2. replays the sample of CICIoMT2024 (every class)
+as JSON flow records into ``stream.files.path``, plus a few deliberately malformed records to show
+the quarantine, 3. runs the streaming job (Spark local mode, no broker) until the input is
+consumed, 4. prints a summary from the Delta tables (records, anomalies, quarantine, detection per
+class on held-out rows, throughput) and 5. writes the held-out evaluation report (JSON + HTML).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jobs.config import AppConfig, load_config
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "data" / "ciciomt2024-sample"
+
+# Shown in the quarantine table: what a broken producer might send (clearly not dataset rows).
+DEMO_MALFORMED = (
+    b'{"record_id": "demo-bad-1", "Rate": "fast"',          # truncated JSON
+    b'{"record_id": "demo-bad-2", "source_id": "pump-9"}',  # no features at all
+    b"\xff\xfe not even text",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--conf", default="conf/local.yaml", help="configuration (default conf/local.yaml)")
+    parser.add_argument("--data", nargs="+", default=[str(SAMPLE)], metavar="FILE_OR_DIR",
+                        help="CICIoMT2024 CSV files to replay (default: the project's sample)")
+    parser.add_argument("--out", type=Path, default=Path("var"), help="where the report goes (default var/)")
+
+
+def _reset(config: AppConfig) -> None:
+    for path in (config.stream.files.path, config.stream.tables_dir, config.stream.checkpoint):
+        if path.exists():
+            shutil.rmtree(path)
+    config.stream.files.path.mkdir(parents=True)
+
+
+def _replay(config: AppConfig, data: list[str]) -> int:
+    from models.training.datasets import load_flows_pandas
+    from jobs.ops.replay import DirectorySink, ReplayOptions, replay
+
+    flows = load_flows_pandas(data)
+    sent = replay(flows, DirectorySink(config.stream.files.path, records_per_file=2000),
+                  ReplayOptions(rate=0, shuffle=True, seed=1), progress=False)
+    (config.stream.files.path / "demo-malformed.json").write_bytes(b"\n".join(DEMO_MALFORMED) + b"\n")
+    return sent
+
+
+def _summary(spark: "SparkSession", config: AppConfig, seconds: float) -> str:
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from models.training.split import split_of
+    from models.bundle import read_manifest
+
+    tables = config.stream.tables_dir
+    scored = spark.read.format("delta").load(str(tables / "flows_scored"))
+    quarantine = spark.read.format("delta").load(str(tables / "quarantine"))
+    seed = int(read_manifest(config.stream.model_dir)["split"]["seed"])
+    def split_of_source(source_id: str) -> str:
+        source_file, row_number = source_id.rsplit(":", 1)
+        return split_of(source_file, int(row_number), seed)
+
+    part = F.udf(split_of_source, T.StringType())
+    per_class = (scored.withColumn("split", part("source_id")).filter(F.col("split") == "test")
+                 .groupBy("label").agg(F.count("*").alias("n"), F.avg(F.col("is_anomaly").cast("double")).alias("rate"))
+                 .orderBy("label").collect())
+    total = scored.count()
+    anomalies = scored.filter("is_anomaly").count()
+    lines = [
+        "",
+        "IoMT-AD demo — embedded default (Spark local mode, files source, Delta tables)",
+        f"  records scored        {total:>8}   ({tables / 'flows_scored'})",
+        f"  anomalies (alerts)    {anomalies:>8}   ({tables / 'alerts'})",
+        f"  quarantined           {quarantine.count():>8}   ({tables / 'quarantine'})",
+        f"  stream wall time      {seconds:>8.1f} s  -> {total / max(seconds, 1e-9):,.0f} records/s end to end "
+        "(includes Spark start-up and model loading)",
+        "",
+        "  detection per class on held-out rows (rows the model never trained or calibrated on);",
+        "  for Benign the figure is the false-positive rate:",
+    ]
+    lines += [f"    {row['label']:26} n={row['n']:>5}  flagged {row['rate']:6.1%}" for row in per_class]
+    reasons = quarantine.groupBy("reason").count().collect()
+    lines += ["", "  quarantine reasons:"] + [f"    {r['count']:>3} x {r['reason'][:90]}" for r in reasons]
+    return "\n".join(lines)
+
+
+def _report(config: AppConfig, data: list[str], out: Path) -> tuple[Path, Path]:
+    from jobs.model_tools.evaluate import write_evaluation
+
+    json_path, html_path = out / "evaluation.json", out / "evaluation.html"
+    write_evaluation(Path(config.stream.model_dir), data, json_path, html_path)
+    return json_path, html_path
+
+
+def run(args: argparse.Namespace) -> int:
+    from jobs.stream.score_stream import start_query
+    from jobs.session import build_spark
+
+    config = load_config(args.conf)
+    if config.stream.source != "files":
+        log.error("the demo runs on the embedded default: use a configuration with stream.source: files")
+        return 2
+    _reset(config)
+    sent = _replay(config, args.data)
+    log.info("replayed %d records (+%d malformed) into %s", sent, len(DEMO_MALFORMED), config.stream.files.path)
+    spark = build_spark(config, "iomt-ad-demo")
+    started = time.monotonic()
+    query = start_query(spark, config, available_now=True)
+    query.awaitTermination()
+    seconds = time.monotonic() - started
+    if query.exception() is not None:
+        log.error("the streaming query failed: %s", query.exception())
+        return 1
+    summary = _summary(spark, config, seconds)
+    json_path, html_path = _report(config, args.data, args.out)
+    sys.stdout.write(summary + f"\n\n  evaluation report: {html_path} (metrics: {json_path})\n")
+    spark.stop()
+    return 0

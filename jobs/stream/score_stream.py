@@ -1,0 +1,96 @@
+"""The streaming job: Kafka (or a directory of JSON-lines files) -> parse and quarantine ->
+score (pandas UDF over the LSTM autoencoder, Isolation Forest and classifier) -> foreachBatch into
+Delta tables and InfluxDB, exactly once per micro-batch.
+
+Run it with ``iomt-ad stream --conf conf/<file>.yaml`` or
+``spark-submit jobs/stream/score_stream.py --conf conf/<file>.yaml``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import TYPE_CHECKING
+
+from jobs.config import AppConfig, StreamConfig, load_config
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+log = logging.getLogger(__name__)
+
+
+def scored_records(raw: "DataFrame", stream: StreamConfig) -> "DataFrame":
+    """The query's plan from raw messages to what the sink takes: parse (quarantine reasons), bound
+    each event time, score."""
+    from jobs.transforms import bound_event_time, parse_flows, score_records
+
+    parsed = parse_flows(raw, strict=stream.strict_fields, max_missing_share=stream.max_missing_share)
+    parsed = bound_event_time(parsed, *stream.event_time_bounds)
+    return score_records(parsed, str(stream.model_dir), quarantine_max_chars=stream.quarantine_max_chars)
+
+
+def start_query(spark: "SparkSession", config: AppConfig, available_now: bool | None = None) -> "StreamingQuery":
+    """Start the scoring query; ``available_now`` overrides the configured trigger."""
+    from jobs.stream.checkpoint_guard import check_resume, read_checkpoint
+    from jobs.stream.sink import make_foreach_batch
+    from jobs.stream.sources import read_source
+    from models.bundle import read_manifest, verify_manifest
+    from udfs.model_cache import driver_bundle_dir
+
+    # fail fast on the driver if the bundle is missing or mismatched (executors use model_dir as is);
+    # the driver only checks the manifest and hashes: loading TensorFlow here would cost ~0.7 GB
+    bundle_dir = driver_bundle_dir(config.stream.model_dir)
+    verify_manifest(bundle_dir, read_manifest(bundle_dir))
+    sink = make_foreach_batch(config)
+    # the checkpoint must continue the tables, or batches would be skipped as already written
+    check_resume(read_checkpoint(config.stream.checkpoint), sink.tables_state(), str(config.stream.tables_dir))
+    scored = scored_records(read_source(spark, config), config.stream)
+    writer = (scored.writeStream.queryName("iomt_ad_score_stream")
+              .option("checkpointLocation", str(config.stream.checkpoint))
+              .foreachBatch(sink))
+    if available_now if available_now is not None else config.stream.trigger == "availableNow":
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=config.stream.trigger)
+    query = writer.start()
+    log.info("query %s started: source=%s tables=%s checkpoint=%s", query.id, config.stream.source,
+             config.stream.tables_dir, config.stream.checkpoint)
+    return query
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--conf", required=True, help="YAML configuration (conf/local.yaml, conf/kafka.yaml, ...)")
+    parser.add_argument("--available-now", action="store_true",
+                        help="process what is available, then stop (overrides the configured trigger)")
+    parser.epilog = (
+        "The checkpoint (stream.checkpoint_dir, default <tables_dir>/_checkpoints/score_stream) belongs to the "
+        "tables: if it is lost or an older copy is restored, the job refuses to start rather than skip or "
+        "repeat batches. Restore the checkpoint that belongs to the tables, or start a new run on purpose "
+        "with a new stream.app_id (and stream.kafka.starting_offsets chosen for it).")
+
+
+def run(args: argparse.Namespace) -> int:
+    from jobs.session import build_spark
+
+    config = load_config(args.conf)
+    spark = build_spark(config, "iomt-ad-score-stream")
+    query = start_query(spark, config, available_now=True if args.available_now else None)
+    try:
+        query.awaitTermination()
+    except KeyboardInterrupt:
+        log.info("stopping the query (its checkpoint keeps the progress)")
+        query.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The spark-submit entry point: the same as ``iomt-ad stream``."""
+    from jobs.entry import entry_point
+
+    return entry_point("score_stream", __doc__, add_arguments, run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The rows each Delta table gets from one micro-batch, built on the driver from the batch's
+scored Arrow table (pure pyarrow: no Spark, no I/O).
+
+The input is what the streaming query hands the sink (:func:`jobs.stream.score_stream.scored_records`):
+every parsed record with ``quarantine_reason`` (null for a good record), ``raw_value`` (kept for
+quarantined records only), its origin, its features and the score fields. Dates and minutes are
+taken in UTC. Every table's rows are conformed to its definition in :mod:`schemas.tables` (columns,
+order, types), so a table keeps one schema whatever produced the batch.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jobs.transforms import INGEST_TIME, OFFSET, ORIGIN, PARTITION, QUARANTINE_REASON, RAW_BYTES, RAW_SHA256, RAW_VALUE
+from schemas.tables import ALERTS, BATCH_LOG, FLOWS_SCORED, QUARANTINE, TABLES, TIMESTAMP, TRAFFIC_1M
+
+UTC_MICROS = TIMESTAMP
+TRAFFIC_KEYS: tuple[str, ...] = ("protocol", "predicted_class", "predicted_category", "is_anomaly",
+                                 "model_version")
+
+
+def _constant(value: object, kind: pa.DataType, rows: int) -> pa.Array:
+    return pa.array([value] * rows, kind) if rows else pa.array([], kind)
+
+
+def in_utc(table: pa.Table) -> pa.Table:
+    """Every timestamp column as microseconds in UTC (Delta's ``timestamp``), every field nullable
+    (as Spark writes them), so each table keeps one schema whatever produced the batch."""
+    columns, fields = [], []
+    for field, column in zip(table.schema, table.columns):
+        if pa.types.is_timestamp(field.type):
+            if field.type.tz is None:
+                column = pc.assume_timezone(column, "UTC")
+            column = column.cast(UTC_MICROS)
+            field = field.with_type(UTC_MICROS)
+        columns.append(column)
+        fields.append(field.with_nullable(True))
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+class TableLayoutError(ValueError):
+    """Rows that do not fit their table's definition in schemas.tables (a bug, not bad input)."""
+
+
+def conform(rows: pa.Table, name: str) -> pa.Table:
+    """``rows`` as table ``name`` defines them: its columns in its order, cast to its types, times
+    in UTC, every field nullable. A column missing or left over is a :class:`TableLayoutError`."""
+    spec = TABLES[name]
+    missing = [c for c in spec.column_names if c not in rows.column_names]
+    extra = [c for c in rows.column_names if c not in spec.column_names]
+    if missing or extra:
+        raise TableLayoutError(f"rows for {name} do not fit schemas.tables: missing {missing}, not defined {extra}")
+    rows = in_utc(rows.select(list(spec.column_names)))
+    return rows.cast(spec.arrow_schema())
+
+
+def utc_date(times: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return pc.cast(pc.cast(times, UTC_MICROS), pa.date32())
+
+
+def split(batch: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """(good records, quarantined records) of a collected batch."""
+    bad = pc.is_valid(batch[QUARANTINE_REASON])
+    return batch.filter(pc.invert(bad)), batch.filter(bad)
+
+
+def flows_scored(good: pa.Table, batch_id: int, scored_at: datetime) -> pa.Table:
+    rows = good.drop_columns([QUARANTINE_REASON, RAW_VALUE, RAW_BYTES, RAW_SHA256])
+    rows = rows.append_column("batch_id", _constant(batch_id, pa.int64(), len(rows)))
+    rows = rows.append_column("scored_at", _constant(scored_at, UTC_MICROS, len(rows)))
+    return conform(rows.append_column("event_date", utc_date(rows["event_time"])), FLOWS_SCORED)
+
+
+def alerts(scored: pa.Table) -> pa.Table:
+    return conform(scored.filter(pc.fill_null(scored["is_anomaly"], False)), ALERTS)
+
+
+def quarantine(bad: pa.Table, batch_id: int, quarantined_at: datetime) -> pa.Table:
+    rows = len(bad)
+    ingest = pc.cast(bad[INGEST_TIME], UTC_MICROS)
+    ingest_date = utc_date(pc.fill_null(ingest, pa.scalar(quarantined_at, UTC_MICROS)))
+    return conform(pa.table({
+        "record_id": bad["record_id"], "reason": bad[QUARANTINE_REASON], "raw_value": bad[RAW_VALUE],
+        "raw_bytes": bad[RAW_BYTES], "raw_sha256": bad[RAW_SHA256],
+        "origin": bad[ORIGIN], "partition": bad[PARTITION], "offset": bad[OFFSET], "ingest_time": ingest,
+        "batch_id": _constant(batch_id, pa.int64(), rows),
+        "quarantined_at": _constant(quarantined_at, UTC_MICROS, rows),
+        "ingest_date": ingest_date,
+    }), QUARANTINE)
+
+
+def traffic_per_minute(scored: pa.Table, batch_id: int) -> pa.Table:
+    """One row per (minute, protocol, predicted class and category, anomaly flag, model version)."""
+    minutes = pc.floor_temporal(pc.cast(scored["event_time"], UTC_MICROS), unit="minute")
+    keyed = pa.table({"minute": minutes, **{key: scored[key] for key in TRAFFIC_KEYS},
+                      "ensemble_score": scored["ensemble_score"], "rate": scored["rate"],
+                      "tot_size": scored["tot_size"]})
+    grouped = keyed.group_by(["minute", *TRAFFIC_KEYS], use_threads=False).aggregate(
+        [([], "count_all"), ("ensemble_score", "mean"), ("rate", "mean"), ("tot_size", "sum")])
+    return conform(pa.table({
+        "minute": grouped["minute"], **{key: grouped[key] for key in TRAFFIC_KEYS},
+        "records": grouped["count_all"], "mean_ensemble_score": grouped["ensemble_score_mean"],
+        "mean_rate": grouped["rate_mean"], "sum_tot_size": grouped["tot_size_sum"],
+        "batch_id": _constant(batch_id, pa.int64(), grouped.num_rows),
+    }), TRAFFIC_1M)
+
+
+def batch_log(stats: dict[str, object]) -> pa.Table:
+    """The one ``batch_log`` row of a micro-batch, from its counts (the columns of the table)."""
+    return conform(pa.table({name: [value] for name, value in stats.items()}), BATCH_LOG)

@@ -1,0 +1,104 @@
+"""InfluxDB in tests: the reference encoders the fast point encoding is held against (influxdb-client's
+own DataFrame serializer, one Python call per row), writing rows given as dicts, and queries of the
+test server."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from jobs.stream.influx_writer import InfluxWriteResult, InfluxWriter, _utc_nanos, encode_table
+from schemas import influx as schema
+
+
+def point_times_ns(event_times: "pd.Series", record_ids: "pd.Series") -> "np.ndarray":
+    """:func:`schemas.influx.point_time_ns` for whole columns (naive times are UTC)."""
+    import numpy as np
+
+    nanos = _utc_nanos(event_times)
+    offsets = np.fromiter((schema.record_offset_ns(str(r)) for r in record_ids), dtype=np.int64,
+                          count=len(record_ids))  # one by one: the reference for record_offsets_ns
+    return (nanos // 1_000_000) * 1_000_000 + offsets
+
+
+
+def point_frame(rows: "pd.DataFrame") -> "pd.DataFrame":
+    """Scored records (one per row, the columns of ``schemas.influx``) -> one column per tag and
+    field plus ``_time`` (ns): missing tag values become ``unknown``, ``is_anomaly`` is
+    ``true``/``false``, non-finite numbers and empty strings become nulls (left out of the point)."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame(index=rows.index)
+    for tag in schema.TAGS:
+        if tag == "source":
+            values = rows["source_id"].map(schema.source_tag).astype("string")
+        elif tag == schema.ANOMALY_TAG:
+            values = rows[tag].map({True: schema.TRUE, False: "false"})
+        else:
+            values = rows[tag].astype("string")
+        frame[tag] = values.mask(values.isna() | (values == ""), schema.UNKNOWN).astype(object)
+    for name in (*schema.SCORE_FIELDS, *schema.FEATURE_FIELDS):
+        values = pd.to_numeric(rows[name], errors="coerce").astype("float64")
+        frame[name] = values.where(np.isfinite(values))
+    for name in schema.STRING_FIELDS:
+        values = rows[name].astype("string")
+        frame[name] = values.mask(values.isna() | (values == "")).astype(object)
+    frame["_time"] = point_times_ns(rows["event_time"], rows["record_id"])
+    return frame
+
+
+
+def to_lines(rows: "pd.DataFrame") -> list[str]:
+    """Line protocol for scored records through influxdb-client's DataFrame serializer (one Python
+    format call per row): the reference that :func:`encode_lines` is tested against."""
+    from influxdb_client.client.write.dataframe_serializer import data_frame_to_list_of_points
+    from influxdb_client.client.write_api import PointSettings
+
+    return data_frame_to_list_of_points(
+        point_frame(rows), PointSettings(), precision="ns", data_frame_measurement_name=schema.MEASUREMENT,
+        data_frame_tag_columns=list(schema.TAGS), data_frame_timestamp_column="_time")
+
+
+
+def encode_lines(rows: "pd.DataFrame") -> list[str]:
+    """The same points as :func:`to_lines`, from a pandas frame (:func:`encode_table`), one string a point."""
+    import pyarrow as pa
+
+    if rows.empty:
+        return []
+    return [line[:-1] for line in encode_table(pa.Table.from_pandas(rows, preserve_index=False)).to_pylist()]
+
+
+def write_rows(writer: InfluxWriter, rows: Iterable[dict[str, Any]]) -> InfluxWriteResult:
+    """Scored records as dicts (the columns of ``flows_scored``), written as the stream writes a batch."""
+    import pyarrow as pa
+
+    frame = pd.DataFrame(list(rows))
+    return writer.write_table(pa.Table.from_pandas(frame, preserve_index=False) if len(frame) else pa.table({}))
+
+
+def new_influx_bucket(server, name: str) -> str:
+    """A bucket of its own for one test: the InfluxDB fixture is shared by the whole session."""
+    from influxdb_client import InfluxDBClient
+
+    from tests.services.influxdb_server import ORG, TOKEN
+
+    with InfluxDBClient(url=server.url, token=TOKEN, org=ORG) as client:
+        client.buckets_api().create_bucket(bucket_name=name, org=ORG)
+    return name
+
+
+def count_points(server, bucket: str, field: str = "ensemble_score") -> int:
+    """Points of ``flow_scores`` in ``bucket`` carrying ``field`` (every point carries every score field)."""
+    from influxdb_client import InfluxDBClient
+
+    from tests.services.influxdb_server import ORG, TOKEN
+
+    with InfluxDBClient(url=server.url, token=TOKEN, org=ORG) as client:
+        tables = client.query_api().query(
+            f'from(bucket:"{bucket}") |> range(start: -1d, stop: 1h) '
+            f'|> filter(fn: (r) => r._measurement == "flow_scores" and r._field == "{field}") |> group() |> count()')
+        return sum(record.get_value() for table in tables for record in table.records)

@@ -1,0 +1,86 @@
+"""Producing test traffic and reading the job's Delta tables, shared by the streaming tests."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from models.training.datasets import load_flows_pandas
+from jobs.ops.replay import ReplayOptions, iter_messages
+from models import DEFAULT_BUNDLE_PATH
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = Path(os.environ.get("IOMT_AD_TEST_BUNDLE", DEFAULT_BUNDLE_PATH))
+BUNDLE_VERSION = json.loads((BUNDLE / "manifest.json").read_text(encoding="utf-8"))["model_version"]
+
+# Malformed messages and the quarantine reason each must get (written out by hand).
+MALFORMED = [
+    ("{not json", "malformed JSON: not a JSON object"),
+    ('"just a string"', "malformed JSON: not a JSON object"),
+]
+
+
+def good_messages(sample_dir: Path, n: int, seed: int = 1) -> list[tuple[str, dict]]:
+    flows = load_flows_pandas([sample_dir])
+    return list(iter_messages(flows, ReplayOptions(rate=0, limit=n, shuffle=True, seed=seed)))
+
+
+def bad_messages(template: dict) -> list[tuple[str, str]]:
+    """(raw message, expected reason): broken JSON plus records that break the schema."""
+    missing = {k: v for k, v in template.items() if k != "IAT"} | {"record_id": "bad-missing"}
+    non_numeric = dict(template) | {"record_id": "bad-text", "Rate": "fast"}
+    return MALFORMED + [
+        (json.dumps(missing), "missing features: IAT"),
+        (json.dumps(non_numeric), "non-numeric features: Rate=fast"),
+    ]
+
+
+def produce(bootstrap: str, topic: str, good: list[tuple[str, dict]],
+            bad: list[tuple[str | bytes | None, str]]) -> None:
+    """The good records as JSON, then each bad message's value as it is (None: a tombstone)."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "message.max.bytes": 2_000_000})
+    for key, message in good:
+        producer.produce(topic, key=key, value=json.dumps(message))
+    for index, (raw, _) in enumerate(bad):
+        producer.produce(topic, key=f"bad-{index}", value=raw)
+    assert producer.flush(60) == 0
+
+
+def stream_conf(tmp: Path, bootstrap: str, topic: str, trigger: str = "availableNow",
+                max_offsets: int = 100000, influx_url: str | None = None, bucket: str = "iomt") -> Path:
+    lines = [
+        "spark:",
+        "  master: local[2]",
+        "  conf:",
+        "    spark.ui.enabled: false",
+        "    spark.ui.showConsoleProgress: false",
+        "    spark.sql.shuffle.partitions: 2",
+        "    spark.sql.session.timeZone: UTC",
+        "    spark.sql.execution.arrow.maxRecordsPerBatch: 500",
+        "stream:",
+        "  source: kafka",
+        "  kafka:",
+        f"    bootstrap_servers: {bootstrap}",
+        f"    topic: {topic}",
+        "    starting_offsets: earliest",
+        f"    max_offsets_per_trigger: {max_offsets}",
+        f"  tables_dir: {tmp / 'delta'}",
+        f"  trigger: {trigger}",
+        f"  model_dir: {BUNDLE}",
+        "influxdb:",
+        f"  enabled: {'true' if influx_url else 'false'}",
+        f"  url: {influx_url or 'http://127.0.0.1:1'}",
+        "  org: iomt",
+        f"  bucket: {bucket}",
+        "  token_env: IOMT_AD_TEST_INFLUX_TOKEN",
+        "  max_retries: 1",
+    ]
+    path = tmp / "conf.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def read_table(spark, tmp: Path, name: str):
+    return spark.read.format("delta").load(str(tmp / "delta" / name))
