@@ -15,8 +15,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from schemas.flow_record import (DEFAULT_MAX_MISSING_SHARE, EVENT_TIME, FEATURES, LABEL, METADATA_FIELDS, RECORD_ID,
-                                  SOURCE_ID, column_name)
+from schemas.flow_record import (DEFAULT_MAX_MISSING_SHARE, DEVICE_FIELDS, DEVICE_PORT_FIELDS, DEVICE_TEXT_FIELDS,
+                                  EVENT_TIME, FEATURES, LABEL, METADATA_FIELDS, RECORD_ID, SOURCE_ID, column_name)
 from schemas.tables import DEFAULT_QUARANTINE_MAX_CHARS
 
 if TYPE_CHECKING:
@@ -51,10 +51,14 @@ def _metadata_reason_parts(record: "Column") -> list["Column"]:
         F.when(record.isNotNull() & (record_id.isNull() | (F.trim(record_id) == "")),
                F.lit(f"missing field: {RECORD_ID}")),
     ]
-    for name in (RECORD_ID, SOURCE_ID, LABEL):
+    for name in (RECORD_ID, SOURCE_ID, LABEL, *DEVICE_TEXT_FIELDS):
         raw = record[name]
         parts.append(F.when(raw.startswith("{") | raw.startswith("["),
                             F.lit(f"wrong type: {name} must be a string")))
+    for name in DEVICE_PORT_FIELDS:
+        raw = record[name]
+        parts.append(F.when(raw.isNotNull() & ~F.coalesce(raw.try_cast("int").between(0, 65535), F.lit(False)),
+                            F.lit(f"wrong type: {name} must be a port number (0-65535)")))
     event_time = record[EVENT_TIME]
     parts.append(
         F.when(event_time.isNotNull() & F.try_to_timestamp(event_time).isNull(),
@@ -162,7 +166,7 @@ def parse_flows(raw: "DataFrame", strict: bool = False,
     field_reason = F.when(F.col("_suspicious"), slow_reason).otherwise(fast_reason)
     reason = F.concat_ws("; ", _message_reason(F.col(RAW_VALUE), is_object), F.when(field_reason != "", field_reason))
     if strict:
-        allowed = F.array(*[F.lit(name) for name in (*METADATA_FIELDS, *FEATURES)])
+        allowed = F.array(*[F.lit(name) for name in (*METADATA_FIELDS, *DEVICE_FIELDS, *FEATURES)])
         unknown = F.array_sort(F.array_except(F.col("_keys"), allowed))
         keys = F.col("_keys")
         duplicated = F.array_sort(F.array_distinct(F.filter(
@@ -192,6 +196,9 @@ def parse_flows(raw: "DataFrame", strict: bool = False,
         value(SOURCE_ID).alias(SOURCE_ID),
         F.coalesce(F.try_to_timestamp(value(EVENT_TIME)), F.col(INGEST_TIME)).alias(EVENT_TIME),
         value(LABEL).alias(LABEL),
+        *[value(name).alias(name) for name in DEVICE_TEXT_FIELDS],
+        *[F.when(F.col("_suspicious"), fields_col.getItem(name).try_cast("int")).otherwise(typed_col[name]).alias(name)
+          for name in DEVICE_PORT_FIELDS],
         *features,
     )
 
@@ -300,7 +307,7 @@ def score_records(parsed: "DataFrame", bundle_dir: str,
                            *[F.when(quarantined, column).alias(name) for name, column in kept(F.col(RAW_VALUE)).items()])
     scored = score(staged, bundle_dir)
     failed = F.col(SCORING_ERROR).isNotNull()
-    as_parsed = F.to_json(F.struct(*[F.col(c) for c in METADATA_FIELDS],
+    as_parsed = F.to_json(F.struct(*[F.col(c) for c in (*METADATA_FIELDS, *DEVICE_FIELDS)],
                                    *[F.col(column_name(f)).alias(f) for f in FEATURES]))
     rescued = kept(as_parsed)
     return scored.select(

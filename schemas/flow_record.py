@@ -34,6 +34,20 @@ EVENT_TIME: Final[str] = "event_time"
 LABEL: Final[str] = "label"
 METADATA_FIELDS: Final[tuple[str, ...]] = (RECORD_ID, SOURCE_ID, EVENT_TIME, LABEL)
 
+# The device a record describes and its window's traffic, as the sensor (jobs/sensor) sends them;
+# absent (null) in records replayed from a dataset. Optional: a record without them is valid.
+DEVICE_ID: Final[str] = "device_id"          # mac:<address> or ip:<address> (jobs.sensor.devices)
+DEVICE_MAC: Final[str] = "device_mac"
+DEVICE_IP: Final[str] = "device_ip"
+DEVICE_VENDOR: Final[str] = "device_vendor"  # the organisation the IEEE registered the MAC's OUI to
+PEER_IP: Final[str] = "peer_ip"              # the address the device exchanged most packets with
+TRANSPORT: Final[str] = "transport"          # the window's dominant transport: TCP, UDP, ICMP...
+DEVICE_PORT: Final[str] = "device_port"      # the dominant port on the device's side
+PEER_PORT: Final[str] = "peer_port"          # and on the peer's side
+DEVICE_TEXT_FIELDS: Final[tuple[str, ...]] = (DEVICE_ID, DEVICE_MAC, DEVICE_IP, DEVICE_VENDOR, PEER_IP, TRANSPORT)
+DEVICE_PORT_FIELDS: Final[tuple[str, ...]] = (DEVICE_PORT, PEER_PORT)
+DEVICE_FIELDS: Final[tuple[str, ...]] = (*DEVICE_TEXT_FIELDS, *DEVICE_PORT_FIELDS)
+
 
 # A record with more than this share of its 39 features null or NaN is quarantined, not scored:
 # imputing most of a record with benign medians would score it as normal (fail open). Real
@@ -49,12 +63,14 @@ def feature_schema_hash(features: tuple[str, ...] = FEATURES) -> str:
 def flow_schema():
     """The wire schema of one JSON flow message (Kafka or files), as the streaming job parses it
     (``jobs.transforms.parse_flows``): the metadata as text (``event_time`` is read as ISO-8601 and
-    checked afterwards, so a bad time is quarantined with a reason rather than nulled), the 39
-    features as doubles. Every field is nullable here; the parser's checks decide what a record
-    must have (``record_id``; every feature key, a value or an explicit null)."""
+    checked afterwards, so a bad time is quarantined with a reason rather than nulled), the device
+    fields (text, ports as integers), the 39 features as doubles. Every field is nullable here; the
+    parser's checks decide what a record must have (``record_id``; every feature key, a value or an
+    explicit null)."""
     from pyspark.sql import types as T  # lazy: pure-pandas users (training, scoring) need no pyspark
 
-    return T.StructType([*[T.StructField(name, T.StringType()) for name in METADATA_FIELDS],
+    return T.StructType([*[T.StructField(name, T.StringType()) for name in (*METADATA_FIELDS, *DEVICE_TEXT_FIELDS)],
+                         *[T.StructField(name, T.IntegerType()) for name in DEVICE_PORT_FIELDS],
                          *[T.StructField(name, T.DoubleType()) for name in FEATURES]])
 
 

@@ -2,8 +2,8 @@
 
 measurement ``flow_scores``
   tags    protocol, predicted_class, predicted_category, is_anomaly ("true"/"false"), severity,
-          model_version, source (the device or source file: ``source_id`` up to its first ':',
-          unsafe characters as '_', at most 64 characters: :func:`source_tag`)
+          model_version, source (the device, ``device_id``, or else the source file: ``source_id``
+          up to its first ':'; unsafe characters as '_', at most 64 characters: :func:`source_tag`)
   fields  ae_error, if_score, clf_attack_proba, ensemble_score, label (true class where known) and
           the features operators chart: rate, header_length, tot_size, iat, number, protocol_type
   time    the record's event time (ns) plus a deterministic offset below one millisecond derived
@@ -55,12 +55,13 @@ SOURCE_TAG_UNSAFE: Final[str] = r"[^A-Za-z0-9._@/+-]"
 SOURCE_TAG_MAX: Final[int] = 64
 
 
-def source_tag(source_id: str | None) -> str:
+def source_tag(source_id: str | None, device_id: str | None = None) -> str:
+    """The ``source`` tag: the record's device (``device_id``, set by the sensor) or else its
+    ``source_id`` up to the first ':' (a replayed file's name), made safe and bounded."""
     import re
 
-    if not source_id:
-        return UNKNOWN
-    tag = re.sub(SOURCE_TAG_UNSAFE, "_", source_id.split(":", 1)[0][:SOURCE_TAG_MAX])
+    base = device_id or (source_id.split(":", 1)[0] if source_id else "")
+    tag = re.sub(SOURCE_TAG_UNSAFE, "_", base[:SOURCE_TAG_MAX])
     return tag or UNKNOWN
 
 

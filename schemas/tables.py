@@ -49,6 +49,10 @@ ORIGIN_COLUMNS: Final[tuple[Column, ...]] = _columns(
 RECORD_COLUMNS: Final[tuple[Column, ...]] = _columns(
     ("record_id", STRING), ("source_id", STRING), ("event_time", TIMESTAMP), ("label", STRING),
     *((name, DOUBLE) for name in FEATURE_COLUMNS))
+# What the sensor knows of the record's device and its window's traffic (null for replayed rows).
+DEVICE_COLUMNS: Final[tuple[Column, ...]] = _columns(
+    ("device_id", STRING), ("device_mac", STRING), ("device_ip", STRING), ("device_vendor", STRING),
+    ("peer_ip", STRING), ("transport", STRING), ("device_port", INT), ("peer_port", INT))
 # ``protocol`` comes from the record itself (jobs.transforms.with_protocol), the others from
 # udfs.scoring.score_frame.
 SCORE_COLUMNS: Final[tuple[Column, ...]] = _columns(
@@ -89,7 +93,7 @@ class TableSpec:
 
 
 _SCORED: Final[tuple[Column, ...]] = (
-    *ORIGIN_COLUMNS, *RECORD_COLUMNS, *_columns(("claimed_event_time", STRING)), *SCORE_COLUMNS,
+    *ORIGIN_COLUMNS, *RECORD_COLUMNS, *DEVICE_COLUMNS, *_columns(("claimed_event_time", STRING)), *SCORE_COLUMNS,
     *_columns(("batch_id", LONG), ("scored_at", TIMESTAMP), ("event_date", DATE)))
 
 TABLES: Final[dict[str, TableSpec]] = {spec.name: spec for spec in (

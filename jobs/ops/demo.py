@@ -50,7 +50,8 @@ def _reset(config: AppConfig) -> None:
 
 def _replay(config: AppConfig, data: list[str]) -> int:
     from models.training.datasets import load_flows_pandas
-    from jobs.ops.replay import DirectorySink, ReplayOptions, replay
+    from jobs.ops.replay import ReplayOptions, replay
+    from jobs.publish import DirectorySink
 
     flows = load_flows_pandas(data)
     sent = replay(flows, DirectorySink(config.stream.files.path, records_per_file=2000),

@@ -88,6 +88,9 @@ def point_columns(table: "pa.Table") -> dict[str, "pa.Array"]:
     for tag in schema.TAGS:
         if tag == "source":  # schemas.influx.source_tag on the whole column
             values = pc.list_element(pc.split_pattern(_strings(table, "source_id"), ":", max_splits=1), 0)
+            if "device_id" in table.column_names:
+                device = _strings(table, "device_id")
+                values = pc.if_else(pc.fill_null(pc.not_equal(device, ""), False), device, values)
             values = pc.replace_substring_regex(pc.utf8_slice_codeunits(values, 0, schema.SOURCE_TAG_MAX),
                                                 schema.SOURCE_TAG_UNSAFE, "_")
         elif tag == schema.ANOMALY_TAG:

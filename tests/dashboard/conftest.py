@@ -27,7 +27,8 @@ class StreamRun:
 def streamed(spark, influxdb, sample_dir, tmp_path_factory) -> StreamRun:
     from jobs.config import load_config
     from models.training.datasets import load_flows_pandas
-    from jobs.ops.replay import DirectorySink, ReplayOptions, replay
+    from jobs.ops.replay import ReplayOptions, replay
+    from jobs.publish import DirectorySink
     from jobs.stream.score_stream import start_query
     from tests.services.influxdb_server import BUCKET, ORG, TOKEN
 

@@ -34,7 +34,9 @@ def point_frame(rows: "pd.DataFrame") -> "pd.DataFrame":
     frame = pd.DataFrame(index=rows.index)
     for tag in schema.TAGS:
         if tag == "source":
-            values = rows["source_id"].map(schema.source_tag).astype("string")
+            devices = rows["device_id"] if "device_id" in rows else pd.Series([None] * len(rows), index=rows.index)
+            values = pd.Series([schema.source_tag(s, d) for s, d in zip(rows["source_id"], devices)],
+                               index=rows.index, dtype="string")
         elif tag == schema.ANOMALY_TAG:
             values = rows[tag].map({True: schema.TRUE, False: "false"})
         else:

@@ -59,6 +59,11 @@ CASES = [
     (message(**{name: None for name in FEATURES}),
      "too many missing features: 39 of 39 are null or NaN (at most 7 are imputed)"),
     (message(**{name: "x" for name in FEATURES[:9]})[:60], "malformed JSON: not a JSON object"),
+    (message(device_id="mac:b8:27:eb:00:00:01", device_port=1883, peer_port=40000, transport="TCP"), None),
+    (message(device_port="1883"), None),  # a port as text is read as the number
+    (message(device_port="x"), "wrong type: device_port must be a port number (0-65535)"),
+    (message(peer_port=70000), "wrong type: peer_port must be a port number (0-65535)"),
+    (message(device_ip={"v4": 1}), "wrong type: device_ip must be a string"),
 ]
 
 
@@ -81,6 +86,10 @@ def test_reasons_and_values(spark) -> None:
     assert parsed[1]["rate"] == float("inf")
     assert parsed[2]["std"] is None  # an explicit null is a missing measurement: imputed later
     assert parsed[3]["rate"] == 2.5
+    device = next(row for row in parsed if row["device_id"])
+    assert (device["device_id"], device["device_port"], device["peer_port"], device["transport"]) == (
+        "mac:b8:27:eb:00:00:01", 1883, 40000, "TCP")
+    assert next(row for row, (text, _) in zip(parsed, CASES) if '"device_port": "1883"' in text)["device_port"] == 1883
 
 
 def test_strict_mode_quarantines_unknown_fields(spark) -> None:

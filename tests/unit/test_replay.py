@@ -1,7 +1,8 @@
 import json
 import pandas as pd
 
-from jobs.ops.replay import DirectorySink, ReplayOptions, iter_messages, replay
+from jobs.ops.replay import ReplayOptions, iter_messages, replay
+from jobs.publish import DirectorySink
 from models.training.datasets import load_flows_pandas
 from schemas.flow_record import FEATURES
 

@@ -2,10 +2,11 @@
 import re
 from pathlib import Path
 
-from schemas.tables import ORIGIN_COLUMNS, RECORD_COLUMNS, SCORE_COLUMNS, TABLES
+from schemas.tables import DEVICE_COLUMNS, ORIGIN_COLUMNS, RECORD_COLUMNS, SCORE_COLUMNS, TABLES
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "tables.md").read_text(encoding="utf-8")
-GROUPS = {"origin group": ORIGIN_COLUMNS, "record group": RECORD_COLUMNS, "score group": SCORE_COLUMNS}
+GROUPS = {"origin group": ORIGIN_COLUMNS, "record group": RECORD_COLUMNS, "score group": SCORE_COLUMNS,
+          "device group": DEVICE_COLUMNS}
 
 
 def _sections() -> dict[str, str]:
@@ -53,6 +54,7 @@ def test_the_column_tables_name_only_columns_that_exist() -> None:
 
 
 def test_the_shared_groups_list_their_columns() -> None:
-    record, scores = _named(_group_table("Record")), _named(_group_table("Scores"))
+    record, scores, device = _named(_group_table("Record")), _named(_group_table("Scores")), _named(_group_table("Device"))
     assert {c.name for c in RECORD_COLUMNS} <= record
     assert {c.name for c in SCORE_COLUMNS} <= scores
+    assert {c.name for c in DEVICE_COLUMNS} <= device

@@ -1,0 +1,101 @@
+"""The sensor feeds the streaming job: a real capture -> records (files, or a real Kafka broker keyed
+by device) -> the job -> Delta, every record scored, none quarantined, each naming its device; and
+the offline report works on every capture of ../shared/data/pcap."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jobs.cli import main
+from jobs.config import config_from_mapping
+from jobs.stream.score_stream import start_query
+from tests.helpers.streaming import BUNDLE
+
+CAPTURE = "pcap/iomt-testbed-benign/capture-07062023-114652.pcap"  # Linux cooked v2, one hour, 19,604 packets
+
+
+def _config(tmp_path: Path, source: dict) -> object:
+    return config_from_mapping({"stream": {
+        **source, "tables_dir": str(tmp_path / "delta"), "trigger": "availableNow", "model_dir": str(BUNDLE),
+        "event_time_max_past": "3650 days"}})  # the capture is from 2023: its records keep their own times
+
+
+def _tables(tmp_path: Path, name: str):
+    from deltalake import DeltaTable
+
+    return DeltaTable(str(tmp_path / "delta" / name)).to_pyarrow_table().to_pandas()
+
+
+def _check_scored(tmp_path: Path, records: int) -> None:
+    scored = _tables(tmp_path, "flows_scored")
+    assert len(scored) == records
+    assert len(_tables(tmp_path, "quarantine")) == 0
+    assert scored["device_id"].notna().all() and (scored["source_id"] == scored["device_id"]).all()
+    assert scored["device_id"].str.match(r"^(mac|ip):").all()
+    assert scored["claimed_event_time"].isna().all()
+    assert scored["event_time"].dt.year.eq(2023).all()
+    macs = scored.dropna(subset=["device_mac"])
+    assert len(macs) > 0 and (macs["device_id"] == "mac:" + macs["device_mac"]).all()
+    assert scored["device_port"].dropna().between(0, 65535).all()
+    alerts = _tables(tmp_path, "alerts")
+    assert set(alerts["record_id"]) == set(scored.loc[scored["is_anomaly"], "record_id"])
+    assert alerts["device_id"].notna().all()  # an alert names its device
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_a_real_capture_through_files_into_the_job(spark, shared_data, tmp_path) -> None:
+    incoming = tmp_path / "incoming"
+    assert main(["sensor", "--pcap", str(shared_data / CAPTURE), "--to-dir", str(incoming)]) == 0
+    lines = [json.loads(line) for path in sorted(incoming.glob("*.json")) for line in path.read_text().splitlines()]
+    assert len({line["record_id"] for line in lines}) == len(lines) > 1000
+    query = start_query(spark, _config(tmp_path, {"source": "files", "files": {"path": str(incoming)}}))
+    query.awaitTermination()
+    assert query.exception() is None
+    _check_scored(tmp_path, len(lines))
+
+
+@pytest.mark.spark
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_a_real_capture_through_kafka_keyed_by_device(spark, kafka_broker, shared_data, tmp_path) -> None:
+    from confluent_kafka import Consumer
+
+    topic = "sensor-records"
+    kafka_broker.create_topic(topic, partitions=2)
+    assert main(["sensor", "--pcap", str(shared_data / CAPTURE), "--bootstrap", kafka_broker.bootstrap,
+                 "--topic", topic]) == 0
+    consumer = Consumer({"bootstrap.servers": kafka_broker.bootstrap, "group.id": "sensor-test",
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    keyed, empty_polls = [], 0
+    while empty_polls < 5:
+        message = consumer.poll(1.0)
+        if message is None:
+            empty_polls += 1
+            continue
+        keyed.append((message.key().decode(), json.loads(message.value())["device_id"]))
+    consumer.close()
+    assert keyed and all(key == device for key, device in keyed)
+    config = _config(tmp_path, {"source": "kafka", "kafka": {"bootstrap_servers": kafka_broker.bootstrap,
+                                                            "topic": topic, "starting_offsets": "earliest"}})
+    query = start_query(spark, config)
+    query.awaitTermination()
+    assert query.exception() is None
+    _check_scored(tmp_path, len(keyed))
+
+
+def test_the_report_works_on_every_shared_capture(shared_data, tmp_path) -> None:
+    captures = sorted((shared_data / "pcap").rglob("*.pcap*"))
+    assert len(captures) >= 30
+    for capture in captures:
+        out = tmp_path / f"{capture.stem}.json"
+        assert main(["sensor", "--pcap", str(capture), "--report", str(out)]) == 0, capture
+        report = json.loads(out.read_text())
+        assert report["packets"] > 0 and report["capture_error"] is None
+        total = report["total"]
+        assert total["windows"] == sum(d["windows"] for d in report["devices"]) > 0
+        assert total["anomalies"] == sum(d["anomalies"] for d in report["devices"])
+        assert 0 <= total["share_flagged"] <= 1
