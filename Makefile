@@ -48,7 +48,7 @@ clean:
 
 # The default bundle: trained on ../shared/data/ciciomt2024 when present, else on the project's sample.
 TRAIN_DATA ?= $(firstword $(wildcard ../shared/data/ciciomt2024) data/ciciomt2024-sample)
-MODEL ?= models/v2
+MODEL ?= models/v3
 
 .PHONY: train evaluate bench bench-quick grafana dist
 dist: venv
@@ -64,7 +64,7 @@ bench-quick: setup
 	$(BIN)/iomt-ad bench --quick
 
 train: venv
-	$(BIN)/iomt-ad train --data $(TRAIN_DATA) --out $(MODEL)
+	$(BIN)/iomt-ad train --data $(TRAIN_DATA) --out $(MODEL) --window-invariant
 	$(MAKE) evaluate
 
 evaluate: venv

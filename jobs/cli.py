@@ -17,9 +17,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from models.training.datasets import DatasetNotFoundError
     from models.training.evaluation import NoHeldOutRowsError
     from models.training.pipeline import TrainingDataError
+    from models.training.baseline import BaselineDataError
     from models.training.split import SplitConfigError
 
-    return (DatasetNotFoundError, NoHeldOutRowsError, TrainingDataError, SplitConfigError, ThresholdError)
+    return (DatasetNotFoundError, NoHeldOutRowsError, TrainingDataError, SplitConfigError, ThresholdError,
+            BaselineDataError)
 
 
 # (subcommand, module, one-line help) — in the order --help lists them.
@@ -27,6 +29,7 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("demo", "jobs.ops.demo", "run the whole job on the embedded default with the project's sample (make demo)"),
     ("check-data", "jobs.model_tools.check_data", "validate CICIoMT2024 CSV files and summarise them per class"),
     ("train", "jobs.model_tools.train", "train a model bundle (LSTM autoencoder, Isolation Forest, classifier, thresholds)"),
+    ("baseline", "jobs.model_tools.baseline", "learn a site's normal traffic (captures or a time range) into a new bundle version"),
     ("compile", "jobs.model_tools.compile", "add a bundle's forests compiled to ONNX (onnxruntime scoring) and pin them in its manifest"),
     ("evaluate", "jobs.model_tools.evaluate", "evaluate a model bundle on held-out rows: JSON metrics and an HTML report"),
     ("stream", "jobs.stream.score_stream", "run the streaming scoring job (Kafka or files -> Delta + InfluxDB)"),
@@ -39,6 +42,7 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("dist", "jobs.ops.dist", "build dist/ for spark-submit: code zip (--py-files), bundle archive (--archives), entry points, conf"),
     ("bench", "jobs.bench.command", "measure throughput, latency and memory; write bench.json and BENCHMARKS.md"),
     ("sensor", "jobs.sensor.command", "packets (capture files or a live interface) -> per-device flow records to Kafka or files, or an offline report"),
+    ("sensor-figures", "jobs.sensor.figures", "what the bundles make of the shared real captures: flagged shares, site baselines, window invariance"),
     ("replay", "jobs.ops.replay", "stream CICIoMT2024 CSV rows as JSON flow records to Kafka or a directory"),
 )
 

@@ -13,7 +13,7 @@ targets missed. Bundles live in ``models/<version>/``.
 from pathlib import Path
 from typing import Final
 
-DEFAULT_VERSION: Final[str] = "v2"
+DEFAULT_VERSION: Final[str] = "v3"
 # The committed default bundle, as a path relative to the project root (configuration files, the
 # streaming job's working directory) and as an absolute path (CLIs that read it from anywhere).
 DEFAULT_BUNDLE: Final[Path] = Path("models") / DEFAULT_VERSION

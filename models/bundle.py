@@ -145,7 +145,8 @@ def load_autoencoder(bundle_dir: Path, manifest: dict[str, Any]) -> LstmAutoenco
     config = config_from_dict(manifest["lstm_ae"]["config"])
     chunk_size = int(manifest["lstm_ae"].get("chunk_size", 4096))
     if AE_LITE_FILE in manifest["files"] and os.environ.get(AE_RUNTIME_ENV, "").lower() != "keras":
-        return LstmAutoencoder.load_lite(bundle_dir / AE_LITE_FILE, config, len(manifest["features"]), chunk_size)
+        n_inputs = len(manifest["preprocessing"].get("model_features") or manifest["features"])
+        return LstmAutoencoder.load_lite(bundle_dir / AE_LITE_FILE, config, n_inputs, chunk_size)
     return LstmAutoencoder.load(bundle_dir / AE_FILE, config, chunk_size=chunk_size)
 
 

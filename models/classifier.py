@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 LOG_FLOOR = 1e-300
 SCALED = "scaled"            # the preprocessed (log, scaled, clipped) matrix: the first bundle
 ENGINEERED = "engineered"    # cleaned matrix + engineered_features columns
-INPUTS = (SCALED, ENGINEERED)
+INVARIANT = "invariant"      # the cleaned model inputs + the ratios that do not depend on the window
+INPUTS = (SCALED, ENGINEERED, INVARIANT)
 ENGINEERED_NAMES: tuple[str, ...] = (
     "Rate*IAT", "Rate*Number", "IAT*Number", "Tot sum/Number", "Header_Length/Number", "Std/|AVG|",
     "Max-Min", "IAT/Rate", "frac(1000*log1p(|IAT|))")
@@ -76,6 +77,18 @@ def engineered_features(cleaned: np.ndarray) -> np.ndarray:
     if not np.isfinite(out).all():  # contrived inputs only: no real row takes this branch
         np.nan_to_num(out, copy=False, nan=0.0)
     return out
+
+
+INVARIANT_RATIOS: tuple[str, ...] = ("Rate*IAT", "Std/|AVG|", "Max-Min", "IAT/Rate", "frac(1000*log1p(|IAT|))")
+
+
+def invariant_features(cleaned: np.ndarray, features: tuple[str, ...], inputs: tuple[str, ...]) -> np.ndarray:
+    """The cleaned ``inputs`` columns (of a matrix whose columns are ``features``) with the
+    engineered ratios that read no window-dependent feature (:data:`INVARIANT_RATIOS`) appended."""
+    full = engineered_features(cleaned)
+    base = [features.index(name) for name in inputs]
+    extra = [len(features) + ENGINEERED_NAMES.index(name) for name in INVARIANT_RATIOS]
+    return full[:, base + extra]
 
 
 def attack_logit(attack_proba: np.ndarray, benign_proba: np.ndarray) -> np.ndarray:
@@ -110,6 +123,9 @@ class AttackClassifier:
             return scaled if scaled is not None else preprocessor.transform(data)
         if self.input == ENGINEERED:
             return engineered_features(cleaned if cleaned is not None else preprocessor.clean(data))
+        if self.input == INVARIANT:
+            return invariant_features(cleaned if cleaned is not None else preprocessor.clean(data),
+                                      tuple(preprocessor.features), tuple(preprocessor.inputs))
         raise ClassifierError(f"unknown classifier input {self.input!r}; expected one of {INPUTS}")
 
     @property

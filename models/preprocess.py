@@ -54,6 +54,9 @@ class Preprocessor:
     center: tuple[float, ...]
     scale: tuple[float, ...]
     clip: float
+    # the features the models read, in this order (None: all of ``features``); the others are still
+    # read, cleaned and validated, but no model sees them (a window-invariant bundle)
+    model_features: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.features)
@@ -62,6 +65,19 @@ class Preprocessor:
                 raise PreprocessError(f"{name} has {len(getattr(self, name))} values for {n} features")
         if any(s <= 0 for s in self.scale):
             raise PreprocessError("every scale must be positive")
+        if self.model_features is not None and not set(self.model_features) <= set(self.features):
+            raise PreprocessError(f"model features {sorted(set(self.model_features) - set(self.features))} are "
+                                  "not among the features")
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The names of the model input's columns."""
+        return self.model_features if self.model_features is not None else self.features
+
+    def _model_columns(self, x: np.ndarray) -> np.ndarray:
+        if self.model_features is None:
+            return x
+        return x[:, [self.features.index(name) for name in self.model_features]]
 
     def matrix(self, data: np.ndarray | pd.DataFrame) -> np.ndarray:
         """The raw features as a float64 (n, n_features) array in this preprocessor's order."""
@@ -120,13 +136,14 @@ class Preprocessor:
         return self._log(self.clean(data))
 
     def transform(self, data: np.ndarray | pd.DataFrame) -> np.ndarray:
-        """Model input: float32 (n, n_features)."""
-        return self._scale(self.unscaled(data))
+        """Model input: float32 (n, len(inputs))."""
+        return self._model_columns(self._scale(self.unscaled(data)))
 
     def clean_and_transform(self, data: np.ndarray | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """``(clean(data), transform(data))`` reading and cleaning ``data`` once."""
+        """``(clean(data), transform(data))`` reading and cleaning ``data`` once (the cleaned matrix
+        has every feature; the model input only :attr:`inputs`)."""
         cleaned = self.clean(data)
-        return cleaned, self._scale(self._log(cleaned.copy()))
+        return cleaned, self._model_columns(self._scale(self._log(cleaned.copy())))
 
     def to_dict(self) -> dict[str, Any]:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
@@ -139,7 +156,8 @@ class Preprocessor:
                 upper_cap=tuple(map(float, values["upper_cap"])), lower_cap=tuple(map(float, values["lower_cap"])),
                 median=tuple(map(float, values["median"])), log_unit=tuple(map(float, values["log_unit"])),
                 center=tuple(map(float, values["center"])), scale=tuple(map(float, values["scale"])),
-                clip=float(values["clip"]))
+                clip=float(values["clip"]),
+                model_features=tuple(values["model_features"]) if values.get("model_features") else None)
         except KeyError as missing:
             raise PreprocessError(f"preprocessing values lack {missing}; retrain the bundle") from None
 

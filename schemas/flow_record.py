@@ -27,6 +27,12 @@ ORIGINAL_RELEASE_ONLY: Final[frozenset[str]] = frozenset(
     {"Duration", "Srate", "Drate", "Magnitue", "Radius", "Covariance", "Weight"}
 )
 
+# Features that grow with the window's length (CICIoMT2024 used 100-packet windows exactly in its
+# DoS/DDoS captures, so these encode the capture's class): Tot sum = AVG x Number, and each *_count
+# is the matching *_flag_number x Number. A window-invariant bundle leaves them out of its models.
+WINDOW_DEPENDENT: Final[tuple[str, ...]] = ("Number", "Tot sum", "ack_count", "syn_count", "fin_count", "rst_count")
+WINDOW_INVARIANT: Final[tuple[str, ...]] = tuple(f for f in FEATURES if f not in WINDOW_DEPENDENT)
+
 # Record metadata carried beside the features in the stream and the Delta tables.
 RECORD_ID: Final[str] = "record_id"
 SOURCE_ID: Final[str] = "source_id"

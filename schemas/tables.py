@@ -19,6 +19,7 @@ ALERTS: Final[str] = "alerts"
 QUARANTINE: Final[str] = "quarantine"
 TRAFFIC_1M: Final[str] = "traffic_1m"
 BATCH_LOG: Final[str] = "batch_log"
+DEVICES: Final[str] = "devices"
 FLOWS_RESCORED: Final[str] = "flows_rescored"
 SCORING_RUNS: Final[str] = "scoring_runs"
 
@@ -112,6 +113,10 @@ TABLES: Final[dict[str, TableSpec]] = {spec.name: spec for spec in (
                   ("predicted_category", STRING), ("is_anomaly", BOOLEAN), ("model_version", STRING),
                   ("records", LONG), ("mean_ensemble_score", DOUBLE), ("mean_rate", DOUBLE),
                   ("sum_tot_size", DOUBLE), ("batch_id", LONG))),
+    TableSpec(DEVICES, (), "one row per device the sensor named: when it was seen, its records and anomalies",
+              _columns(("device_id", STRING), ("device_mac", STRING), ("device_ip", STRING), ("device_vendor", STRING),
+                       ("first_seen", TIMESTAMP), ("last_seen", TIMESTAMP), ("records", LONG), ("anomalies", LONG),
+                       ("last_severity", STRING), ("last_anomaly", TIMESTAMP), ("batch_id", LONG))),
     TableSpec(BATCH_LOG, (), "one row per micro-batch: counts, durations, sink failures", _columns(
         ("batch_id", LONG), ("records", LONG), ("quarantined", LONG), ("anomalies", LONG),
         ("influx_written", LONG), ("influx_failed", LONG), ("influx_error", STRING), ("seconds", DOUBLE),
@@ -128,7 +133,7 @@ TABLES: Final[dict[str, TableSpec]] = {spec.name: spec for spec in (
         ("anomalies", LONG), ("started_at", TIMESTAMP), ("finished_at", TIMESTAMP), ("seconds", DOUBLE),
         ("spark_app_id", STRING))),
 )}
-STREAM_TABLES: Final[tuple[str, ...]] = (FLOWS_SCORED, ALERTS, QUARANTINE, TRAFFIC_1M, BATCH_LOG)
+STREAM_TABLES: Final[tuple[str, ...]] = (FLOWS_SCORED, ALERTS, QUARANTINE, TRAFFIC_1M, DEVICES, BATCH_LOG)
 
 
 def score_struct_ddl() -> str:

@@ -72,7 +72,7 @@ def score_frame(pdf: pd.DataFrame, bundle: "Bundle") -> pd.DataFrame:
         "severity": ensemble.severity(ensemble_score),
         "predicted_class": scores["_class"],
         "predicted_category": scores["_category"],
-        "top_features": top_features(scores["_errors"], bundle.features, k=3),
+        "top_features": top_features(scores["_errors"], bundle.preprocessor.inputs, k=3),
         "model_version": bundle.version,
     }, index=pdf.index)
 

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 TARGETS = {"ensemble_1core_4096_rps": 100_000, "e2e_sustained_rps": 20_000, "p95_ms_at_1000": 2000,
-           "baseline_ratio": 200, "peak_rss_mb": 3072}
+           "baseline_ratio": 200, "peak_rss_mb": 3072, "sensor_packets_per_s_1core": 200_000}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +70,48 @@ def scoring_part(args: argparse.Namespace, runs: int) -> dict[str, Any]:
         results = [measure(args.model, args.data, threads, min_seconds=seconds, repeats=1) for _ in range(runs)]
         by_threads[f"{threads}core"] = _median_dicts(results)
     return {model: {cores: by_threads[cores][model] for cores in by_threads} for model in by_threads["1core"]}
+
+
+def sensor_part(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The sensor on one core over a looped real capture (jobs.bench.sensor); records into a real
+    broker unless --skip-e2e. None when the shared captures are not beside the checkout."""
+    from jobs.bench.sensor import DEFAULT_CAPTURE, sensor_part as measure_sensor
+
+    if not DEFAULT_CAPTURE.is_file():
+        log.warning("no %s: the sensor is not benchmarked", DEFAULT_CAPTURE)
+        return None
+    packets = 300_000 if args.quick else 3_000_000
+    work = Path(tempfile.mkdtemp(prefix="iomt-bench-sensor-"))
+    try:
+        if args.skip_e2e:
+            return measure_sensor(work, packets)
+        sys.path.insert(0, str(REPO))  # the test services live beside the tests
+        from tests.services.kafka_broker import KafkaBroker
+
+        broker = KafkaBroker()
+        broker.start()
+        try:
+            return measure_sensor(work, packets, bootstrap=broker.bootstrap)
+        finally:
+            broker.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def sensor_lines(sensor: dict[str, Any] | None) -> list[str]:
+    if not sensor:
+        return []
+    lines = ["", f"## Sensor (one core; `{sensor['capture']}`, an Ethernet capture of MQTTset, looped to "
+             f"{sensor['packets']:,} packets, each loop past the idle expiry)", "",
+             "| run | packets/s | records/s | windows | devices open at most | peak RSS MB |", "|---|---|---|---|---|---|"]
+    names = {"windows": "capture -> closed windows", "records": "-> JSON records",
+             "many_devices_records": "-> JSON records, new devices every loop", "kafka": "-> records into Kafka"}
+    for key, name in names.items():
+        if key in sensor:
+            r = sensor[key]
+            lines.append(f"| {name} | {r['packets_per_s']:,} | {r['records_per_s']:,} | {r['windows']:,} | "
+                         f"{r['max_open_devices']} | {r['peak_rss_mb']:,.0f} |")
+    return lines
 
 
 def e2e_part(args: argparse.Namespace, runs: int) -> dict[str, Any]:
@@ -243,6 +285,7 @@ def markdown(report: dict[str, Any]) -> str:
                   f"**{e2e['resources'].get('peak_pss_mb', float('nan')):,.0f} MB** as the sum of PSS (pages shared by forked Python workers counted once); "
                   f"processes at most {e2e['resources'].get('max_processes')}; RSS by kind "
                   f"{e2e['resources']['peak_rss_mb_by_process']}; the replayer's own peak {e2e['resources'].get('peak_rss_mb_replayer_not_counted', 0):,.0f} MB; mean machine CPU {e2e['resources']['mean_cpu_percent_of_machine']}%"]
+    lines += sensor_lines(report.get("sensor"))
     lines += ["", "## Against the targets", "", "| target | measured | met |", "|---|---|---|"]
     for name, (value, target, ok) in report["targets"].items():
         lines.append(f"| {name} (target {target:,}) | {value if value is None else f'{value:,.1f}'} | {'yes' if ok else 'no'} |")
@@ -254,6 +297,11 @@ def targets(report: dict[str, Any]) -> dict[str, tuple[float | None, float, bool
     e2e = report.get("e2e") or {}
     checks: dict[str, tuple[float | None, float, bool]] = {
         "ensemble_1core_4096_rps": (scoring, TARGETS["ensemble_1core_4096_rps"], scoring >= TARGETS["ensemble_1core_4096_rps"])}
+    sensor = report.get("sensor")
+    if sensor:
+        pps = sensor["windows"]["packets_per_s"]
+        checks["sensor_packets_per_s_1core"] = (pps, TARGETS["sensor_packets_per_s_1core"],
+                                                pps >= TARGETS["sensor_packets_per_s_1core"])
     if e2e:
         p95 = e2e["latency_ms"]["1000"]["p95"]
         checks["e2e_sustained_rps"] = (e2e["max_sustained_rps"], TARGETS["e2e_sustained_rps"],
@@ -275,6 +323,7 @@ def run(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"quick": args.quick, "runs": runs, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                               "machine": machine()}
     report["scoring"] = scoring_part(args, runs)
+    report["sensor"] = sensor_part(args)
     if not args.skip_e2e:
         e2e = e2e_part(args, runs)
         report["e2e"] = e2e

@@ -45,6 +45,11 @@ def live() -> None:
     right.plotly_chart(charts.protocol_figure(data.protocol_activity(snapshot.traffic)),
                        use_container_width=True, key="protocols")
 
+    devices = data.devices_view(snapshot.devices)
+    if not devices.empty:
+        st.subheader("Devices")
+        st.dataframe(devices, use_container_width=True, hide_index=True)
+
     st.subheader("Recent alerts")
     st.dataframe(data.recent_alerts(snapshot.alerts), use_container_width=True, hide_index=True,
                  column_config={"ensemble_score": st.column_config.NumberColumn(format="%.3f")})

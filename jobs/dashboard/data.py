@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from models import DEFAULT_BUNDLE
-from schemas.tables import ALERTS, BATCH_LOG, FLOWS_SCORED, TRAFFIC_1M
+from schemas.tables import ALERTS, BATCH_LOG, DEVICES, FLOWS_SCORED, TRAFFIC_1M
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,11 @@ ENV_REFRESH = "IOMT_AD_DASHBOARD_REFRESH_SECONDS"
 
 FLOW_COLUMNS = ["event_time", "protocol", "predicted_class", "predicted_category", "is_anomaly",
                 "ensemble_score", "severity", "label"]
-ALERT_COLUMNS = ["event_time", "source_id", "protocol", "predicted_class", "predicted_category", "severity",
-                 "ensemble_score", "ae_error", "if_score", "top_features", "label", "record_id"]
+ALERT_COLUMNS = ["event_time", "source_id", "device_id", "device_ip", "device_vendor", "protocol", "predicted_class",
+                 "predicted_category", "severity", "ensemble_score", "ae_error", "if_score", "top_features", "label",
+                 "record_id"]
+DEVICE_COLUMNS = ["device_id", "device_mac", "device_ip", "device_vendor", "first_seen", "last_seen", "records",
+                  "anomalies", "last_severity", "last_anomaly"]
 TRAFFIC_COLUMNS = ["minute", "protocol", "predicted_class", "is_anomaly", "records"]
 BATCH_COLUMNS = ["batch_id", "records", "quarantined", "anomalies", "influx_failed", "seconds", "logged_at"]
 
@@ -83,7 +86,12 @@ def read_table(tables_dir: Path, name: str, columns: list[str], since: datetime 
         import pyarrow.dataset as pads
 
         filters = pads.field("event_date") >= since.date()  # prunes whole partitions
-    frame = table.to_pandas(columns=columns, filters=filters)
+    present = set(table.schema().to_arrow().names)  # a table of an earlier version lacks newer columns
+    frame = table.to_pandas(columns=[c for c in columns if c in present], filters=filters)
+    for column in columns:
+        if column not in frame.columns:
+            frame[column] = None
+    frame = frame[columns]
     for column in frame.columns:
         if pd.api.types.is_datetime64_any_dtype(frame[column]) and frame[column].dt.tz is None:
             frame[column] = frame[column].dt.tz_localize("UTC")  # the job writes UTC
@@ -97,6 +105,7 @@ class Snapshot:
     traffic: pd.DataFrame
     batches: pd.DataFrame
     newest: pd.Timestamp | None
+    devices: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DEVICE_COLUMNS))
     read_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     @property
@@ -117,7 +126,8 @@ def load_snapshot(settings: DashboardSettings) -> Snapshot:
     alerts = read_table(settings.tables_dir, ALERTS, ALERT_COLUMNS, since=start.to_pydatetime())
     alerts = alerts[alerts["event_time"] >= start]
     newest = flows["event_time"].max() if not flows.empty else None
-    return Snapshot(flows, alerts, traffic[traffic["minute"] >= start], batches, newest)
+    devices = read_table(settings.tables_dir, DEVICES, DEVICE_COLUMNS)
+    return Snapshot(flows, alerts, traffic[traffic["minute"] >= start], batches, newest, devices)
 
 
 def anomaly_rate_per_minute(traffic: pd.DataFrame) -> pd.DataFrame:
@@ -148,9 +158,19 @@ def recent_alerts(alerts: pd.DataFrame, limit: int = 50) -> pd.DataFrame:
     frame = alerts.sort_values("event_time", ascending=False).head(limit).copy()
     frame["top_features"] = frame["top_features"].map(
         lambda values: ", ".join(values) if values is not None and len(values) else "")
-    columns = ["event_time", "predicted_class", "predicted_category", "severity", "ensemble_score",
-               "top_features", "protocol", "source_id", "label"]
+    frame["device"] = frame["device_id"].where(frame["device_id"].notna(), frame["source_id"])
+    columns = ["event_time", "device", "device_ip", "device_vendor", "predicted_class", "predicted_category", "severity",
+               "ensemble_score", "top_features", "protocol", "label"]
     return frame[columns].reset_index(drop=True)
+
+
+def devices_view(devices: pd.DataFrame, limit: int = 50) -> pd.DataFrame:
+    """The devices the sensor named, those with anomalies first (then the most recently seen)."""
+    if devices.empty:
+        return devices
+    frame = devices.sort_values(["anomalies", "last_seen"], ascending=[False, False]).head(limit)
+    return frame[["device_id", "device_ip", "device_vendor", "records", "anomalies", "last_severity", "last_anomaly",
+                  "first_seen", "last_seen"]].reset_index(drop=True)
 
 
 def headline(snapshot: Snapshot, minutes: int = 5) -> dict[str, float]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.grafana import flux
-from jobs.grafana.sdk import datasource_ref, flux_query, sdk
+from jobs.grafana.sdk import datasource_ref, flux_query
 from models import DEFAULT_BUNDLE_PATH
 from schemas import influx as schema
 
@@ -93,7 +93,7 @@ def traffic_dashboard(facts: ModelFacts) -> Any:
 
 
 def anomalies_dashboard(facts: ModelFacts) -> Any:
-    from grafana_foundation_sdk.builders import stat, statushistory, table, timeseries
+    from grafana_foundation_sdk.builders import bargauge, stat, statushistory, table, timeseries
     from grafana_foundation_sdk.builders.common import GraphThresholdsStyleConfig
     from grafana_foundation_sdk.models.common import GraphThresholdsStyleMode
 
@@ -116,8 +116,12 @@ def anomalies_dashboard(facts: ModelFacts) -> Any:
                                "Flagged records per predicted class and window.",
                                [("A", flux.attack_heatmap())], 8, 12)
                         .thresholds(thresholds([(None, "blue"), (10.0, "orange"), (100.0, "red")])))
-            .with_panel(_panel(table, "Recent anomalies", "The last 50 flagged records.",
+            .with_panel(_panel(table, "Recent anomalies", "The last 50 flagged records; source is the device "
+                               "(the sensor's device_id) or the replayed file.",
                                [("A", flux.recent_anomalies())], 10, 24))
+            .with_panel(_panel(bargauge, "Devices with the most anomalies",
+                               "Flagged records per device (source) in the time range.",
+                               [("A", flux.anomalies_per_device())], 10, 12))
             .with_panel(_panel(stat, "System health: seconds since the last record",
                                "Time since the newest point; red when the stream has stalled.",
                                [("A", flux.seconds_since_last_record())], 6, 12).unit("s")

@@ -115,6 +115,19 @@ def recent_anomalies(limit: int = 50) -> str:
             f"  |> limit(n: {limit})")
 
 
+def anomalies_per_device(limit: int = 15) -> str:
+    """Flagged records per device (the ``source`` tag: the sensor's device, or a replayed file) in the
+    time range, most first."""
+    return (_records(ANOMALOUS) + "\n"
+            '  |> group(columns: ["source"])\n'
+            "  |> count()\n"
+            "  |> group()\n"
+            '  |> rename(columns: {_value: "anomalies"})\n'
+            '  |> keep(columns: ["source", "anomalies"])\n'
+            '  |> sort(columns: ["anomalies"], desc: true)\n'
+            f"  |> limit(n: {limit})")
+
+
 def attack_heatmap() -> str:
     """Flagged records per predicted class and window: one row per class in a status history."""
     return (_records(ANOMALOUS) + "\n"

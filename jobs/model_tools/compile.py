@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--model", required=True, type=Path, help="bundle directory, e.g. models/v2")
+    parser.add_argument("--model", required=True, type=Path, help="bundle directory, e.g. models/v3")
     return parser
 
 

@@ -7,7 +7,7 @@ Writes into ``dist/`` (default):
   only); not the benchmark, Grafana generation, model tools, operations commands, the operator
   dashboard or ``models/training``, and no model bundles;
 - ``bundle-<version>.zip`` — one model bundle (its manifest, the model files the manifest pins and
-  ``evaluation.json``) at the archive's root, for ``--archives dist/bundle-v2.zip#model`` with
+  ``evaluation.json``) at the archive's root, for ``--archives dist/bundle-v3.zip#model`` with
   ``stream.model_dir: model`` / ``--model model``;
 - ``score_stream.py`` and ``rescore_batch.py`` — the spark-submit entry points;
 - ``conf/`` — the YAML configurations and Spark/log4j settings of ``conf/``;

@@ -157,12 +157,22 @@ def read_live(interface: str, report: CaptureReport, bpf: str | None = None, tim
             "cap_net_raw,cap_net_admin on this Python (sudo setcap cap_net_raw,cap_net_admin=eip <python>)") from exc
     if bpf:
         _set_filter(handle, bpf, interface)
+    import select
+
     source = f"live:{interface}"
     report.files.append(source)
     link_type = _check_link_type(handle, source, report)
-    while (batch := _next_batch(handle, link_type, source, report, max_packets)) is not None:
-        yield batch  # empty after a timeout: the caller's clock still moves (windows close)
-    log.error("%s", report.error)
+    # libpcap's own timeout does not end a batch read that found nothing: wait on the descriptor
+    # (at most timeout_ms), then read what is there without blocking
+    handle.setnonblock(1)
+    descriptor = handle.getfd()
+    while True:
+        select.select([descriptor], [], [], timeout_ms / 1000)
+        batch = _next_batch(handle, link_type, source, report, max_packets)
+        if batch is None:
+            log.error("%s", report.error)
+            return
+        yield batch  # empty after a quiet spell: the caller's clock still moves (windows close)
 
 
 def _set_filter(handle, bpf: str, source: str) -> None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jobs.sensor.capture import CaptureReport, PacketBatch, read_files, read_live
 from jobs.sensor.decode import decode
@@ -23,6 +24,9 @@ from jobs.sensor.devices import DEFAULT_GATEWAY_IPS, DEFAULT_HOME_NETS, DeviceRe
 from jobs.sensor.records import json_lines, record_frame
 from jobs.sensor.windows import DEFAULT_IDLE_S, DEFAULT_TIMEOUT_S, DEFAULT_WINDOW, Windower, Windows
 from models import DEFAULT_BUNDLE
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +115,19 @@ def run(args: argparse.Namespace) -> int:
              len(result.devices), result.seconds, args.bootstrap and f"Kafka {args.bootstrap}/{args.topic}"
              or f"files in {args.to_dir}")
     return 0 if report.damage is None else 1
+
+
+def capture_records(paths: list[Path], window: int = DEFAULT_WINDOW, home_nets: list[str] | None = None,
+                    label: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple["pd.DataFrame", CaptureReport]:
+    """Every window of capture files as wire records (one frame), and what the capture held."""
+    import pandas as pd
+
+    registry = DeviceRegistry(home_nets=home_nets or list(DEFAULT_HOME_NETS))
+    windower = Windower(registry=registry, size=window, timeout_s=timeout_s)
+    report = CaptureReport(source=", ".join(map(str, paths)))
+    frames = []
+    sense(read_files(list(paths), report), windower, lambda w: frames.append(record_frame(w, label)))
+    return (pd.concat(frames, ignore_index=True) if frames else record_frame(_no_windows(), label)), report
 
 
 def _run_until_stopped(batches, windower: Windower, emit, live: bool) -> None:

@@ -8,7 +8,9 @@ devices are known by their IP address instead. A packet whose destination MAC is
 receiving side of a Linux cooked capture) takes the MAC learnt for that IP. Devices behind NAT share
 the NAT's address: they appear as one device, the NAT box (docs/sensor.md).
 
-Packets that involve two home devices count for both (each device's view of its own traffic).
+Packets that involve two home devices count for both (each device's view of its own traffic). An
+address becomes a device once it has sent a packet: a subnet broadcast, or the thousands of
+addresses a scan probes, are no devices.
 """
 from __future__ import annotations
 
@@ -68,6 +70,7 @@ class DeviceRegistry:
     _home_cache: dict[bytes, bool] = field(default_factory=dict, repr=False)
     _ips_of_mac: dict[int, set[bytes]] = field(default_factory=dict, repr=False)
     _mac_of_ip: dict[bytes, int] = field(default_factory=dict, repr=False)
+    _senders: set[bytes] = field(default_factory=set, repr=False)
     _ids: dict[str, int] = field(default_factory=dict, repr=False)
     _next_id: int = field(default=0, repr=False)
     names: dict[int, str] = field(default_factory=dict)
@@ -101,12 +104,17 @@ class DeviceRegistry:
             log.warning("more than %d device addresses learnt: forgetting them", self.max_addresses)
             self._mac_of_ip.clear()
             self._ips_of_mac.clear()
+        if len(self._senders) > self.max_addresses:
+            self._senders.clear()
         high, low = address_words(ips)
         firsts, _, _ = unique_rows(macs, high, low)
         for row in firsts.tolist():
             mac = unicast(int(macs[row]))
             ip = ips[row].tobytes()
-            if mac == 0 or not self.is_home(ip):
+            if not self.is_home(ip):
+                continue
+            self._senders.add(ip)
+            if mac == 0:
                 continue
             addresses = self._ips_of_mac.setdefault(mac, set())
             if len(addresses) <= self.gateway_ips:
@@ -147,8 +155,11 @@ class DeviceRegistry:
             if name is not None:
                 self._ids.pop(name, None)
 
-    def home_mask(self, ips: np.ndarray) -> np.ndarray:
+    def home_mask(self, ips: np.ndarray, senders_only: bool = False) -> np.ndarray:
+        """Rows whose address is a home address (``senders_only``: one that has sent a packet: an
+        address that only receives, a subnet broadcast or a scanned address, is no device)."""
         high, low = address_words(ips)
         firsts, inverse, _ = unique_rows(high, low)
-        flags = np.array([self.is_home(ips[row].tobytes()) for row in firsts.tolist()], dtype=bool)
+        flags = np.array([self.is_home(key) and (not senders_only or key in self._senders)
+                          for key in (ips[row].tobytes() for row in firsts.tolist())], dtype=bool)
         return flags[inverse] if len(firsts) else np.zeros(len(ips), bool)

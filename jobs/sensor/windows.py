@@ -78,11 +78,16 @@ def _rows(packets: Decoded, registry: DeviceRegistry) -> Rows:
     registry.learn(packets.src_mac, packets.src_ip)
     matrix = packet_matrix(packets)
     parts = []
+    sender = None
     for mac, ip, peer, port, peer_port in (
             (packets.src_mac, packets.src_ip, packets.dst_ip, packets.sport, packets.dport),
             (packets.dst_mac, packets.dst_ip, packets.src_ip, packets.dport, packets.sport)):
-        home = registry.home_mask(ip) & (packets.is_ip | packets.is_arp)
+        home = registry.home_mask(ip, senders_only=mac is packets.dst_mac) & (packets.is_ip | packets.is_arp)
         device = registry.device_ids(mac, ip, home)
+        if sender is None:
+            sender = device
+        else:
+            device = np.where(device == sender, -1, device)  # a device talking to itself counts once
         keep = np.flatnonzero(device >= 0)
         parts.append(Rows(device=device[keep], ts=packets.ts[keep], matrix=matrix[keep], mac=mac[keep],
                           ip=ip[keep], peer=peer[keep], proto=packets.proto[keep], port=port[keep],

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from schemas.tables import TABLES
+from schemas.tables import DEVICES, TABLES
 
 if TYPE_CHECKING:
     from jobs.stream.writers import BatchOutput, WriteOutcome
@@ -83,6 +83,22 @@ class DeltaAppender:
             condition = condition & (ds.field("app_id") == self.app_id)
         return dataset.to_table(columns=present, filter=condition).to_pylist()
 
+    def merge_devices(self, name: str, rows: pa.Table, batch_id: int) -> bool:
+        """Merge a batch's device rows into ``name`` (one row per device), once per batch."""
+        from deltalake import CommitProperties, Transaction
+
+        table = self._table(name)
+        if table is None or rows.num_rows == 0:
+            return self.append(name, rows, batch_id)  # creates the table (first batch) or skips
+        if self._holds(table, batch_id):
+            log.info("%s already holds batch %d of %s: skipped", name, batch_id, self.app_id)
+            return False
+        (table.merge(rows, predicate="t.device_id = s.device_id", source_alias="s", target_alias="t",
+                     commit_properties=CommitProperties(app_transactions=[Transaction(app_id=self.app_id,
+                                                                                      version=batch_id)]))
+         .when_matched_update(DEVICE_MERGE).when_not_matched_insert_all().execute())
+        return True
+
     def append(self, name: str, rows: pa.Table, batch_id: int, skip_empty: bool = True) -> bool:
         """Append ``rows`` as batch ``batch_id``; False when nothing was written because the table
         already has the batch, or (``skip_empty``) the rows are empty and the table exists (an empty
@@ -110,6 +126,21 @@ class DeltaAppender:
         return True
 
 
+# How a batch's device rows merge into the devices table (one row per device): counts add up, the
+# first and last times widen, the addresses and severity follow the later record.
+DEVICE_MERGE: dict[str, str] = {
+    "first_seen": "CASE WHEN s.first_seen < t.first_seen THEN s.first_seen ELSE t.first_seen END",
+    "last_seen": "CASE WHEN s.last_seen > t.last_seen THEN s.last_seen ELSE t.last_seen END",
+    "records": "t.records + s.records",
+    "anomalies": "t.anomalies + s.anomalies",
+    **{name: f"CASE WHEN s.last_seen >= t.last_seen THEN s.{name} ELSE t.{name} END"
+       for name in ("device_mac", "device_ip", "device_vendor", "last_severity")},
+    "last_anomaly": "CASE WHEN t.last_anomaly IS NULL OR s.last_anomaly > t.last_anomaly THEN s.last_anomaly "
+                    "ELSE t.last_anomaly END",
+    "batch_id": "s.batch_id",
+}
+
+
 class DeltaTablesWriter:
     """The required writer: appends each table of a batch with its transaction (app id, batch id),
     the tables side by side (delta-rs writes outside the GIL). A failure is raised once every
@@ -127,8 +158,8 @@ class DeltaTablesWriter:
         from jobs.stream.writers import WriteOutcome
 
         with ThreadPoolExecutor(max_workers=len(batch.tables), thread_name_prefix="iomt-delta") as pool:
-            futures = [pool.submit(self.appender.append, name, rows, batch.batch_id)
-                       for name, rows in batch.tables.items()]
+            futures = [pool.submit(self.appender.merge_devices if name == DEVICES else self.appender.append,
+                                   name, rows, batch.batch_id) for name, rows in batch.tables.items()]
             for future in futures:
                 future.result()
         return WriteOutcome(written=sum(rows.num_rows for rows in batch.tables.values()))

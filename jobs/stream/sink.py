@@ -22,7 +22,7 @@ from jobs.stream import table_rows
 from jobs.config import AppConfig
 from jobs.stream.delta_writer import DeltaAppender, DeltaTablesWriter
 from jobs.stream.writers import BatchOutput, BatchWriter, WriteOutcome
-from schemas.tables import ALERTS, BATCH_LOG, FLOWS_SCORED, QUARANTINE, TRAFFIC_1M
+from schemas.tables import ALERTS, BATCH_LOG, DEVICES, FLOWS_SCORED, QUARANTINE, TRAFFIC_1M
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -130,6 +130,7 @@ class ForeachBatchSink:
             ALERTS: table_rows.alerts(scored),
             QUARANTINE: table_rows.quarantine(bad, batch_id, now),
             TRAFFIC_1M: table_rows.traffic_per_minute(scored, batch_id),
+            DEVICES: table_rows.devices(scored, batch_id),
         })
         outcomes = self._write(output)
         influx = outcomes.get("influxdb", WriteOutcome())

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.transforms import INGEST_TIME, OFFSET, ORIGIN, PARTITION, QUARANTINE_REASON, RAW_BYTES, RAW_SHA256, RAW_VALUE
-from schemas.tables import ALERTS, BATCH_LOG, FLOWS_SCORED, QUARANTINE, TABLES, TIMESTAMP, TRAFFIC_1M
+from schemas.tables import ALERTS, BATCH_LOG, DEVICES, FLOWS_SCORED, QUARANTINE, TABLES, TIMESTAMP, TRAFFIC_1M
 
 UTC_MICROS = TIMESTAMP
 TRAFFIC_KEYS: tuple[str, ...] = ("protocol", "predicted_class", "predicted_category", "is_anomaly",
@@ -106,6 +106,40 @@ def traffic_per_minute(scored: pa.Table, batch_id: int) -> pa.Table:
         "mean_rate": grouped["rate_mean"], "sum_tot_size": grouped["tot_size_sum"],
         "batch_id": _constant(batch_id, pa.int64(), grouped.num_rows),
     }), TRAFFIC_1M)
+
+
+SEVERITY_RANK = {"none": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+def devices(scored: pa.Table, batch_id: int) -> pa.Table:
+    """One row per device of the batch (records without a device left out): its addresses as last
+    seen, first and last event time, records, anomalies, the severity of its latest record and the
+    time of its latest anomaly. The devices table merges these rows (jobs.stream.delta_writer)."""
+    rows = scored.filter(pc.is_valid(scored["device_id"]))
+    if rows.num_rows == 0:
+        return conform(pa.table({c.name: pa.nulls(0, c.type) for c in TABLES[DEVICES].columns}), DEVICES)
+    ordered = rows.sort_by([("device_id", "ascending"), ("event_time", "ascending")])
+    anomaly_time = pc.if_else(pc.fill_null(ordered["is_anomaly"], False), ordered["event_time"],
+                              pa.scalar(None, ordered["event_time"].type))
+    keyed = pa.table({"device_id": ordered["device_id"], "event_time": ordered["event_time"],
+                      "anomaly": pc.cast(pc.fill_null(ordered["is_anomaly"], False), pa.int64()),
+                      "anomaly_time": anomaly_time})
+    grouped = keyed.group_by("device_id", use_threads=False).aggregate(
+        [("event_time", "min"), ("event_time", "max"), ([], "count_all"), ("anomaly", "sum"), ("anomaly_time", "max")])
+    # the latest record of each device (rows are sorted by device, then time): its addresses and severity
+    ids = ordered["device_id"].to_numpy(zero_copy_only=False)
+    last = [i for i in range(len(ids)) if i == len(ids) - 1 or ids[i + 1] != ids[i]]
+    latest = ordered.take(last)
+    by_device = {d: i for i, d in enumerate(latest["device_id"].to_pylist())}
+    order = [by_device[d] for d in grouped["device_id"].to_pylist()]
+    latest = latest.take(order)
+    return conform(pa.table({
+        "device_id": grouped["device_id"], "device_mac": latest["device_mac"], "device_ip": latest["device_ip"],
+        "device_vendor": latest["device_vendor"], "first_seen": grouped["event_time_min"],
+        "last_seen": grouped["event_time_max"], "records": grouped["count_all"], "anomalies": grouped["anomaly_sum"],
+        "last_severity": latest["severity"], "last_anomaly": grouped["anomaly_time_max"],
+        "batch_id": _constant(batch_id, pa.int64(), grouped.num_rows),
+    }), DEVICES)
 
 
 def batch_log(stats: dict[str, object]) -> pa.Table:

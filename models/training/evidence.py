@@ -1,6 +1,6 @@
 """Why the detection targets are out of reach: the evidence, recomputed for a bundle on held-out rows.
 
-``python -m models.training.evidence --model models/v2 --data ../shared/data/ciciomt2024 --json OUT.json``
+``python -m models.training.evidence --model models/v3 --data ../shared/data/ciciomt2024 --json OUT.json``
 writes (all on the bundle's test rows unless said otherwise):
 
 - ``without_arp_spoofing``: each detector's ROC-AUC with the ARP-spoofing rows left out;
@@ -166,7 +166,7 @@ def collect(bundle_dir: Path, data: Sequence[str | Path]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="python -m models.training.evidence", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True, help="bundle directory, e.g. models/v2")
+    parser.add_argument("--model", type=Path, required=True, help="bundle directory, e.g. models/v3")
     parser.add_argument("--data", nargs="+", required=True, help="official CICIoMT2024 CSV files or directories")
     parser.add_argument("--json", type=Path, required=True, help="where to write the evidence")
     args = parser.parse_args(argv)

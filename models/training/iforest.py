@@ -43,7 +43,8 @@ def choose(results: list[dict[str, Any]], tolerance: float) -> int:
 
 
 
-def _fit(x: np.ndarray, params: dict[str, Any], seed: int) -> IsolationForest:
+def fit_forest(x: np.ndarray, params: dict[str, Any], seed: int) -> IsolationForest:
+    """An Isolation Forest with ``params`` (a grid point) fitted on ``x``."""
     max_samples = params["max_samples"]
     if isinstance(max_samples, int):
         max_samples = min(max_samples, len(x))
@@ -66,7 +67,7 @@ def train_iforest(benign_train: np.ndarray, benign_validation: np.ndarray, attac
     for n_estimators, max_samples, max_features in itertools.product(
             grid.n_estimators, grid.max_samples, grid.max_features):
         params = {"n_estimators": n_estimators, "max_samples": max_samples, "max_features": max_features}
-        model = _fit(benign_train, params, grid.seed)
+        model = fit_forest(benign_train, params, grid.seed)
         auc = float(roc_auc_score(y_val, -model.score_samples(x_val)))
         results.append({**params, "validation_roc_auc": round(auc, 6)})
         models.append(model)

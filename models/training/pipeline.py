@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from sklearn.metrics import roc_auc_score
 from models.training.datasets import list_flow_csvs, load_flows_pandas
 from models.bundle import sha256_of
 from models.training.bundle_writer import save_bundle
-from models.classifier import AttackClassifier
+from models.classifier import INVARIANT, SCALED, AttackClassifier
 from models.training.classifier import ClassifierConfig, train_classifier
 from models.training.ensemble import fit_ensemble, fit_stacked_ensemble
 from models.training.iforest import IForestGrid, train_iforest
@@ -32,6 +32,7 @@ from models.training.preprocessing import PreprocessConfig, fit_preprocessor
 from models.training.split import TEST, TRAIN, VALIDATION, SplitConfig, split_frame
 from models.training.thresholds import threshold_at_fpr
 from schemas.classes import BENIGN
+from schemas.flow_record import WINDOW_INVARIANT
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,9 @@ class TrainConfig:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     ensemble: str = "stacked"      # or "max" (the first bundle's rule)
     stacking_folds: int = 3
+    # the models read no feature that grows with the window (schemas.flow_record.WINDOW_DEPENDENT),
+    # so records of the sensor's windows, whatever their length, mean what the training rows meant
+    window_invariant: bool = False
 
 
 def _roc(y: np.ndarray, s: np.ndarray) -> float:
@@ -76,6 +80,8 @@ def train_bundle(data: Sequence[str | Path], out_dir: str | Path, version: str |
     """Train on ``data`` (files or directories) and write the bundle to ``out_dir``; returns the
     training metrics recorded in the manifest."""
     started = time.perf_counter()
+    if config.window_invariant and config.classifier.input != SCALED:
+        config = replace(config, classifier=replace(config.classifier, input=INVARIANT))
     out_dir = Path(out_dir)
     version = version or out_dir.name
     files = list_flow_csvs(data)
@@ -93,7 +99,8 @@ def train_bundle(data: Sequence[str | Path], out_dir: str | Path, version: str |
                                     "attack rows (the Benign file and at least one attack file)")
     log.info("split: %s", {k: len(v) for k, v in parts.items()})
 
-    preprocessor = fit_preprocessor(parts["benign_train"], config.preprocess)
+    preprocessor = fit_preprocessor(parts["benign_train"], config.preprocess,
+                                    model_features=WINDOW_INVARIANT if config.window_invariant else None)
     x_btr = preprocessor.transform(parts["benign_train"])
     x_bval = preprocessor.transform(parts["benign_validation"])
     x_atr = preprocessor.transform(parts["attack_train"])
@@ -159,6 +166,7 @@ def train_bundle(data: Sequence[str | Path], out_dir: str | Path, version: str |
         "seed": config.split.seed,
         "split": config.split.describe(),
         "target_fpr": config.target_fpr,
+        "window_invariant": config.window_invariant,
         "training_files": [{"name": f.name, "sha256": sha256_of(f), "rows": int((frame["source_file"] == f.name).sum())}
                            for f in files],
         "configs": {"preprocess": {k: getattr(config.preprocess, k) for k in config.preprocess.__dataclass_fields__},

@@ -29,8 +29,8 @@ class PreprocessConfig:
 
 
 def fit_preprocessor(benign_train: np.ndarray | pd.DataFrame, config: PreprocessConfig = PreprocessConfig(),
-                     features: Sequence[str] = FEATURES) -> Preprocessor:
-    """Fit on benign training rows only."""
+                     features: Sequence[str] = FEATURES, model_features: Sequence[str] | None = None) -> Preprocessor:
+    """Fit on benign training rows only; ``model_features`` (default: all) are the models' inputs."""
     features = tuple(features)
     raw = Preprocessor(features, config.inf_policy, *([(0.0,) * len(features)] * 5), (1.0,) * len(features),
                        config.clip).matrix(benign_train)
@@ -63,7 +63,8 @@ def fit_preprocessor(benign_train: np.ndarray | pd.DataFrame, config: Preprocess
     scale = np.maximum(logged.std(axis=0), config.std_floor)
     fitted = Preprocessor(features, config.inf_policy, tuple(map(float, upper)), tuple(map(float, lower)),
                           tuple(map(float, median)), tuple(map(float, units)), tuple(map(float, center)),
-                          tuple(map(float, scale)), float(config.clip))
+                          tuple(map(float, scale)), float(config.clip),
+                          tuple(model_features) if model_features is not None else None)
     log.info("preprocessor fitted on %d benign rows; log transform on %s", raw.shape[0],
              [f for f, u in zip(features, units) if u > 0])
     return fitted

@@ -1,6 +1,6 @@
 """The streaming job (Kafka -> Delta) and the re-scoring job submitted in client mode to a real
 Spark standalone cluster (one master, two workers, executors in their own processes) with the
-``make dist`` artifacts: ``--py-files dist/iomt_ad.zip``, ``--archives dist/bundle-v2.zip#model``
+``make dist`` artifacts: ``--py-files dist/iomt_ad.zip``, ``--archives dist/bundle-v3.zip#model``
 and ``--jars``. Executors import the project from the zip and load the model from the archive
 unpacked in their working directory; the job's configuration names the bundle ``model``."""
 from __future__ import annotations

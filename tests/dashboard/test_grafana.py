@@ -51,7 +51,7 @@ def test_dashboards_are_complete() -> None:
         assert uids == {"iomt-influxdb"}
     assert {"Protocol activity", "Benign variability (Rate)", "Attack distribution", "Traffic volume"} <= titles["traffic.json"]
     assert {"Ensemble score vs threshold", "Anomaly rate", "Recent anomalies", "Attack heat map (class × time)",
-            "System health: seconds since the last record"} <= titles["anomalies.json"]
+            "System health: seconds since the last record", "Devices with the most anomalies"} <= titles["anomalies.json"]
     assert {"Autoencoder error vs Isolation Forest score", "Detection per true class", "Thresholds",
             "Model versions"} <= titles["models.json"]
     anomalies = json.loads((GRAFANA / "dashboards" / "anomalies.json").read_text())

@@ -100,3 +100,8 @@ def test_the_command_writes_both_reports(tmp_path, sample_dir) -> None:
     assert report["machine"]["cores"] >= 1
     markdown = (tmp_path / "BENCHMARKS.md").read_text()
     assert f"{report['scoring']['ensemble']['1core']['4096']:,.0f}" in markdown
+    sensor = report["sensor"]  # the shared captures are beside the checkout in CI
+    assert sensor["packets"] == sensor["windows"]["packets"] == sensor["records"]["packets"] == 300_000
+    assert sensor["records"]["records_per_s"] > 0 and sensor["windows"]["windows"] > 0
+    assert sensor["many_devices_records"]["max_open_devices"] < 10  # each loop's devices expired
+    assert f"{sensor['windows']['packets_per_s']:,}" in markdown

@@ -184,3 +184,12 @@ def test_a_window_closed_by_a_jump_of_the_clock_keeps_its_device(tmp_path) -> No
             closed += list(zip(w.device, w.features["Number"].tolist()))
     assert closed == [("mac:b8:27:eb:00:00:01", 2.0), ("mac:b8:27:eb:00:00:01", 1.0)]
     assert windower.open_devices == 0  # B forgotten once its window was out; C's window is still open
+
+
+def test_an_address_that_only_receives_is_no_device(tmp_path) -> None:
+    """A scan probes 40 home addresses and a broadcast goes to the subnet: only the sender is a device."""
+    probes = [Packet(float(i), DEVICE_MAC, "ff:ff:ff:ff:ff:ff" if i == 0 else BROKER_MAC, 0x0800,
+                     ipv4("192.168.1.10", "192.168.1.255" if i == 0 else f"192.168.1.{100 + i}", 6,
+                          tcp(40000, 22, SYN), ttl=64)) for i in range(40)]
+    found = windows_of(write_pcap(tmp_path / "s.pcap", probes), 10, ["192.168.1.0/24"])
+    assert {d for w in found for d in w.device} == {"mac:b8:27:eb:00:00:01"}

@@ -39,6 +39,12 @@ def _check_scored(tmp_path: Path, records: int) -> None:
     macs = scored.dropna(subset=["device_mac"])
     assert len(macs) > 0 and (macs["device_id"] == "mac:" + macs["device_mac"]).all()
     assert scored["device_port"].dropna().between(0, 65535).all()
+    devices = _tables(tmp_path, "devices").set_index("device_id")
+    per_device = scored.groupby("device_id")
+    assert set(devices.index) == set(per_device.groups)
+    assert (devices["records"] == per_device.size()).all()
+    assert (devices["anomalies"] == per_device["is_anomaly"].sum()).all()
+    assert (devices["last_seen"] == per_device["event_time"].max()).all()
     alerts = _tables(tmp_path, "alerts")
     assert set(alerts["record_id"]) == set(scored.loc[scored["is_anomaly"], "record_id"])
     assert alerts["device_id"].notna().all()  # an alert names its device
@@ -46,7 +52,7 @@ def _check_scored(tmp_path: Path, records: int) -> None:
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_a_real_capture_through_files_into_the_job(spark, shared_data, tmp_path) -> None:
+def test_a_real_capture_through_files_into_the_job(spark, shared_data, tmp_path, monkeypatch) -> None:
     incoming = tmp_path / "incoming"
     assert main(["sensor", "--pcap", str(shared_data / CAPTURE), "--to-dir", str(incoming)]) == 0
     lines = [json.loads(line) for path in sorted(incoming.glob("*.json")) for line in path.read_text().splitlines()]
@@ -55,6 +61,26 @@ def test_a_real_capture_through_files_into_the_job(spark, shared_data, tmp_path)
     query.awaitTermination()
     assert query.exception() is None
     _check_scored(tmp_path, len(lines))
+    _check_dashboard(tmp_path, monkeypatch)
+
+
+def _check_dashboard(tmp_path: Path, monkeypatch) -> None:
+    """The operator dashboard lists the devices and names the device of each alert."""
+    from streamlit.testing.v1 import AppTest
+
+    from jobs.dashboard import APP, data
+
+    settings = data.DashboardSettings(tables_dir=tmp_path / "delta", model_dir=BUNDLE, refresh_seconds=3600,
+                                      window_minutes=120)
+    for key, value in settings.to_env().items():
+        monkeypatch.setenv(key, value)
+    app = AppTest.from_file(str(APP), default_timeout=120)
+    app.run()
+    assert not app.exception, app.exception
+    assert [h.value for h in app.subheader] == ["Devices", "Recent alerts"]
+    devices, alerts = app.dataframe[0].value, app.dataframe[1].value
+    assert set(devices["device_id"]) <= set(_tables(tmp_path, "devices")["device_id"]) and len(devices) > 0
+    assert len(alerts) and alerts["device"].str.match(r"^(mac|ip):").all()
 
 
 @pytest.mark.spark

@@ -117,7 +117,7 @@ def test_committed_bundle_serves_without_tensorflow() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from models.bundle import load_bundle; b = load_bundle('models/v2'); "
+    code = ("import sys; from models.bundle import load_bundle; b = load_bundle('models/v3'); "
             "assert b.lstm_ae.runtime == 'litert', b.lstm_ae.runtime; "
             "assert b.classifier.compiled is not None and b.iforest.compiled is not None, 'forests not compiled'; "
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")

@@ -137,3 +137,34 @@ def test_rows_are_conformed_to_their_table_or_refused() -> None:
         conform(naive.drop_columns(["query_id"]), "batch_log")
     with pytest.raises(TableLayoutError, match=r"not defined \['surplus'\]"):
         conform(naive.append_column("surplus", pa.array([1])), "batch_log")
+
+
+def test_devices_rows_and_their_merge_count_each_batch_once(tmp_path) -> None:
+    from deltalake import DeltaTable
+
+    def scored(ids, anomalous, minutes, severities) -> pa.Table:
+        spec = TABLES["flows_scored"]
+        n = len(ids)
+        base = {c.name: pa.nulls(n, c.type) for c in spec.columns}
+        base.update({"device_id": pa.array(ids, pa.string()), "device_ip": pa.array([None if i is None else f"10.0.0.{len(i)}" for i in ids]),
+                     "is_anomaly": pa.array(anomalous), "severity": pa.array(severities),
+                     "event_time": pa.array([NOW + timedelta(minutes=m) for m in minutes], pa.timestamp("us", tz="UTC"))})
+        return pa.table(base)
+
+    first = table_rows.devices(scored(["a", "a", "bb", None], [False, True, False, True], [0, 2, 1, 5],
+                                      ["none", "high", "none", "low"]), 1)
+    rows = {r["device_id"]: r for r in first.to_pylist()}
+    assert set(rows) == {"a", "bb"}  # a record without a device is no device
+    assert (rows["a"]["records"], rows["a"]["anomalies"], rows["a"]["last_severity"]) == (2, 1, "high")
+    assert rows["a"]["first_seen"] == NOW and rows["a"]["last_anomaly"] == NOW + timedelta(minutes=2)
+
+    appender = DeltaAppender(tmp_path, "app-1")
+    appender.merge_devices("devices", first, 1)
+    second = table_rows.devices(scored(["a", "cc"], [False, False], [-3, 9], ["none", "none"]), 2)
+    assert appender.merge_devices("devices", second, 2) and not appender.merge_devices("devices", second, 2)
+    merged = {r["device_id"]: r for r in DeltaTable(str(tmp_path / "devices")).to_pyarrow_table().to_pylist()}
+    assert set(merged) == {"a", "bb", "cc"}
+    a = merged["a"]
+    assert (a["records"], a["anomalies"]) == (3, 1)  # the replayed batch 2 counted once
+    assert a["first_seen"] == NOW - timedelta(minutes=3) and a["last_seen"] == NOW + timedelta(minutes=2)
+    assert a["last_severity"] == "high" and a["last_anomaly"] == NOW + timedelta(minutes=2)  # batch 2's record is older
