@@ -68,7 +68,7 @@ def feature_schema_hash(features: tuple[str, ...] = FEATURES) -> str:
 
 def flow_schema():
     """The wire schema of one JSON flow message (Kafka or files), as the streaming job parses it
-    (``jobs.transforms.parse_flows``): the metadata as text (``event_time`` is read as ISO-8601 and
+    (``jobs.stream.parse.parse_flows``): the metadata as text (``event_time`` is read as ISO-8601 and
     checked afterwards, so a bad time is quarantined with a reason rather than nulled), the device
     fields (text, ports as integers), the 39 features as doubles. Every field is nullable here; the
     parser's checks decide what a record must have (``record_id``; every feature key, a value or an

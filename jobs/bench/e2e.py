@@ -368,7 +368,7 @@ def latency(spark, broker, work: Path, bundle: Path, data: Path, rate: int, seco
 
 def baseline(spark, broker, capacity_topic: str, bundle_dir: Path, records: int) -> dict[str, Any]:
     """The seed's consumer: a micro-batch collected to the driver, Keras ``predict`` once per record."""
-    from jobs.transforms import kafka_to_raw, parse_flows
+    from jobs.stream.parse import kafka_to_raw, parse_flows
     from models.bundle import AE_FILE, load_bundle
     from models.lstm_ae import LstmAutoencoder, config_from_dict
     from schemas.flow_record import FEATURE_COLUMNS, FEATURES

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def scored_records(raw: "DataFrame", stream: StreamConfig) -> "DataFrame":
     """The query's plan from raw messages to what the sink takes: parse (quarantine reasons), bound
     each event time, score."""
-    from jobs.transforms import bound_event_time, parse_flows, score_records
+    from jobs.stream.parse import bound_event_time, parse_flows, score_records
 
     parsed = parse_flows(raw, strict=stream.strict_fields, max_missing_share=stream.max_missing_share)
     parsed = bound_event_time(parsed, *stream.event_time_bounds)

@@ -1,6 +1,6 @@
 """Where the streaming job reads: Spark's Kafka source (options from the configuration, the SASL
 password from the environment or a file) or a directory of JSON-lines files (the embedded default),
-both turned into the raw rows :func:`jobs.transforms.parse_flows` takes."""
+both turned into the raw rows :func:`jobs.stream.parse.parse_flows` takes."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -43,7 +43,7 @@ def kafka_options(kafka: KafkaSourceConfig) -> dict[str, str]:
 
 
 def read_source(spark: "SparkSession", config: AppConfig) -> "DataFrame":
-    from jobs.transforms import kafka_to_raw, text_files_to_raw
+    from jobs.stream.parse import kafka_to_raw, text_files_to_raw
 
     stream = config.stream
     if stream.source == "kafka":

@@ -14,7 +14,7 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs.transforms import INGEST_TIME, OFFSET, ORIGIN, PARTITION, QUARANTINE_REASON, RAW_BYTES, RAW_SHA256, RAW_VALUE
+from jobs.stream.parse import INGEST_TIME, OFFSET, ORIGIN, PARTITION, QUARANTINE_REASON, RAW_BYTES, RAW_SHA256, RAW_VALUE
 from schemas.tables import ALERTS, BATCH_LOG, DEVICES, FLOWS_SCORED, QUARANTINE, TABLES, TIMESTAMP, TRAFFIC_1M
 
 UTC_MICROS = TIMESTAMP

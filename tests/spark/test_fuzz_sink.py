@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from jobs.config import load_config
 from jobs.stream.score_stream import scored_records
 from jobs.stream.sink import ForeachBatchSink
-from jobs.transforms import kafka_to_raw
+from jobs.stream.parse import kafka_to_raw
 from tests.helpers.fuzzing import fuzz_settings, messages, seeded
 from tests.services.influxdb_server import TOKEN
 from tests.helpers.streaming import stream_conf

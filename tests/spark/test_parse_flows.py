@@ -4,7 +4,7 @@ from datetime import datetime
 
 import pytest
 
-from jobs.transforms import parse_flows
+from jobs.stream.parse import parse_flows
 from schemas.flow_record import FEATURES, column_name
 
 pytestmark = pytest.mark.spark
@@ -129,7 +129,7 @@ def test_duplicate_keys_quarantine_in_strict_mode(spark) -> None:
 
 def test_bytes_that_are_no_message(spark) -> None:
     """Kafka hands bytes: a tombstone (no value) and bytes that are not UTF-8 are quarantined."""
-    from jobs.transforms import kafka_to_raw
+    from jobs.stream.parse import kafka_to_raw
 
     good = message().encode()
     rows = [(None, "t", 0, 0, datetime(2026, 5, 5)), (b"\xff\xfe" + good, "t", 0, 1, datetime(2026, 5, 5)),
@@ -144,7 +144,7 @@ def test_bytes_that_are_no_message(spark) -> None:
 def test_event_times_out_of_bounds_are_replaced_and_kept_as_claimed(spark) -> None:
     from datetime import timedelta, timezone
 
-    from jobs.transforms import bound_event_time
+    from jobs.stream.parse import bound_event_time
 
     now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
     ingest = now - timedelta(hours=1)

@@ -1,0 +1,293 @@
+"""The streaming job's pure DataFrame steps (no I/O here): raw messages -> typed, checked records
+-> bounded event times -> scored records as the sink takes them.
+
+``parse_flows`` turns raw messages into typed flow records and marks, rather than drops, every
+record that fails parsing or validation: ``quarantine_reason`` says why (null for good records), and
+the raw payload and its origin (topic/partition/offset or file) are kept for the quarantine table.
+
+Every message is parsed once straight into types; a message that does not fit cleanly goes through
+a second JSON object -> map<string,string> parse, so each check can tell a missing field from an
+explicit null from a non-numeric value (see ``parse_flows``). An explicit JSON ``null`` for a feature
+is a missing measurement (the dataset has empty cells) and is imputed downstream; an absent feature
+key means a broken producer and is quarantined. ``Infinity``/``inf`` are numbers (``Rate`` holds them).
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from schemas.flow_record import (DEFAULT_MAX_MISSING_SHARE, DEVICE_FIELDS, DEVICE_PORT_FIELDS, DEVICE_TEXT_FIELDS,
+                                  EVENT_TIME, FEATURES, LABEL, METADATA_FIELDS, RECORD_ID, SOURCE_ID, column_name)
+from schemas.tables import DEFAULT_QUARANTINE_MAX_CHARS
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+RAW_VALUE = "raw_value"
+ORIGIN = "origin"            # Kafka topic, or the file the record came from
+PARTITION = "partition"      # Kafka partition (null for files)
+OFFSET = "offset"            # Kafka offset (null for files)
+INGEST_TIME = "ingest_time"  # Kafka timestamp, or when the file source read the file
+QUARANTINE_REASON = "quarantine_reason"
+RAW_BYTES = "raw_bytes"      # the quarantined message's length in bytes (before any cap)
+RAW_SHA256 = "raw_sha256"    # and its sha256 (hex), so a capped payload can still be matched
+MAX_RAW_IN_REASON = 40
+
+
+def _as_double(raw: "Column") -> "Column":
+    """A JSON value's text as a double, or null. Spark hands non-finite numbers (``Infinity``,
+    ``NaN``) over quoted; JSON strings holding numbers (``"2.5"``) are accepted as numbers."""
+    from pyspark.sql import functions as F
+
+    return F.regexp_replace(raw, r'^"(.*)"$', "$1").try_cast("double")
+
+
+def _metadata_reason_parts(record: "Column") -> list["Column"]:
+    """Checks of the metadata fields, for a record parsed either way: ``record`` is the map of the
+    second parse or the struct of the typed parse (``record[name]`` reads both)."""
+    from pyspark.sql import functions as F
+
+    record_id = record[RECORD_ID]
+    parts: list[Column] = [
+        F.when(record.isNotNull() & (record_id.isNull() | (F.trim(record_id) == "")),
+               F.lit(f"missing field: {RECORD_ID}")),
+    ]
+    for name in (RECORD_ID, SOURCE_ID, LABEL, *DEVICE_TEXT_FIELDS):
+        raw = record[name]
+        parts.append(F.when(raw.startswith("{") | raw.startswith("["),
+                            F.lit(f"wrong type: {name} must be a string")))
+    for name in DEVICE_PORT_FIELDS:
+        raw = record[name]
+        parts.append(F.when(raw.isNotNull() & ~F.coalesce(raw.try_cast("int").between(0, 65535), F.lit(False)),
+                            F.lit(f"wrong type: {name} must be a port number (0-65535)")))
+    event_time = record[EVENT_TIME]
+    parts.append(
+        F.when(event_time.isNotNull() & F.try_to_timestamp(event_time).isNull(),
+               F.concat(F.lit(f"{EVENT_TIME} is not an ISO-8601 timestamp: "),
+                        F.substring(event_time, 1, MAX_RAW_IN_REASON)))
+    )
+    return parts
+
+
+def _message_reason(raw: "Column", is_object: "Column") -> "Column":
+    """Checks of the message as a whole, before its fields: no value at all, bytes that are not
+    UTF-8 (JSON text must be), or not exactly one JSON object (``{..}{..}`` or ``{..} garbage``:
+    Spark's JSON reader would take the first object and drop the rest without a word)."""
+    from pyspark.sql import functions as F
+
+    # Exact test, on the few messages that may hold more than one value (not ending in '}', or a
+    # '}' followed by '{'): one JSON array of them has one element. json_array_length knows no
+    # NaN/Infinity, so those tokens are read as 0 for this test only.
+    maybe_more = ~F.rtrim(raw).endswith("}") | F.regexp_like(raw, F.lit(r"\}\s*\{"))
+    numbers_only = F.regexp_replace(raw, r"(?<![\w\\])[-+]?(Infinity|INF|NaN)(?!\w)", "0")
+    one_value = F.json_array_length(F.concat(F.lit("["), numbers_only, F.lit("]"))) == 1
+    return (F.when(raw.isNull(), F.lit("empty message: no value (a Kafka tombstone?)"))
+            .when(~F.is_valid_utf8(raw), F.lit("invalid UTF-8: a JSON message must be UTF-8 text"))
+            .when(is_object & maybe_more & F.coalesce(~one_value, F.lit(True)),
+                  F.lit("trailing data after the JSON object")))
+
+
+def _reason_parts(fields: "Column") -> list["Column"]:
+    """Every check, on the map<string,string> of the second parse."""
+    from pyspark.sql import functions as F
+
+    parts: list[Column] = [
+        F.when(fields.isNull() & F.col(RAW_VALUE).isNotNull() & F.is_valid_utf8(F.col(RAW_VALUE)),
+               F.lit("malformed JSON: not a JSON object")),
+        *_metadata_reason_parts(fields),
+    ]
+    missing = F.filter(F.array(*[F.lit(f) for f in FEATURES]),
+                       lambda name: ~F.map_contains_key(fields, name))
+    parts.append(F.when(fields.isNotNull() & (F.size(missing) > 0),
+                        F.concat(F.lit("missing features: "), F.array_join(missing, ", "))))
+    non_numeric = F.filter(F.array(*[F.lit(f) for f in FEATURES]),
+                           lambda name: fields[name].isNotNull() & _as_double(fields[name]).isNull())
+    shown = F.transform(non_numeric, lambda name: F.concat(name, F.lit("="),
+                                                           F.substring(fields[name], 1, MAX_RAW_IN_REASON)))
+    parts.append(F.when(F.size(non_numeric) > 0,
+                        F.concat(F.lit("non-numeric features: "), F.array_join(shown, ", "))))
+    return parts
+
+
+CORRUPT = "_corrupt_record"
+
+
+def _typed_schema():
+    """The wire schema (:func:`schemas.flow_record.flow_schema`) plus Spark's corrupt-record column,
+    set when a value does not fit its type (fast path)."""
+    from pyspark.sql import types as T
+
+    from schemas.flow_record import flow_schema
+
+    return flow_schema().add(T.StructField(CORRUPT, T.StringType()))
+
+
+def parse_flows(raw: "DataFrame", strict: bool = False,
+                max_missing_share: float = DEFAULT_MAX_MISSING_SHARE) -> "DataFrame":
+    """Typed flow records from raw messages.
+
+    ``raw`` has ``raw_value`` (the message as a string), ``origin``, ``partition``, ``offset`` and
+    ``ingest_time``. The result has those, ``quarantine_reason`` (null when the record is good), the
+    metadata fields and the 39 features under their column names (``protocol_type``...). A missing
+    ``event_time`` falls back to ``ingest_time``. With ``strict``, unknown extra fields quarantine
+    the record too. A record with more than ``max_missing_share`` of its features null or NaN is
+    quarantined (imputing most of it would make it look benign). A message that is empty, not
+    UTF-8 or more than one JSON value is quarantined whatever its fields hold. Duplicate keys: the
+    last value wins (as in most JSON readers); with ``strict`` they quarantine the record.
+
+    Two paths give the same result: every message is parsed once straight into types (fast); only a
+    message that did not fit (corrupt, a value of the wrong type, a quoted number, a null or absent
+    feature, no record id) is parsed again as map<string,string>, where the checks can tell a missing
+    field from an explicit null from a non-numeric value and say which.
+    """
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    typed = F.from_json(F.col(RAW_VALUE), _typed_schema(),
+                        {"mode": "PERMISSIVE", "allowNonNumericNumbers": "true",
+                         "columnNameOfCorruptRecord": CORRUPT})
+    staged = raw.withColumn("_typed", typed)
+    typed_col = F.col("_typed")
+    suspicious = reduce(lambda a, b: a | b, [
+        typed_col.isNull(), typed_col[CORRUPT].isNotNull(), typed_col[RECORD_ID].isNull(),
+        *[typed_col[f].isNull() for f in FEATURES],
+    ])
+    fields = F.from_json(F.col(RAW_VALUE), T.MapType(T.StringType(), T.StringType()),
+                         {"mode": "PERMISSIVE", "allowNonNumericNumbers": "true"})
+    staged = staged.withColumn("_suspicious", suspicious).withColumn(
+        "_fields", F.when(F.col("_suspicious"), fields))
+    if strict:
+        staged = staged.withColumn("_keys", F.json_object_keys(F.col(RAW_VALUE)))
+    fields_col = F.col("_fields")
+    slow_reason = F.concat_ws("; ", *_reason_parts(fields_col))
+    fast_reason = F.concat_ws("; ", *_metadata_reason_parts(typed_col))
+    is_object = ~F.col("_suspicious") | fields_col.isNotNull()
+    field_reason = F.when(F.col("_suspicious"), slow_reason).otherwise(fast_reason)
+    reason = F.concat_ws("; ", _message_reason(F.col(RAW_VALUE), is_object), F.when(field_reason != "", field_reason))
+    if strict:
+        allowed = F.array(*[F.lit(name) for name in (*METADATA_FIELDS, *DEVICE_FIELDS, *FEATURES)])
+        unknown = F.array_sort(F.array_except(F.col("_keys"), allowed))
+        keys = F.col("_keys")
+        duplicated = F.array_sort(F.array_distinct(F.filter(
+            keys, lambda key: F.size(F.filter(keys, lambda other: other == key)) > 1)))
+        reason = F.concat_ws("; ", F.when(reason != "", reason), F.when(F.size(unknown) > 0, F.concat(
+            F.lit("unknown fields: "), F.array_join(unknown, ", "))),
+            F.when(F.size(keys) != F.size(F.array_distinct(keys)), F.concat(
+                F.lit("duplicate keys: "), F.array_join(duplicated, ", "))))
+
+    def value(name: str) -> "Column":
+        return F.when(F.col("_suspicious"), fields_col.getItem(name)).otherwise(typed_col[name])
+
+    feature_values = {f: F.when(F.col("_suspicious"), _as_double(fields_col.getItem(f))).otherwise(typed_col[f])
+                      for f in FEATURES}
+    missing = reduce(lambda a, b: a + b, [F.when(v.isNull() | F.isnan(v), 1).otherwise(0)
+                                          for v in feature_values.values()])
+    allowed_missing = int(max_missing_share * len(FEATURES))
+    reason = F.concat_ws("; ", F.when(reason != "", reason), F.when(
+        (reason == "") & (missing > allowed_missing),
+        F.concat(F.lit("too many missing features: "), missing.cast("string"),
+                 F.lit(f" of {len(FEATURES)} are null or NaN (at most {allowed_missing} are imputed)"))))
+    features = [value.alias(column_name(f)) for f, value in feature_values.items()]
+    return staged.select(
+        F.col(RAW_VALUE), F.col(ORIGIN), F.col(PARTITION), F.col(OFFSET), F.col(INGEST_TIME),
+        F.when(reason == "", F.lit(None).cast("string")).otherwise(reason).alias(QUARANTINE_REASON),
+        value(RECORD_ID).alias(RECORD_ID),
+        value(SOURCE_ID).alias(SOURCE_ID),
+        F.coalesce(F.try_to_timestamp(value(EVENT_TIME)), F.col(INGEST_TIME)).alias(EVENT_TIME),
+        value(LABEL).alias(LABEL),
+        *[value(name).alias(name) for name in DEVICE_TEXT_FIELDS],
+        *[F.when(F.col("_suspicious"), fields_col.getItem(name).try_cast("int")).otherwise(typed_col[name]).alias(name)
+          for name in DEVICE_PORT_FIELDS],
+        *features,
+    )
+
+
+CLAIMED_EVENT_TIME = "claimed_event_time"  # a record's own event_time (ISO text) when out of bounds, else null
+
+
+def bound_event_time(flows: "DataFrame", max_past: timedelta, max_future: timedelta) -> "DataFrame":
+    """Keep ``event_time`` within ``[reference - max_past, reference + max_future]``: a time outside
+    (a device clock off by years, a hostile producer) is replaced by the reference and kept in
+    ``claimed_event_time`` (null otherwise). The reference is ``ingest_time`` (Kafka's timestamp or
+    the file's time: deterministic, so a replayed batch gets the same times) unless it is itself out
+    of bounds around the job's clock (a producer sets Kafka's timestamp), then the batch's start
+    time. Every stored time so stays where tables, InfluxDB (1677-2262) and dashboards can use it;
+    the claimed time is kept as ISO-8601 text (year 1 to 9999 read back in any client)."""
+    from pyspark.sql import functions as F
+
+    past, future = (int(bound / timedelta(microseconds=1)) for bound in (max_past, max_future))
+
+    def within(time: "Column", reference: "Column") -> "Column":
+        offset = F.unix_micros(time) - F.unix_micros(reference)
+        return offset.between(-past, future)
+
+    now = F.current_timestamp()
+    reference = F.when(within(F.col(INGEST_TIME), now), F.col(INGEST_TIME)).otherwise(now)
+    kept = F.coalesce(within(F.col(EVENT_TIME), reference), F.lit(False))
+    claimed = F.date_format(F.col(EVENT_TIME), "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")  # text: any year reads back
+    return (flows.withColumn(CLAIMED_EVENT_TIME, F.when(~kept & F.col(EVENT_TIME).isNotNull(), claimed))
+            .withColumn(EVENT_TIME, F.when(kept, F.col(EVENT_TIME)).otherwise(reference)))
+
+
+def kafka_to_raw(kafka: "DataFrame") -> "DataFrame":
+    """Spark's Kafka source rows -> the ``raw`` input of :func:`parse_flows`."""
+    from pyspark.sql import functions as F
+
+    return kafka.select(
+        F.col("value").cast("string").alias(RAW_VALUE),
+        F.col("topic").alias(ORIGIN),
+        F.col("partition").alias(PARTITION),
+        F.col("offset").alias(OFFSET),
+        F.col("timestamp").alias(INGEST_TIME),
+    )
+
+
+def text_files_to_raw(lines: "DataFrame") -> "DataFrame":
+    """Spark's text file source rows (one JSON message a line) -> the ``raw`` input of :func:`parse_flows`."""
+    from pyspark.sql import functions as F
+
+    return lines.select(
+        F.col("value").alias(RAW_VALUE),
+        F.col("_metadata.file_name").alias(ORIGIN),
+        F.lit(None).cast("int").alias(PARTITION),
+        F.lit(None).cast("long").alias(OFFSET),
+        F.col("_metadata.file_modification_time").alias(INGEST_TIME),
+    )
+
+
+def score_records(parsed: "DataFrame", bundle_dir: str,
+                  quarantine_max_chars: int = DEFAULT_QUARANTINE_MAX_CHARS) -> "DataFrame":
+    """Every parsed record with its scores, as the streaming job's sink takes it. Part of the
+    streaming query's plan, built once: a micro-batch then costs one Spark job and no DataFrame
+    building from Python.
+
+    ``raw_value`` is kept for quarantined records only (the quarantine table's payload), cut to its
+    first ``quarantine_max_chars`` characters, with ``raw_bytes`` and ``raw_sha256`` of the whole
+    message. Quarantined records are scored with the rest and their scores dropped by the sink. A
+    record the models cannot score (``scoring_error`` from the UDF) joins the quarantine with the
+    reason ``scoring failed: ...`` and, as payload, the record as parsed (JSON)."""
+    from pyspark.sql import functions as F
+
+    from jobs.transforms import score
+    from schemas.tables import SCORING_ERROR
+
+    def kept(raw: "Column") -> dict[str, "Column"]:
+        return {RAW_VALUE: F.left(F.make_valid_utf8(raw), F.lit(quarantine_max_chars)),
+                RAW_BYTES: F.octet_length(raw), RAW_SHA256: F.sha2(raw.cast("binary"), 256)}
+
+    quarantined = F.col(QUARANTINE_REASON).isNotNull()
+    staged = parsed.select(*[F.col(c) for c in parsed.columns if c != RAW_VALUE],
+                           *[F.when(quarantined, column).alias(name) for name, column in kept(F.col(RAW_VALUE)).items()])
+    scored = score(staged, bundle_dir)
+    failed = F.col(SCORING_ERROR).isNotNull()
+    as_parsed = F.to_json(F.struct(*[F.col(c) for c in (*METADATA_FIELDS, *DEVICE_FIELDS)],
+                                   *[F.col(column_name(f)).alias(f) for f in FEATURES]))
+    rescued = kept(as_parsed)
+    return scored.select(
+        *[F.col(c) for c in scored.columns if c not in (QUARANTINE_REASON, SCORING_ERROR, *rescued)],
+        F.coalesce(F.col(QUARANTINE_REASON),
+                   F.when(failed, F.concat(F.lit("scoring failed: "), F.col(SCORING_ERROR)))).alias(QUARANTINE_REASON),
+        *[F.when(quarantined, F.col(name)).when(failed, column).alias(name) for name, column in rescued.items()],
+    )
