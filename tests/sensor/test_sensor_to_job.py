@@ -62,6 +62,25 @@ def test_a_real_capture_through_files_into_the_job(spark, shared_data, tmp_path,
     assert query.exception() is None
     _check_scored(tmp_path, len(lines))
     _check_dashboard(tmp_path, monkeypatch)
+    _check_baseline_from_a_time_range(tmp_path)
+
+
+def _check_baseline_from_a_time_range(tmp_path: Path) -> None:
+    """``iomt-ad baseline --from --to`` learns from the rows flows_scored holds for the range."""
+    from models.bundle import load_bundle
+
+    scored = _tables(tmp_path, "flows_scored")
+    low, high = scored["event_time"].min(), scored["event_time"].max()
+    middle = low + (high - low) / 2
+    conf = tmp_path / "conf.yaml"
+    conf.write_text(f"stream:\n  tables_dir: {tmp_path / 'delta'}\n")
+    out = tmp_path / "v3-site"
+    assert main(["baseline", "--from", low.isoformat(), "--to", middle.isoformat(), "--conf", str(conf),
+                 "--out", str(out)]) == 0
+    fit = load_bundle(out).manifest["site_baseline"]
+    in_range = int(((scored["event_time"] >= low) & (scored["event_time"] < middle)).sum())
+    assert sum(fit["site_rows"].values()) == in_range
+    assert fit["site_data"]["from"] == low.isoformat() and fit["site_data"]["flows_scored"].endswith("flows_scored")
 
 
 def _check_dashboard(tmp_path: Path, monkeypatch) -> None:
