@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from schemas.tables import DEVICES, TABLES
+from schemas.tables import TABLES
 
 if TYPE_CHECKING:
     from jobs.stream.writers import BatchOutput, WriteOutcome
@@ -83,6 +83,31 @@ class DeltaAppender:
             condition = condition & (ds.field("app_id") == self.app_id)
         return dataset.to_table(columns=present, filter=condition).to_pylist()
 
+    def commit_files(self, name: str, files: list[dict], batch_id: int) -> bool:
+        """Commit data files the executors wrote (``jobs.stream.executor``) to ``name`` as batch
+        ``batch_id``, with its transaction; the first batch creates the table (empty if it brought no
+        file). False when the table already holds the batch, or nothing was to be committed."""
+        from deltalake import CommitProperties, Schema, Transaction
+        from deltalake.transaction import AddAction, create_table_with_add_actions
+
+        spec = TABLES[name]
+        adds = [AddAction(f["path"], int(f["size"]), f["partition_values"], int(f["modification_time"]), True,
+                          f["stats"]) for f in files]
+        commit = CommitProperties(app_transactions=[Transaction(app_id=self.app_id, version=batch_id)])
+        table = self._table(name)
+        if table is None:
+            create_table_with_add_actions(self.path(name), Schema.from_arrow(spec.arrow_schema()), adds, mode="append",
+                                          partition_by=list(spec.partition_by) or None, commit_properties=commit)
+            return True
+        if self._holds(table, batch_id):
+            log.info("%s already holds batch %d of %s: skipped", name, batch_id, self.app_id)
+            return False
+        if not adds:
+            return False
+        table.create_write_transaction(adds, mode="append", schema=spec.arrow_schema(),
+                                       partition_by=list(spec.partition_by) or None, commit_properties=commit)
+        return True
+
     def merge_devices(self, name: str, rows: pa.Table, batch_id: int) -> bool:
         """Merge a batch's device rows into ``name`` (one row per device), once per batch."""
         from deltalake import CommitProperties, Transaction
@@ -141,28 +166,71 @@ DEVICE_MERGE: dict[str, str] = {
 }
 
 
-class DeltaTablesWriter:
-    """The required writer: appends each table of a batch with its transaction (app id, batch id),
-    the tables side by side (delta-rs writes outside the GIL). A failure is raised once every
-    append has ended, so the batch is retried from the checkpoint (the appends are idempotent)."""
+class DeltaFilesWriter:
+    """The required writer, on the executors: each table's rows of a task as Parquet data files in
+    the table's directory (one file per partition value; the partition columns live in the path, as
+    Delta keeps them). The driver commits them (:meth:`DeltaAppender.commit_files`)."""
 
     name = "delta"
     required = True
 
-    def __init__(self, appender: DeltaAppender) -> None:
-        self.appender = appender
+    def __init__(self, tables_dir: str, tables: tuple[str, ...]) -> None:
+        self.tables_dir = tables_dir
+        self.tables = tables
 
     def write(self, batch: "BatchOutput") -> "WriteOutcome":
-        from concurrent.futures import ThreadPoolExecutor
-
         from jobs.stream.writers import WriteOutcome
 
-        with ThreadPoolExecutor(max_workers=len(batch.tables), thread_name_prefix="iomt-delta") as pool:
-            futures = [pool.submit(self.appender.merge_devices if name == DEVICES else self.appender.append,
-                                   name, rows, batch.batch_id) for name, rows in batch.tables.items()]
-            for future in futures:
-                future.result()
-        return WriteOutcome(written=sum(rows.num_rows for rows in batch.tables.values()))
+        files = [{**described, "table": name} for name in self.tables
+                 for described in write_data_files(self.tables_dir, name, batch.tables[name], batch.batch_id)]
+        return WriteOutcome(written=sum(f["records"] for f in files), files=tuple(files))
 
     def close(self) -> None:
         pass
+
+
+def write_data_files(tables_dir: str, name: str, rows: pa.Table, batch_id: int) -> list[dict]:
+    """Parquet files of ``rows`` under table ``name``'s directory, one per partition value; a
+    description of each (its path relative to the table, size, partition values, record count)."""
+    import json
+    import os
+    import socket
+    import time
+    import uuid
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    from pyarrow import fs
+
+    if rows.num_rows == 0:
+        return []
+    spec = TABLES[name]
+    filesystem, root = fs.FileSystem.from_uri(_uri(tables_dir))
+    table_root = f"{root.rstrip('/')}/{name}"
+    groups: list[tuple[dict, pa.Table]] = [({}, rows)]
+    for column in spec.partition_by:
+        split = []
+        for values, part in groups:
+            for key in part[column].unique().to_pylist():
+                chosen = pc.is_null(part[column]) if key is None else pc.equal(part[column], pa.scalar(key, part[column].type))
+                split.append(({**values, column: None if key is None else str(key)}, part.filter(chosen)))
+        groups = split
+    described = []
+    for values, part in groups:
+        directory = "/".join(f"{column}={values[column]}" for column in spec.partition_by)
+        # the batch, and the process that wrote it (the cluster test checks executors write the files)
+        writer = f"{socket.gethostname()}.{os.getpid()}".replace("-", "_")
+        relative = (f"{directory + '/' if directory else ''}part-{batch_id:08d}-{writer}-{uuid.uuid4().hex}"
+                    ".snappy.parquet")
+        path = f"{table_root}/{relative}"
+        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        pq.write_table(part.drop_columns(list(spec.partition_by)), path, filesystem=filesystem, compression="snappy")
+        described.append({"path": relative, "size": filesystem.get_file_info(path).size, "partition_values": values,
+                          "modification_time": int(time.time() * 1000),
+                          "stats": json.dumps({"numRecords": part.num_rows}), "records": part.num_rows})
+    return described
+
+
+def _uri(tables_dir: str) -> str:
+    """A local directory as a file URI (pyarrow's filesystems take URIs)."""
+    return tables_dir if "://" in tables_dir else Path(tables_dir).resolve().as_uri()

@@ -198,12 +198,12 @@ def _refused(exc: Exception) -> bool:
 
 
 class InfluxWriter:
-    def __init__(self, config: InfluxConfig) -> None:
+    def __init__(self, config: InfluxConfig, token: str | None = None) -> None:
         from influxdb_client import InfluxDBClient
         from influxdb_client.client.write_api import SYNCHRONOUS
 
         self.config = config
-        self.client = InfluxDBClient(url=config.url, token=influx_token(config), org=config.org,
+        self.client = InfluxDBClient(url=config.url, token=token or influx_token(config), org=config.org,
                                      timeout=config.timeout_ms)
         self.write_api = self.client.write_api(write_options=SYNCHRONOUS)
 
@@ -279,8 +279,9 @@ class InfluxPointsWriter:
     name = "influxdb"
     required = False
 
-    def __init__(self, config: InfluxConfig) -> None:
+    def __init__(self, config: InfluxConfig, token: str | None = None) -> None:
         self.config = config
+        self.token = token  # resolved on the driver when the writer runs on the executors
         self._writer: InfluxWriter | None = None
         self.failures = 0  # points not written since start
 
@@ -293,7 +294,7 @@ class InfluxPointsWriter:
             return WriteOutcome()
         try:
             if self._writer is None:
-                self._writer = InfluxWriter(self.config)
+                self._writer = InfluxWriter(self.config, self.token)
             result = self._writer.write_table(scored)
         except Exception as exc:  # noqa: BLE001 - InfluxDB must never stop the stream
             log.error("InfluxDB writer failed for this batch: %s", exc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -55,8 +56,8 @@ def start_query(spark: "SparkSession", config: AppConfig, available_now: bool | 
     else:
         writer = writer.trigger(processingTime=config.stream.trigger)
     query = writer.start()
-    log.info("query %s started: source=%s tables=%s checkpoint=%s", query.id, config.stream.source,
-             config.stream.tables_dir, config.stream.checkpoint)
+    log.info("query %s started by driver pid %d: source=%s tables=%s checkpoint=%s", query.id, os.getpid(),
+             config.stream.source, config.stream.tables_dir, config.stream.checkpoint)
     return query
 
 

@@ -1,14 +1,15 @@
-"""The foreachBatch sink of the streaming job: Delta tables (exactly once) and InfluxDB.
+"""The foreachBatch sink of the streaming job: Delta tables (exactly once) and InfluxDB, written where
+the records are scored.
 
-The streaming query hands over every parsed record already scored
-(:func:`jobs.stream.score_stream.scored_records`); for each micro-batch one Spark job runs that plan
-and brings the result to the driver as Arrow. The driver splits it into the rows of each table
-(:mod:`jobs.stream.table_rows`) and hands them to every writer (:mod:`jobs.stream.writers`) side by
-side: the Delta tables (``flows_scored``, ``alerts``, ``quarantine``, ``traffic_1m`` with delta-rs)
-and InfluxDB points; last, one ``batch_log`` row, the batch's commit mark. Every Delta commit carries the transaction (``app_id``, batch id)
-(:mod:`jobs.stream.delta_writer`), so a batch replayed after a crash writes nothing twice, and InfluxDB
-points are deterministic, so a replay overwrites them. A batch whose ``batch_log`` row exists is
-skipped whole. InfluxDB trouble is logged and counted, never raised: Delta output is already safe.
+For each micro-batch one Spark job runs the query's plan (parse, score) and, in the same tasks,
+:func:`jobs.stream.executor.write_partition`: every task builds its partition's table rows, writes
+them as Delta data files and writes its InfluxDB points, and reports what it wrote. The driver gets
+those reports only (one small row per data file, counts, the devices' summary): it commits each
+table's files with the batch's transaction (``app_id``, batch id; :mod:`jobs.stream.delta_writer`),
+merges the devices, and writes one ``batch_log`` row last, the batch's commit mark. A batch replayed
+after a crash commits nothing twice (its new files stay uncommitted, for VACUUM), and InfluxDB points
+are deterministic, so a replay overwrites them. A batch whose ``batch_log`` row exists is skipped
+whole. InfluxDB trouble is counted, never raised: Delta output is safe either way.
 """
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ from typing import TYPE_CHECKING
 
 from jobs.stream import table_rows
 from jobs.config import AppConfig
-from jobs.stream.delta_writer import DeltaAppender, DeltaTablesWriter
-from jobs.stream.writers import BatchOutput, BatchWriter, WriteOutcome
-from schemas.tables import ALERTS, BATCH_LOG, DEVICES, FLOWS_SCORED, QUARANTINE, TRAFFIC_1M
+from jobs.stream.delta_writer import DeltaAppender
+from jobs.stream.executor import WRITTEN_TABLES
+from schemas.tables import BATCH_LOG, DEVICES
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -45,41 +46,13 @@ class BatchStats:
     query_id: str | None
 
 
-def use_releasing_allocators() -> None:
-    """Make the driver give a batch's memory back once it is written. Each micro-batch passes
-    through the driver as Arrow; pyarrow's default allocator (mimalloc) kept freed pages, and the
-    driver's RSS grew from batch to batch (two cycles of an 80k-record backlog and a 10,000 rec/s
-    run, measured on the 2-core machine: 582 -> 810 MB, peak 913 MB; 548 -> 742 MB even after a
-    malloc_trim). With the system allocator and :func:`release_freed_memory` after each batch:
-    428 -> 464 MB, peak 684 MB, with the same batch times."""
-    import pyarrow as pa
-
-    pa.set_memory_pool(pa.system_memory_pool())
-
-
-def release_freed_memory() -> None:
-    """Return freed heap pages to the OS (glibc ``malloc_trim``; a no-op elsewhere)."""
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 class ForeachBatchSink:
     """The callable handed to ``writeStream.foreachBatch``; holds no Spark objects between batches."""
 
     def __init__(self, config: AppConfig) -> None:
-        use_releasing_allocators()
         self.config = config
         self.app_id = config.stream.app_id
         self.delta = DeltaAppender(config.stream.tables_dir, self.app_id)
-        self.writers: list[BatchWriter] = [DeltaTablesWriter(self.delta)]
-        if config.influxdb.enabled:
-            from jobs.stream.influx_writer import InfluxPointsWriter
-
-            self.writers.append(InfluxPointsWriter(config.influxdb))
         self._query_id: str | None = None
 
     def query_id(self) -> str | None:
@@ -115,44 +88,61 @@ class ForeachBatchSink:
             "instead of skipping the batch; see `iomt-ad stream --help`.")
 
     def __call__(self, batch: "DataFrame", batch_id: int) -> None:
+        from functools import partial
+
+        from jobs.stream.executor import REPORT_DDL, TaskContext, write_partition
+
         started = time.monotonic()
         if self.delta.committed(BATCH_LOG, batch_id):
             self._check_skip(batch_id)
             log.info("batch %d is already committed (batch_log): skipped", batch_id)
             return
-        collected = batch.toArrow()  # the batch is already parsed and scored (scored_records)
-        collect_seconds = time.monotonic() - started
-        good, bad = table_rows.split(collected)
-        now = datetime.now(timezone.utc)
-        scored = table_rows.flows_scored(good, batch_id, now)
-        output = BatchOutput(batch_id=batch_id, tables={
-            FLOWS_SCORED: scored,
-            ALERTS: table_rows.alerts(scored),
-            QUARANTINE: table_rows.quarantine(bad, batch_id, now),
-            TRAFFIC_1M: table_rows.traffic_per_minute(scored, batch_id),
-            DEVICES: table_rows.devices(scored, batch_id),
-        })
-        outcomes = self._write(output)
-        influx = outcomes.get("influxdb", WriteOutcome())
+        context = TaskContext(config=self.config, batch_id=batch_id, scored_at=datetime.now(timezone.utc),
+                              influx_token=self._influx_token())
+        reports = batch.mapInArrow(partial(write_partition, context=context), REPORT_DDL).collect()
+        written = time.monotonic() - started
+        summary = BatchReports.of(reports)
+        self._commit(summary, batch_id)
+        influx = summary.outcomes.get("influxdb", {"written": 0, "failed": 0, "error": None})
         stats = BatchStats(
-            batch_id=batch_id, records=scored.num_rows, quarantined=bad.num_rows,
-            anomalies=output.tables[ALERTS].num_rows, influx_written=influx.written, influx_failed=influx.failed,
-            influx_error=influx.error, seconds=round(time.monotonic() - started, 3), query_id=self.query_id(),
-        )
+            batch_id=batch_id, records=summary.counts["records"], quarantined=summary.counts["quarantined"],
+            anomalies=summary.counts["anomalies"], influx_written=influx["written"], influx_failed=influx["failed"],
+            influx_error=influx["error"], seconds=round(time.monotonic() - started, 3), query_id=self.query_id())
         self._log_batch(stats)
-        del collected, good, bad, scored, output
-        release_freed_memory()
-        log.debug("batch %d: parse+score+collect %.2f s, writers %.2f s, total %.2f s", batch_id,
-                  collect_seconds, stats.seconds - collect_seconds, time.monotonic() - started)
+        log.debug("batch %d: parse, score and write on the executors %.2f s, commit %.2f s", batch_id, written,
+                  stats.seconds - written)
 
-    def _write(self, output: BatchOutput) -> dict[str, WriteOutcome]:
-        """Every writer side by side (delta-rs and the InfluxDB client spend their time outside the
-        GIL). A required writer's failure is raised once every writer has ended."""
+    def _influx_token(self) -> str | None:
+        """InfluxDB's token for the executors, or None (disabled, or missing: then every point of the
+        batch is counted failed with the reason, and the stream goes on)."""
+        if not self.config.influxdb.enabled:
+            return None
+        from jobs.config import ConfigError
+        from jobs.stream.influx_writer import influx_token
+
+        try:
+            return influx_token(self.config.influxdb)
+        except ConfigError as exc:
+            log.error("%s", exc)
+            return None
+
+    def _commit(self, summary: "BatchReports", batch_id: int) -> None:
+        """Each table's files, committed side by side (delta-rs works outside the GIL); the devices
+        merged. A failure is raised once every commit has ended, so the batch is retried."""
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=len(self.writers), thread_name_prefix="iomt-sink") as pool:
-            futures = {writer.name: pool.submit(writer.write, output) for writer in self.writers}
-            return {name: future.result() for name, future in futures.items()}
+        import pyarrow as pa
+
+        from jobs.stream.executor import from_text
+
+        devices = (table_rows.combine_devices(pa.concat_tables([from_text(t) for t in summary.devices]))
+                   if summary.devices else table_rows.empty(DEVICES))
+        with ThreadPoolExecutor(max_workers=len(WRITTEN_TABLES) + 1, thread_name_prefix="iomt-commit") as pool:
+            futures = [pool.submit(self.delta.commit_files, name, summary.files.get(name, []), batch_id)
+                       for name in WRITTEN_TABLES]
+            futures.append(pool.submit(self.delta.merge_devices, DEVICES, devices, batch_id))
+            for future in futures:
+                future.result()
 
     def _log_batch(self, stats: BatchStats) -> None:
         from dataclasses import asdict
@@ -163,6 +153,39 @@ class ForeachBatchSink:
         log.info("batch %d: %d records, %d anomalies, %d quarantined, influx %d ok / %d failed, %.1f s",
                  stats.batch_id, stats.records, stats.anomalies, stats.quarantined,
                  stats.influx_written, stats.influx_failed, stats.seconds)
+
+
+@dataclass
+class BatchReports:
+    """What the tasks of a batch reported: data files per table, writers' outcomes, counts, devices."""
+
+    files: dict[str, list[dict]]
+    outcomes: dict[str, dict]
+    counts: dict[str, int]
+    devices: list[str]
+
+    @classmethod
+    def of(cls, rows) -> "BatchReports":
+        import json
+
+        from jobs.stream.executor import COUNTS, DEVICE_ROWS, FILE, OUTCOME
+
+        summary = cls(files={}, outcomes={}, counts={"records": 0, "anomalies": 0, "quarantined": 0}, devices=[])
+        for row in rows:
+            if row["kind"] == FILE:
+                summary.files.setdefault(row["table"], []).append(json.loads(row["payload"]))
+            elif row["kind"] == OUTCOME:
+                outcome = json.loads(row["payload"])
+                total = summary.outcomes.setdefault(row["table"], {"written": 0, "failed": 0, "error": None})
+                total["written"] += outcome["written"]
+                total["failed"] += outcome["failed"]
+                total["error"] = total["error"] or outcome["error"]
+            elif row["kind"] == COUNTS:
+                for key, value in json.loads(row["payload"]).items():
+                    summary.counts[key] += value
+            elif row["kind"] == DEVICE_ROWS:
+                summary.devices.append(row["payload"])
+        return summary
 
 
 def make_foreach_batch(config: AppConfig) -> ForeachBatchSink:

@@ -57,6 +57,11 @@ def conform(rows: pa.Table, name: str) -> pa.Table:
     return rows.cast(spec.arrow_schema())
 
 
+def empty(name: str) -> pa.Table:
+    """No rows of table ``name``, in its layout."""
+    return pa.table({c.name: pa.nulls(0, c.type) for c in TABLES[name].columns}).cast(TABLES[name].arrow_schema())
+
+
 def utc_date(times: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.cast(pc.cast(times, UTC_MICROS), pa.date32())
 
@@ -117,7 +122,7 @@ def devices(scored: pa.Table, batch_id: int) -> pa.Table:
     time of its latest anomaly. The devices table merges these rows (jobs.stream.delta_writer)."""
     rows = scored.filter(pc.is_valid(scored["device_id"]))
     if rows.num_rows == 0:
-        return conform(pa.table({c.name: pa.nulls(0, c.type) for c in TABLES[DEVICES].columns}), DEVICES)
+        return empty(DEVICES)
     ordered = rows.sort_by([("device_id", "ascending"), ("event_time", "ascending")])
     anomaly_time = pc.if_else(pc.fill_null(ordered["is_anomaly"], False), ordered["event_time"],
                               pa.scalar(None, ordered["event_time"].type))
@@ -140,6 +145,27 @@ def devices(scored: pa.Table, batch_id: int) -> pa.Table:
         "last_severity": latest["severity"], "last_anomaly": grouped["anomaly_time_max"],
         "batch_id": _constant(batch_id, pa.int64(), grouped.num_rows),
     }), DEVICES)
+
+
+def combine_devices(partials: pa.Table) -> pa.Table:
+    """The device rows of several tasks of one batch as one row per device (their totals, the widest
+    times, the addresses and severity of the latest record, the latest anomaly)."""
+    if partials.num_rows == 0:
+        return partials
+    ordered = partials.sort_by([("device_id", "ascending"), ("last_seen", "ascending")])
+    grouped = ordered.group_by("device_id", use_threads=False).aggregate(
+        [("first_seen", "min"), ("last_seen", "max"), ("records", "sum"), ("anomalies", "sum"), ("last_anomaly", "max")])
+    ids = ordered["device_id"].to_pylist()
+    last = [i for i in range(len(ids)) if i == len(ids) - 1 or ids[i + 1] != ids[i]]
+    latest = ordered.take(last)
+    position = {d: i for i, d in enumerate(latest["device_id"].to_pylist())}
+    latest = latest.take([position[d] for d in grouped["device_id"].to_pylist()])
+    return conform(pa.table({
+        "device_id": grouped["device_id"], "device_mac": latest["device_mac"], "device_ip": latest["device_ip"],
+        "device_vendor": latest["device_vendor"], "first_seen": grouped["first_seen_min"],
+        "last_seen": grouped["last_seen_max"], "records": grouped["records_sum"], "anomalies": grouped["anomalies_sum"],
+        "last_severity": latest["last_severity"], "last_anomaly": grouped["last_anomaly_max"],
+        "batch_id": latest["batch_id"]}), DEVICES)
 
 
 def batch_log(stats: dict[str, object]) -> pa.Table:

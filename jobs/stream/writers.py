@@ -1,11 +1,12 @@
 """The interface every destination of a micro-batch implements, so a writer can be replaced, added
-(alert outputs) and tested alone. The sink (:mod:`jobs.stream.sink`) builds the batch's table rows
-once and hands the same :class:`BatchOutput` to every writer, side by side.
+(alert outputs) and tested alone. On the executors, each task builds its partition's table rows once
+(:mod:`jobs.stream.executor`) and hands the same :class:`BatchOutput` to every writer.
 
 A writer must be idempotent per batch id: a batch replayed after a crash is handed over again. A
-*required* writer (the Delta tables) raises on failure, and the batch fails and is retried from the
-checkpoint; any other writer (InfluxDB, later alert outputs) must never raise: it reports what it
-could not write in its :class:`WriteOutcome`, which ``batch_log`` records.
+*required* writer (the Delta data files) raises on failure, and the batch fails and is retried from
+the checkpoint; any other writer (InfluxDB, later alert outputs) must never raise: it reports what it
+could not write in its :class:`WriteOutcome`, which ``batch_log`` records. Data files a writer
+leaves for the driver to commit are described in ``WriteOutcome.files``.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class WriteOutcome:
     written: int = 0
     failed: int = 0
     error: str | None = None
+    files: tuple[dict, ...] = ()   # data files written for the driver to commit: table, path, size...
 
 
 class BatchWriter(Protocol):

@@ -6,6 +6,7 @@ unpacked in their working directory; the job's configuration names the bundle ``
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,11 @@ def test_streaming_job_on_the_cluster(spark, spark_cluster, streamed, workspace)
     assert reasons == sorted(reason for _, reason in bad)
     assert _table(spark, workspace, "traffic_1m").agg(F.sum("records")).first()[0] == N_GOOD
     assert _table(spark, workspace, "batch_log").count() >= 2  # max_offsets_per_trigger: several batches
+    # the committed data files were written by the executors' Python workers, never by the driver
+    driver_pid = re.search(r"started by driver pid (\d+)", (workspace / "stream.log").read_text()).group(1)
+    files = _table(spark, workspace, "flows_scored").inputFiles()
+    writers = {re.search(r"part-\d+-[^/]+\.(\d+)-[0-9a-f]+\.snappy\.parquet$", name).group(1) for name in files}
+    assert writers and driver_pid not in writers and len(writers) >= 2, (driver_pid, writers)
     # executors ran in the workers' processes, with the shipped code and the unpacked bundle
     shipped = executor_dirs(spark_cluster)
     assert len({d.parent.parent for d in shipped}) == 2, "both workers ran executors"

@@ -1,0 +1,118 @@
+"""What each Spark task of a micro-batch does with the records it scored, on the executor: build the
+rows of every table (:mod:`jobs.stream.table_rows`), write them as Parquet data files into the
+Delta tables' directories, write its InfluxDB points, and hand the driver only a description of
+what it wrote (one small row per data file, its counts, its devices' summary). The driver commits
+the files (:mod:`jobs.stream.delta_writer`); no record passes through it.
+
+Files are named by batch, table and a random id: a task retried, or a batch replayed after a crash,
+writes new files, and only those the driver commits (once, under the batch's transaction) become
+part of a table; the others are left for VACUUM.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from jobs.config import AppConfig
+from jobs.stream import table_rows
+from jobs.stream.delta_writer import DeltaFilesWriter
+from jobs.stream.writers import BatchOutput, BatchWriter
+from schemas.tables import ALERTS, DEVICES, FLOWS_SCORED, QUARANTINE, TRAFFIC_1M
+
+log = logging.getLogger(__name__)
+
+# the rows a task returns to the driver: what it wrote, never the records
+REPORT_SCHEMA = pa.schema([pa.field("kind", pa.string()), pa.field("table", pa.string()),
+                           pa.field("payload", pa.string())])
+REPORT_DDL = "kind string, table string, payload string"
+FILE, OUTCOME, COUNTS, DEVICE_ROWS = "file", "outcome", "counts", "devices"
+WRITTEN_TABLES = (FLOWS_SCORED, ALERTS, QUARANTINE, TRAFFIC_1M)
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What every task of a batch needs: small and picklable (sent once with the Spark job)."""
+
+    config: AppConfig
+    batch_id: int
+    scored_at: datetime
+    # InfluxDB's token, read on the driver from its environment variable or file: executors need not
+    # share the driver's environment (on a cluster, encrypt Spark's RPC: docs/cluster.md)
+    influx_token: str | None = field(default=None, repr=False)
+
+
+def partition_output(scored_rows: pa.Table, context: TaskContext) -> tuple[BatchOutput, pa.Table, int]:
+    """(the table rows of one partition, its devices' summary rows, its quarantined count)."""
+    good, bad = table_rows.split(scored_rows)
+    scored = table_rows.flows_scored(good, context.batch_id, context.scored_at)
+    output = BatchOutput(batch_id=context.batch_id, tables={
+        FLOWS_SCORED: scored, ALERTS: table_rows.alerts(scored),
+        QUARANTINE: table_rows.quarantine(bad, context.batch_id, context.scored_at),
+        TRAFFIC_1M: table_rows.traffic_per_minute(scored, context.batch_id)})
+    return output, table_rows.devices(scored, context.batch_id), bad.num_rows
+
+
+def to_text(rows: pa.Table) -> str:
+    """A small Arrow table as text (base64 of the IPC stream): exact types across the report."""
+    import base64
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, rows.schema) as stream:
+        stream.write_table(rows)
+    return base64.b64encode(sink.getvalue().to_pybytes()).decode("ascii")
+
+
+def from_text(text: str) -> pa.Table:
+    import base64
+
+    return pa.ipc.open_stream(base64.b64decode(text)).read_all()
+
+
+_INFLUX: dict[Any, Any] = {}
+
+
+def _influx_writer(config: AppConfig, token: str | None):
+    """One InfluxDB writer per Python worker, configuration and token (its HTTP client is reused)."""
+    if not config.influxdb.enabled:
+        return None
+    key = (config.influxdb, token)
+    if key not in _INFLUX:
+        from jobs.stream.influx_writer import InfluxPointsWriter
+
+        _INFLUX[key] = InfluxPointsWriter(config.influxdb, token)
+    return _INFLUX[key]
+
+
+def executor_writers(context: TaskContext) -> list[BatchWriter]:
+    """The writers each task runs: the Delta data files (required), then InfluxDB when enabled."""
+    writers: list[BatchWriter] = [DeltaFilesWriter(str(context.config.stream.tables_dir), WRITTEN_TABLES)]
+    influx = _influx_writer(context.config, context.influx_token)
+    if influx is not None:
+        writers.append(influx)
+    return writers
+
+
+def write_partition(batches: Iterator[pa.RecordBatch], context: TaskContext) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` function: one partition's scored rows in, the report of what was written out."""
+    batches = list(batches)
+    if not batches:
+        return
+    output, devices, quarantined = partition_output(pa.Table.from_batches(batches), context)
+    report: list[tuple[str, str, str]] = []
+    for writer in executor_writers(context):
+        outcome = writer.write(output)  # a required writer raises: the task, then the batch, fails
+        report += [(FILE, f["table"], json.dumps(f)) for f in outcome.files]
+        report.append((OUTCOME, writer.name, json.dumps({"written": outcome.written, "failed": outcome.failed,
+                                                         "error": outcome.error})))
+    report.append((COUNTS, "", json.dumps({"records": output.tables[FLOWS_SCORED].num_rows,
+                                           "anomalies": output.tables[ALERTS].num_rows, "quarantined": quarantined})))
+    if devices.num_rows:
+        report.append((DEVICE_ROWS, DEVICES, to_text(devices)))
+    yield pa.RecordBatch.from_arrays([pa.array([r[i] for r in report], pa.string()) for i in range(3)],
+                                     schema=REPORT_SCHEMA)
