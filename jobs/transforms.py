@@ -1,6 +1,7 @@
-"""Pure DataFrame steps shared by the streaming job and the batch re-scoring (no I/O here): the scoring
-step (the pandas UDF over the 39 features) and ``protocol``. The streaming job's own steps, from raw
-messages to parsed, bounded records, are in :mod:`jobs.stream.parse`."""
+"""Pure DataFrame steps of the batch re-scoring (no I/O here): the scoring step (the pandas UDF over
+the 39 features) and ``protocol``. The streaming job's own steps, from raw messages to parsed,
+bounded records, are in :mod:`jobs.stream.parse`; its tasks score with the same core
+(:func:`udfs.scoring.score_frame_guarded`) in :mod:`jobs.stream.scoring`."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

@@ -1,5 +1,5 @@
-"""What each Spark task of a micro-batch does with the records it scored, on the executor: build the
-rows of every table (:mod:`jobs.stream.table_rows`), write them as Parquet data files into the
+"""What each Spark task of a micro-batch does with its prepared records, on the executor: score them
+(:mod:`jobs.stream.scoring`), build the rows of every table (:mod:`jobs.stream.table_rows`), write them as Parquet data files into the
 Delta tables' directories, write its InfluxDB points, and hand the driver only a description of
 what it wrote (one small row per data file, its counts, its devices' summary). The driver commits
 the files (:mod:`jobs.stream.delta_writer`); no record passes through it.
@@ -99,11 +99,15 @@ def executor_writers(context: TaskContext) -> list[BatchWriter]:
 
 
 def write_partition(batches: Iterator[pa.RecordBatch], context: TaskContext) -> Iterator[pa.RecordBatch]:
-    """The ``mapInArrow`` function: one partition's scored rows in, the report of what was written out."""
+    """The ``mapInArrow`` function: one partition's prepared records in, the report of what was written out."""
+    from jobs.stream.scoring import score_partition
+
     batches = list(batches)
     if not batches:
         return
-    output, devices, quarantined = partition_output(pa.Table.from_batches(batches), context)
+    stream = context.config.stream
+    scored = score_partition(pa.Table.from_batches(batches), str(stream.model_dir), stream.quarantine_max_chars)
+    output, devices, quarantined = partition_output(scored, context)
     report: list[tuple[str, str, str]] = []
     for writer in executor_writers(context):
         outcome = writer.write(output)  # a required writer raises: the task, then the batch, fails

@@ -257,37 +257,16 @@ def text_files_to_raw(lines: "DataFrame") -> "DataFrame":
     )
 
 
-def score_records(parsed: "DataFrame", bundle_dir: str,
-                  quarantine_max_chars: int = DEFAULT_QUARANTINE_MAX_CHARS) -> "DataFrame":
-    """Every parsed record with its scores, as the streaming job's sink takes it. Part of the
-    streaming query's plan, built once: a micro-batch then costs one Spark job and no DataFrame
-    building from Python.
-
-    ``raw_value`` is kept for quarantined records only (the quarantine table's payload), cut to its
-    first ``quarantine_max_chars`` characters, with ``raw_bytes`` and ``raw_sha256`` of the whole
-    message. Quarantined records are scored with the rest and their scores dropped by the sink. A
-    record the models cannot score (``scoring_error`` from the UDF) joins the quarantine with the
-    reason ``scoring failed: ...`` and, as payload, the record as parsed (JSON)."""
+def prepared_records(parsed: "DataFrame", quarantine_max_chars: int = DEFAULT_QUARANTINE_MAX_CHARS) -> "DataFrame":
+    """Parsed records as the sink's tasks take them (they score and write them,
+    :mod:`jobs.stream.executor`): ``raw_value`` kept for quarantined records only, cut to its first
+    ``quarantine_max_chars`` characters, with ``raw_bytes`` and ``raw_sha256`` of the whole message.
+    Part of the streaming query's plan, built once."""
     from pyspark.sql import functions as F
 
-    from jobs.transforms import score
-    from schemas.tables import SCORING_ERROR
-
-    def kept(raw: "Column") -> dict[str, "Column"]:
-        return {RAW_VALUE: F.left(F.make_valid_utf8(raw), F.lit(quarantine_max_chars)),
-                RAW_BYTES: F.octet_length(raw), RAW_SHA256: F.sha2(raw.cast("binary"), 256)}
-
     quarantined = F.col(QUARANTINE_REASON).isNotNull()
-    staged = parsed.select(*[F.col(c) for c in parsed.columns if c != RAW_VALUE],
-                           *[F.when(quarantined, column).alias(name) for name, column in kept(F.col(RAW_VALUE)).items()])
-    scored = score(staged, bundle_dir)
-    failed = F.col(SCORING_ERROR).isNotNull()
-    as_parsed = F.to_json(F.struct(*[F.col(c) for c in (*METADATA_FIELDS, *DEVICE_FIELDS)],
-                                   *[F.col(column_name(f)).alias(f) for f in FEATURES]))
-    rescued = kept(as_parsed)
-    return scored.select(
-        *[F.col(c) for c in scored.columns if c not in (QUARANTINE_REASON, SCORING_ERROR, *rescued)],
-        F.coalesce(F.col(QUARANTINE_REASON),
-                   F.when(failed, F.concat(F.lit("scoring failed: "), F.col(SCORING_ERROR)))).alias(QUARANTINE_REASON),
-        *[F.when(quarantined, F.col(name)).when(failed, column).alias(name) for name, column in rescued.items()],
-    )
+    raw = F.col(RAW_VALUE)
+    return parsed.select(*[F.col(c) for c in parsed.columns if c != RAW_VALUE],
+                         F.when(quarantined, F.left(F.make_valid_utf8(raw), F.lit(quarantine_max_chars))).alias(RAW_VALUE),
+                         F.when(quarantined, F.octet_length(raw)).alias(RAW_BYTES),
+                         F.when(quarantined, F.sha2(raw.cast("binary"), 256)).alias(RAW_SHA256))

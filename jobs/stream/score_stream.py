@@ -22,14 +22,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def scored_records(raw: "DataFrame", stream: StreamConfig) -> "DataFrame":
+def prepared_records(raw: "DataFrame", stream: StreamConfig) -> "DataFrame":
     """The query's plan from raw messages to what the sink takes: parse (quarantine reasons), bound
-    each event time, score."""
-    from jobs.stream.parse import bound_event_time, parse_flows, score_records
+    each event time, cap quarantined payloads. The sink's tasks score and write the records
+    (:mod:`jobs.stream.executor`): one Python pass per record."""
+    from jobs.stream.parse import bound_event_time, parse_flows, prepared_records as capped
 
     parsed = parse_flows(raw, strict=stream.strict_fields, max_missing_share=stream.max_missing_share)
     parsed = bound_event_time(parsed, *stream.event_time_bounds)
-    return score_records(parsed, str(stream.model_dir), quarantine_max_chars=stream.quarantine_max_chars)
+    return capped(parsed, quarantine_max_chars=stream.quarantine_max_chars)
 
 
 def start_query(spark: "SparkSession", config: AppConfig, available_now: bool | None = None) -> "StreamingQuery":
@@ -47,8 +48,8 @@ def start_query(spark: "SparkSession", config: AppConfig, available_now: bool | 
     sink = make_foreach_batch(config)
     # the checkpoint must continue the tables, or batches would be skipped as already written
     check_resume(read_checkpoint(config.stream.checkpoint), sink.tables_state(), str(config.stream.tables_dir))
-    scored = scored_records(read_source(spark, config), config.stream)
-    writer = (scored.writeStream.queryName("iomt_ad_score_stream")
+    prepared = prepared_records(read_source(spark, config), config.stream)
+    writer = (prepared.writeStream.queryName("iomt_ad_score_stream")
               .option("checkpointLocation", str(config.stream.checkpoint))
               .foreachBatch(sink))
     if available_now if available_now is not None else config.stream.trigger == "availableNow":

@@ -1,8 +1,8 @@
-"""The rows each Delta table gets from one micro-batch, built on the driver from the batch's
-scored Arrow table (pure pyarrow: no Spark, no I/O).
+"""The rows each Delta table gets from one micro-batch, built in each of its tasks from the
+partition's scored Arrow table (pure pyarrow: no Spark, no I/O).
 
-The input is what the streaming query hands the sink (:func:`jobs.stream.score_stream.scored_records`):
-every parsed record with ``quarantine_reason`` (null for a good record), ``raw_value`` (kept for
+The input is a partition of records the task scored (:mod:`jobs.stream.scoring`, over
+:func:`jobs.stream.score_stream.prepared_records`): every parsed record with ``quarantine_reason`` (null for a good record), ``raw_value`` (kept for
 quarantined records only), its origin, its features and the score fields. Dates and minutes are
 taken in UTC. Every table's rows are conformed to its definition in :mod:`schemas.tables` (columns,
 order, types), so a table keeps one schema whatever produced the batch.

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jobs.config import load_config
-from jobs.stream.score_stream import scored_records
+from jobs.stream.score_stream import prepared_records
 from jobs.stream.sink import ForeachBatchSink
 from jobs.stream.parse import kafka_to_raw
 from tests.helpers.fuzzing import fuzz_settings, messages, seeded
@@ -49,7 +49,7 @@ def test_every_message_is_scored_or_quarantined_whatever_its_bytes(spark, influx
         batch_id = next(batch_ids)
         rows = [(value, "fuzz", 0, offset, datetime.now(timezone.utc)) for offset, (value, _) in enumerate(batch)]
         kafka = spark.createDataFrame(rows, "value binary, topic string, partition int, offset long, timestamp timestamp")
-        sink(scored_records(kafka_to_raw(kafka), stream), batch_id)
+        sink(prepared_records(kafka_to_raw(kafka), stream), batch_id)
 
         scored = [r for r in _table(tmp_path, "flows_scored").to_pylist() if r["batch_id"] == batch_id]
         quarantined = [r for r in _table(tmp_path, "quarantine").to_pylist() if r["batch_id"] == batch_id]

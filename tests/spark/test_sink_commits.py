@@ -5,7 +5,7 @@ from datetime import datetime
 import pytest
 
 from jobs.config import load_config
-from jobs.stream.score_stream import scored_records
+from jobs.stream.score_stream import prepared_records
 from jobs.stream.sink import ForeachBatchSink
 from tests.helpers.streaming import good_messages, read_table, stream_conf
 
@@ -16,7 +16,7 @@ def _batch(spark, config, messages: list[str], first_offset: int):
     raw = spark.createDataFrame(
         [(text, "topic-a", 0, first_offset + i, datetime(2026, 5, 5, 5, 5, 5)) for i, text in enumerate(messages)],
         "raw_value string, origin string, partition int, offset long, ingest_time timestamp")
-    return scored_records(raw, config.stream)
+    return prepared_records(raw, config.stream)
 
 
 def _commits(spark, tmp_path, name: str) -> int:
