@@ -166,6 +166,7 @@ def read_live(interface: str, report: CaptureReport, bpf: str | None = None, tim
     # (at most timeout_ms), then read what is there without blocking
     handle.setnonblock(1)
     descriptor = handle.getfd()
+    log.info("capturing on %s%s", interface, f" ({bpf})" if bpf else "")
     while True:
         select.select([descriptor], [], [], timeout_ms / 1000)
         batch = _next_batch(handle, link_type, source, report, max_packets)

@@ -40,8 +40,11 @@ def test_live_capture_of_mqtt_on_loopback(tmp_path) -> None:
          "--home-net", "127.0.0.0/8", "--window", "5", "--to-dir", str(out)],
         cwd=REPO, stdout=(tmp_path / "sensor.log").open("wb"), stderr=subprocess.STDOUT)
     try:
-        time.sleep(3)  # the capture is open
-        assert sensor.poll() is None, (tmp_path / "sensor.log").read_text()
+        deadline = time.monotonic() + 120  # a busy machine takes a while to import the sensor
+        while "capturing on lo" not in (tmp_path / "sensor.log").read_text() and time.monotonic() < deadline:
+            assert sensor.poll() is None, (tmp_path / "sensor.log").read_text()
+            time.sleep(0.2)
+        assert "capturing on lo" in (tmp_path / "sensor.log").read_text(), "the capture did not open in 120 s"
         for i in range(20):
             subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", "ward3/monitor7",
                             "-m", f'{{"hr": {70 + i}}}', "-q", "1"], check=True, timeout=10)
