@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from jobs.errors import UserError
+from jobs.storage import StorageConfig, TablesLocation
 from models import DEFAULT_BUNDLE
 from schemas.flow_record import DEFAULT_MAX_MISSING_SHARE
 from schemas.tables import DEFAULT_QUARANTINE_MAX_CHARS
@@ -117,8 +118,9 @@ class StreamConfig:
     # claimed_event_time); raise event_time_max_past to score old captures with their own times
     event_time_max_past: str = "30 days"
     event_time_max_future: str = "10 minutes"
-    tables_dir: Path = Path("var/delta")
-    checkpoint_dir: Path | None = None  # default: <tables_dir>/_checkpoints/score_stream
+    tables_dir: Path | str = Path("var/delta")  # a path, or an object store URI (s3://bucket/prefix)
+    storage: StorageConfig = field(default_factory=StorageConfig)  # how to reach an object store
+    checkpoint_dir: Path | str | None = None  # default: <tables_dir>/_checkpoints/score_stream
     trigger: str = "5 seconds"          # a processing-time interval, or "availableNow"
     app_id: str = "iomt-ad-score-stream"  # txnAppId of the Delta writes
     model_dir: Path = DEFAULT_BUNDLE
@@ -130,8 +132,23 @@ class StreamConfig:
             self.event_time_max_future, "stream.event_time_max_future")
 
     @property
-    def checkpoint(self) -> Path:
-        return self.checkpoint_dir or self.tables_dir / "_checkpoints" / "score_stream"
+    def tables(self) -> TablesLocation:
+        """Where the tables are and how to reach them (:mod:`jobs.storage`)."""
+        return TablesLocation.of(self.tables_dir, self.storage)
+
+    @property
+    def checkpoint(self) -> Path | str:
+        """The query's checkpoint: a local path, or a URI on the tables' object store."""
+        if self.checkpoint_dir is not None:
+            return self.checkpoint_dir
+        tables = self.tables
+        return Path(self.tables_dir) / "_checkpoints" / "score_stream" if tables.is_local else \
+            tables.uri("_checkpoints/score_stream")
+
+    @property
+    def checkpoint_location(self) -> TablesLocation:
+        """The checkpoint as a location (its filesystem, its Spark form)."""
+        return TablesLocation.of(self.checkpoint, self.storage)
 
 
 @dataclass(frozen=True)
@@ -160,6 +177,8 @@ def _build(cls: type, raw: Mapping[str, Any] | None, where: str, nested: Mapping
             if not isinstance(value or {}, Mapping):
                 raise ConfigError(f"{where}.{key} must be a mapping")
             values[key] = {str(k): _text(v) for k, v in (value or {}).items()}
+        elif isinstance(value, str) and "://" in value and "str" in str(known[key].type):
+            values[key] = value  # a URI (an object store) stays text
         elif value is not None and "Path" in str(known[key].type):
             values[key] = Path(str(value)).expanduser()
         else:
@@ -181,7 +200,7 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
     if unknown:
         raise ConfigError(f"unknown top-level keys {unknown}; allowed: spark, stream, influxdb")
     stream = _build(StreamConfig, raw.get("stream"), "stream",
-                    {"kafka": KafkaSourceConfig, "files": FilesSourceConfig})
+                    {"kafka": KafkaSourceConfig, "files": FilesSourceConfig, "storage": StorageConfig})
     if stream.source not in ("kafka", "files"):
         raise ConfigError(f"stream.source must be 'kafka' or 'files', not {stream.source!r}")
     if not 0 <= stream.max_missing_share < 1:
@@ -189,6 +208,10 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
     if stream.quarantine_max_chars < 0:
         raise ConfigError("stream.quarantine_max_chars must not be negative")
     stream.event_time_bounds  # noqa: B018 - validates both durations now, not at the first batch
+    try:
+        stream.tables  # noqa: B018 - validates tables_dir (a path, or a supported object store URI)
+    except UserError as exc:
+        raise ConfigError(str(exc)) from exc
     return AppConfig(
         spark=_build(SparkConfig, raw.get("spark"), "spark"),
         stream=stream,

@@ -78,7 +78,7 @@ def build_spark(config: AppConfig, app_name: str):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if config.spark.master:
         builder = builder.master(config.spark.master)
-    settings = {**DEFAULT_SETTINGS, **DELTA_SETTINGS}
+    settings = {**DEFAULT_SETTINGS, **DELTA_SETTINGS, **config.stream.tables.spark_conf(with_credentials=True)}
     if (config.spark.master or "").startswith("local"):
         settings.update(LOCAL_SETTINGS)
         for key, value in LOCAL_ENV.items():

@@ -21,6 +21,7 @@ from jobs.errors import UserError
 from jobs.config import ConfigError, load_config
 
 if TYPE_CHECKING:
+    from jobs.storage import TablesLocation
     from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
@@ -53,15 +54,15 @@ def check_retention(retain_hours: float, allow_short: bool) -> None:
             "Keep the default, or pass --allow-short-retention if no reader or writer can be affected")
 
 
-def _quote(path: Path) -> str:
+def _quote(path: str) -> str:
     return "delta.`" + str(path).replace("`", "``") + "`"
 
 
-def _num_files(spark: "SparkSession", path: Path) -> int:
+def _num_files(spark: "SparkSession", path: str) -> int:
     return int(spark.sql(f"DESCRIBE DETAIL {_quote(path)}").first()["numFiles"])
 
 
-def _last_vacuum_deleted(spark: "SparkSession", path: Path) -> int:
+def _last_vacuum_deleted(spark: "SparkSession", path: str) -> int:
     """Files the last VACUUM deleted, from its ``VACUUM END`` entry in the table history (-1: unknown)."""
     rows = (spark.sql(f"DESCRIBE HISTORY {_quote(path)} LIMIT 5")
             .filter("operation = 'VACUUM END'").orderBy("version", ascending=False).take(1))
@@ -70,7 +71,7 @@ def _last_vacuum_deleted(spark: "SparkSession", path: Path) -> int:
     return int(rows[0]["operationMetrics"].get("numDeletedFiles", -1))
 
 
-def maintain_table(spark: "SparkSession", path: Path, retain_hours: float, optimize: bool = True,
+def maintain_table(spark: "SparkSession", path: str, retain_hours: float, optimize: bool = True,
                    vacuum: bool = True, allow_short: bool = False) -> TableMaintenance:
     """OPTIMIZE then VACUUM one table; the retention must already have passed :func:`check_retention`."""
     check_retention(retain_hours, allow_short)
@@ -84,7 +85,7 @@ def maintain_table(spark: "SparkSession", path: Path, retain_hours: float, optim
         settings = {}
         if retain_hours < DEFAULT_RETAIN_HOURS:
             log.warning("%s: VACUUM with %g h retention, retention check off for this call (explicit opt-in)",
-                        path.name, retain_hours)
+                        _name(path), retain_hours)
             settings[RETENTION_CHECK] = "false"
         if spark.conf.get(LISTING_PARALLELISM, None) in (None, "10000"):
             # VACUUM lists files with this many tasks (Spark's default 10000): far too many for these tables
@@ -101,13 +102,17 @@ def maintain_table(spark: "SparkSession", path: Path, retain_hours: float, optim
                     spark.conf.unset(key)
                 else:
                     spark.conf.set(key, value)
-    result = TableMaintenance(path.name, before, _num_files(spark, path), compacted, vacuumed)
+    result = TableMaintenance(_name(path), before, _num_files(spark, path), compacted, vacuumed)
     log.info("%s: %d -> %d files (OPTIMIZE removed %d), VACUUM deleted %d", result.table, result.files_before,
              result.files_after, result.files_compacted, result.files_vacuumed)
     return result
 
 
-def maintain(spark: "SparkSession", tables_dir: Path, tables: Iterable[str] | None = None,
+def _name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def maintain(spark: "SparkSession", tables_dir: "TablesLocation | Path | str", tables: Iterable[str] | None = None,
              retain_hours: float = DEFAULT_RETAIN_HOURS, optimize: bool = True, vacuum: bool = True,
              allow_short: bool = False) -> list[TableMaintenance]:
     """Maintain the named tables (default: every Delta table under ``tables_dir``)."""
@@ -118,7 +123,7 @@ def maintain(spark: "SparkSession", tables_dir: Path, tables: Iterable[str] | No
     names = list(tables) if tables else list(found)
     missing = [name for name in names if name not in found]
     if missing or not names:
-        raise ConfigError(f"no Delta table {missing or ''} under {tables_dir}; found: {', '.join(found) or 'none'}")
+        raise ConfigError(f"no Delta table {missing or ''} under {getattr(tables_dir, 'root', tables_dir)}; found: {', '.join(found) or 'none'}")
     return [maintain_table(spark, found[name], retain_hours, optimize, vacuum, allow_short) for name in names]
 
 
@@ -139,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.conf)
     spark = build_spark(config, "iomt-ad-maintain")
-    results = maintain(spark, config.stream.tables_dir, args.tables, args.retain_hours,
+    results = maintain(spark, config.stream.tables, args.tables, args.retain_hours,
                        optimize=not args.no_optimize, vacuum=not args.no_vacuum,
                        allow_short=args.allow_short_retention)
     for item in results:

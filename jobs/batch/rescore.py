@@ -20,7 +20,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs.errors import UserError
@@ -29,6 +28,7 @@ from schemas.tables import FLOWS_RESCORED, FLOWS_SCORED, RECORD_COLUMNS, SCORING
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+    from jobs.storage import TablesLocation
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +86,15 @@ class RescoreResult:
     rows_written: int
     anomalies: int
     seconds: float
-    target: Path
+    target: str
 
 
-def source_flows(spark: "SparkSession", tables_dir: Path, time_range: TimeRange,
+def source_flows(spark: "SparkSession", tables: "TablesLocation", time_range: TimeRange,
                  source: str = FLOWS_SCORED) -> "DataFrame":
     """The stored records of the range: metadata, the 39 features and what the stream decided."""
     from pyspark.sql import functions as F
 
-    stored = spark.read.format("delta").load(str(tables_dir / source)).filter(time_range.predicate())
+    stored = spark.read.format("delta").load(tables.spark_uri(source)).filter(time_range.predicate())
     return stored.select(*[F.col(c) for c in RECORD_NAMES],
                          *[F.col(old).alias(new) for old, new in STREAM_COLUMNS.items()])
 
@@ -124,18 +124,18 @@ def _manifest(model_dir: str) -> tuple[str, str]:
     return version, sha256_of(local / MANIFEST)
 
 
-def _record_run(spark: "SparkSession", tables_dir: Path, row: dict[str, object]) -> None:
+def _record_run(spark: "SparkSession", tables: "TablesLocation", row: dict[str, object]) -> None:
     spec = TABLES[SCORING_RUNS]
     frame = spark.createDataFrame([tuple(row.get(c) for c in spec.column_names)], spec.spark_ddl())
-    frame.write.format("delta").mode("append").save(str(tables_dir / SCORING_RUNS))
+    frame.write.format("delta").mode("append").save(tables.spark_uri(SCORING_RUNS))
 
 
 def rescore(spark: "SparkSession", config: AppConfig, model_dir: str, time_range: TimeRange,
             source: str = FLOWS_SCORED, target: str = FLOWS_RESCORED) -> RescoreResult:
     """Re-score ``source`` rows of ``time_range`` with the bundle at ``model_dir`` into ``target``."""
-    tables_dir = config.stream.tables_dir
-    if not (tables_dir / source / "_delta_log").is_dir():
-        raise ConfigError(f"{tables_dir / source}: no Delta table there; check stream.tables_dir in the "
+    tables = config.stream.tables
+    if not tables.is_table(source):
+        raise ConfigError(f"{tables.uri(source)}: no Delta table there; check stream.tables_dir in the "
                           "configuration (the streaming job writes it)")
     run_id = uuid.uuid4().hex
     started_at, started = datetime.now(timezone.utc), time.monotonic()
@@ -149,13 +149,13 @@ def rescore(spark: "SparkSession", config: AppConfig, model_dir: str, time_range
     predicate = f"model_version = '{version}' AND {time_range.predicate()}"
     log.info("rescore run %s: %s rows of %s with model %s (%s)", run_id, source, time_range, version, model_dir)
     try:
-        flows = source_flows(spark, tables_dir, time_range, source)
+        flows = source_flows(spark, tables, time_range, source)
         rows_read = flows.count()
         (rescored_rows(flows, model_dir).write.format("delta").mode("overwrite")
          .option("replaceWhere", predicate).option("mergeSchema", "true")  # tables of earlier versions gain columns
          .partitionBy(*TABLES[FLOWS_RESCORED].partition_by)
-         .save(str(tables_dir / target)))
-        written = spark.read.format("delta").load(str(tables_dir / target)).filter(predicate)
+         .save(tables.spark_uri(target)))
+        written = spark.read.format("delta").load(tables.spark_uri(target)).filter(predicate)
         counts = written.selectExpr("count(*) AS n", "count_if(is_anomaly) AS a").first()
         rows_written, anomalies = int(counts["n"]), int(counts["a"] or 0)
         if rows_written != rows_read:
@@ -163,14 +163,14 @@ def rescore(spark: "SparkSession", config: AppConfig, model_dir: str, time_range
                                "during the run (late records?); run it again")
     except Exception as exc:
         run.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:1000])
-        _finish(spark, tables_dir, run, started)
+        _finish(spark, tables, run, started)
         raise
     run.update(status="succeeded", rows_read=rows_read, rows_written=rows_written, anomalies=anomalies)
-    seconds = _finish(spark, tables_dir, run, started)
+    seconds = _finish(spark, tables, run, started)
     log.info("rescore run %s: %d rows, %d anomalies with %s in %.1f s", run_id, rows_written, anomalies,
              version, seconds)
     return RescoreResult(run_id=run_id, model_version=version, rows_read=rows_read, rows_written=rows_written,
-                         anomalies=anomalies, seconds=seconds, target=tables_dir / target)
+                         anomalies=anomalies, seconds=seconds, target=tables.uri(target))
 
 
 def _timestamp(spark: "SparkSession", text: str) -> datetime:
@@ -178,10 +178,10 @@ def _timestamp(spark: "SparkSession", text: str) -> datetime:
     return spark.sql(f"SELECT CAST('{text}' AS TIMESTAMP) AS t").first()["t"]
 
 
-def _finish(spark: "SparkSession", tables_dir: Path, run: dict[str, object], started: float) -> float:
+def _finish(spark: "SparkSession", tables: "TablesLocation", run: dict[str, object], started: float) -> float:
     seconds = round(time.monotonic() - started, 3)
     run.update(finished_at=datetime.now(timezone.utc), seconds=seconds)
-    _record_run(spark, tables_dir, run)
+    _record_run(spark, tables, run)
     return seconds
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs.config import ConfigError, load_config
+from jobs.storage import TablesLocation
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -37,24 +38,23 @@ class ExampleQuery:
     sql: str
 
 
-def delta_tables(tables_dir: Path) -> dict[str, Path]:
-    """The Delta tables directly under ``tables_dir`` (a ``_delta_log`` inside), by view name."""
-    if not tables_dir.is_dir():
-        return {}
-    return {path.name: path for path in sorted(tables_dir.iterdir())
-            if (path / "_delta_log").is_dir() and _VIEW_NAME.match(path.name)}
+def delta_tables(tables: TablesLocation | Path | str) -> dict[str, str]:
+    """The Delta tables directly under ``tables`` (a ``_delta_log`` inside), by view name: their
+    addresses as Spark reads them (a path, or ``s3a://`` on an object store)."""
+    location = tables if isinstance(tables, TablesLocation) else TablesLocation.of(tables)
+    return {name: location.spark_uri(name) for name in location.table_names() if _VIEW_NAME.match(name)}
 
 
-def register_tables(spark: "SparkSession", tables_dir: Path) -> list[str]:
-    """Register every Delta table under ``tables_dir`` as a temporary view named like the table."""
-    tables = delta_tables(tables_dir)
-    if not tables:
-        raise ConfigError(f"no Delta tables under {tables_dir}: check stream.tables_dir in the configuration "
-                          "(the streaming job writes the tables there)")
-    for name, path in tables.items():
-        spark.read.format("delta").load(str(path)).createOrReplaceTempView(name)
-    log.info("views: %s (from %s)", ", ".join(tables), tables_dir)
-    return list(tables)
+def register_tables(spark: "SparkSession", tables: TablesLocation | Path | str) -> list[str]:
+    """Register every Delta table under ``tables`` as a temporary view named like the table."""
+    found = delta_tables(tables)
+    if not found:
+        raise ConfigError(f"no Delta tables under {getattr(tables, 'root', tables)}: check stream.tables_dir in "
+                          "the configuration (the streaming job writes the tables there)")
+    for name, uri in found.items():
+        spark.read.format("delta").load(uri).createOrReplaceTempView(name)
+    log.info("views: %s (from %s)", ", ".join(found), getattr(tables, "root", tables))
+    return list(found)
 
 
 def load_examples(path: Path = DEFAULT_QUERIES) -> list[ExampleQuery]:
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     from pyspark.errors import AnalysisException
 
     try:
-        register_tables(spark, config.stream.tables_dir)
+        register_tables(spark, config.stream.tables)
         sys.stdout.write(format_frame(spark.sql(statement), args.format, args.limit or None))
     except AnalysisException as exc:  # a typo in the query: one clear message, no traceback
         log.error("the query failed: %s", str(exc).splitlines()[0])

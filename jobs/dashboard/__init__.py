@@ -20,8 +20,12 @@ APP = Path(__file__).resolve().parent / "app.py"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tables", type=Path, default=Path("var/delta"),
-                        help="the job's stream.tables_dir (default var/delta)")
+    parser.add_argument("--tables", default=None,
+                        help="the job's tables: a path or s3://bucket/prefix (default: stream.tables_dir of --conf, "
+                             "else var/delta)")
+    parser.add_argument("--conf", type=Path, default=None,
+                        help="the job's configuration: its stream.tables_dir and, for an object store, "
+                             "stream.storage (credentials from the environment or files it names)")
     parser.add_argument("--model", type=Path, default=DEFAULT_BUNDLE,
                         help=f"model bundle whose threshold is drawn (default {DEFAULT_BUNDLE})")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -40,8 +44,16 @@ def streamlit_command(host: str, port: int) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from jobs.dashboard.data import DashboardSettings
 
-    settings = DashboardSettings(tables_dir=args.tables.resolve(), model_dir=args.model.resolve(),
-                                 window_minutes=args.window_minutes, refresh_seconds=args.refresh_seconds)
+    tables = args.tables
+    if tables is None:
+        from jobs.config import load_config
+
+        tables = load_config(args.conf).stream.tables_dir if args.conf else "var/delta"
+    if "://" not in str(tables):
+        tables = Path(tables).resolve()
+    settings = DashboardSettings(tables_dir=tables, model_dir=args.model.resolve(),
+                                 window_minutes=args.window_minutes, refresh_seconds=args.refresh_seconds,
+                                 conf_path=args.conf.resolve() if args.conf else None)
     if not (settings.model_dir / "manifest.json").is_file():
         log.error("no model bundle at %s (manifest.json missing)", settings.model_dir)
         return 2

@@ -12,15 +12,20 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from models import DEFAULT_BUNDLE
 from schemas.tables import ALERTS, BATCH_LOG, DEVICES, FLOWS_SCORED, TRAFFIC_1M
 
+if TYPE_CHECKING:
+    from jobs.storage import TablesLocation
+
 log = logging.getLogger(__name__)
 
 ENV_TABLES = "IOMT_AD_DASHBOARD_TABLES"
+ENV_CONF = "IOMT_AD_DASHBOARD_CONF"  # the job's configuration: how to reach an object store
 ENV_MODEL = "IOMT_AD_DASHBOARD_MODEL"
 ENV_WINDOW = "IOMT_AD_DASHBOARD_WINDOW_MINUTES"
 ENV_REFRESH = "IOMT_AD_DASHBOARD_REFRESH_SECONDS"
@@ -38,22 +43,38 @@ BATCH_COLUMNS = ["batch_id", "records", "quarantined", "anomalies", "influx_fail
 
 @dataclass(frozen=True)
 class DashboardSettings:
-    tables_dir: Path
+    tables_dir: Path | str  # a path, or an object store URI (s3://bucket/prefix)
     model_dir: Path
     window_minutes: int = 60
     refresh_seconds: int = 5
+    conf_path: Path | None = None  # the job's configuration, for stream.storage
+
+    @property
+    def tables(self) -> "TablesLocation":
+        from jobs.storage import TablesLocation
+
+        storage = None
+        if self.conf_path is not None:
+            from jobs.config import load_config
+
+            storage = load_config(self.conf_path).stream.storage
+        return TablesLocation.of(self.tables_dir, storage)
 
     @classmethod
     def from_env(cls) -> "DashboardSettings":
         repo = Path(__file__).resolve().parents[2]
-        return cls(tables_dir=Path(os.environ.get(ENV_TABLES, repo / "var" / "delta")),
+        return cls(tables_dir=os.environ.get(ENV_TABLES, str(repo / "var" / "delta")),
                    model_dir=Path(os.environ.get(ENV_MODEL, repo / DEFAULT_BUNDLE)),
+                   conf_path=Path(os.environ[ENV_CONF]) if os.environ.get(ENV_CONF) else None,
                    window_minutes=int(os.environ.get(ENV_WINDOW, "60")),
                    refresh_seconds=int(os.environ.get(ENV_REFRESH, "5")))
 
     def to_env(self) -> dict[str, str]:
-        return {ENV_TABLES: str(self.tables_dir), ENV_MODEL: str(self.model_dir),
-                ENV_WINDOW: str(self.window_minutes), ENV_REFRESH: str(self.refresh_seconds)}
+        env = {ENV_TABLES: str(self.tables_dir), ENV_MODEL: str(self.model_dir),
+               ENV_WINDOW: str(self.window_minutes), ENV_REFRESH: str(self.refresh_seconds)}
+        if self.conf_path is not None:
+            env[ENV_CONF] = str(self.conf_path)
+        return env
 
 
 @dataclass(frozen=True)
@@ -69,15 +90,18 @@ def model_info(model_dir: Path) -> ModelInfo:
                      threshold=float(manifest["ensemble"]["threshold"]["value"]))
 
 
-def read_table(tables_dir: Path, name: str, columns: list[str], since: datetime | None = None) -> pd.DataFrame:
+def read_table(tables: "TablesLocation | Path | str", name: str, columns: list[str],
+               since: datetime | None = None) -> pd.DataFrame:
     """A Delta table (only ``columns``; partitions from ``since``'s date on when it has
     ``event_date``); an empty frame while the job has not created the table yet."""
-    from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
-    path = Path(tables_dir) / name
+    from jobs.storage import TablesLocation
+
+    location = tables if isinstance(tables, TablesLocation) else TablesLocation.of(tables)
+    path = location.uri(name)
     try:
-        table = DeltaTable(str(path))
+        table = location.delta_table(name)
     except TableNotFoundError:
         log.info("no Delta table at %s yet", path)
         return pd.DataFrame(columns=columns)
@@ -114,19 +138,20 @@ class Snapshot:
 
 
 def load_snapshot(settings: DashboardSettings) -> Snapshot:
-    traffic = read_table(settings.tables_dir, TRAFFIC_1M, TRAFFIC_COLUMNS)
-    batches = read_table(settings.tables_dir, BATCH_LOG, BATCH_COLUMNS)
+    tables = settings.tables
+    traffic = read_table(tables, TRAFFIC_1M, TRAFFIC_COLUMNS)
+    batches = read_table(tables, BATCH_LOG, BATCH_COLUMNS)
     if traffic.empty:
         empty = pd.DataFrame(columns=FLOW_COLUMNS)
         return Snapshot(empty, pd.DataFrame(columns=ALERT_COLUMNS), traffic, batches, None)
     newest_minute = traffic["minute"].max()
     start = newest_minute - timedelta(minutes=settings.window_minutes)
-    flows = read_table(settings.tables_dir, FLOWS_SCORED, FLOW_COLUMNS, since=start.to_pydatetime())
+    flows = read_table(tables, FLOWS_SCORED, FLOW_COLUMNS, since=start.to_pydatetime())
     flows = flows[flows["event_time"] >= start]
-    alerts = read_table(settings.tables_dir, ALERTS, ALERT_COLUMNS, since=start.to_pydatetime())
+    alerts = read_table(tables, ALERTS, ALERT_COLUMNS, since=start.to_pydatetime())
     alerts = alerts[alerts["event_time"] >= start]
     newest = flows["event_time"].max() if not flows.empty else None
-    devices = read_table(settings.tables_dir, DEVICES, DEVICE_COLUMNS)
+    devices = read_table(tables, DEVICES, DEVICE_COLUMNS)
     return Snapshot(flows, alerts, traffic[traffic["minute"] >= start], batches, newest, devices)
 
 

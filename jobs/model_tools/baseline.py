@@ -39,7 +39,6 @@ def site_records_from_tables(conf: str, start: str, end: str):
     from datetime import datetime
 
     import pyarrow.dataset as ds
-    from deltalake import DeltaTable
 
     from jobs.config import load_config
     from schemas.flow_record import FEATURE_COLUMNS, FEATURES, RECORD_ID
@@ -49,11 +48,12 @@ def site_records_from_tables(conf: str, start: str, end: str):
         low, high = datetime.fromisoformat(start.replace("Z", "+00:00")), datetime.fromisoformat(end.replace("Z", "+00:00"))
     except ValueError as exc:
         raise UserError(f"--from/--to must be ISO-8601 times: {exc}") from exc
-    table = DeltaTable(str(config.stream.tables_dir / "flows_scored")).to_pyarrow_dataset()
+    tables = config.stream.tables
+    table = tables.delta_table("flows_scored").to_pyarrow_dataset()
     rows = table.to_table(columns=[RECORD_ID, *FEATURE_COLUMNS],
                           filter=(ds.field("event_time") >= low) & (ds.field("event_time") < high)).to_pandas()
     return rows.rename(columns=dict(zip(FEATURE_COLUMNS, FEATURES))), {
-        "flows_scored": str(config.stream.tables_dir / "flows_scored"), "from": start, "to": end}
+        "flows_scored": tables.uri("flows_scored"), "from": start, "to": end}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.errors import UserError
+from jobs.storage import TablesLocation
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class CheckpointMismatchError(UserError, RuntimeError):
 class CheckpointState:
     """What a checkpoint directory says about the query's progress."""
 
-    path: Path
+    path: str
     query_id: str | None        # None: no checkpoint (missing or empty directory)
     last_planned: int | None    # the highest batch id in offsets/, None when none was planned
 
@@ -51,23 +52,28 @@ class TablesState:
     query_id: str | None        # the query that wrote the last batch (None when not recorded)
 
 
-def read_checkpoint(path: Path) -> CheckpointState:
-    path = Path(path)
+def read_checkpoint(checkpoint: TablesLocation | Path | str) -> CheckpointState:
+    """What the checkpoint at ``checkpoint`` (a local path, or a location on an object store) says."""
+    from pyarrow import fs
+
+    location = checkpoint if isinstance(checkpoint, TablesLocation) else TablesLocation.of(checkpoint)
+    store, root = location.filesystem()
     query_id = None
-    metadata = path / "metadata"
-    if metadata.is_file():
+    metadata = f"{root}/metadata"
+    if store.get_file_info(metadata).type == fs.FileType.File:
         try:
-            query_id = json.loads(metadata.read_text(encoding="utf-8").splitlines()[0])["id"]
+            with store.open_input_stream(metadata) as stream:
+                query_id = json.loads(stream.read().decode("utf-8").splitlines()[0])["id"]
         except (IndexError, KeyError, ValueError) as exc:
             raise CheckpointMismatchError(
-                f"the checkpoint's metadata file {metadata} cannot be read ({exc}): restore the checkpoint "
-                "from a backup, or see `iomt-ad stream --help` for starting a new run") from exc
-    offsets = path / "offsets"
-    planned = [int(p.name) for p in offsets.iterdir() if p.name.isdigit()] if offsets.is_dir() else []
-    return CheckpointState(path=path, query_id=query_id, last_planned=max(planned) if planned else None)
+                f"the checkpoint's metadata file {location.uri('metadata')} cannot be read ({exc}): restore the "
+                "checkpoint from a backup, or see `iomt-ad stream --help` for starting a new run") from exc
+    entries = store.get_file_info(fs.FileSelector(f"{root}/offsets", allow_not_found=True))
+    planned = [int(entry.base_name) for entry in entries if entry.base_name.isdigit()]
+    return CheckpointState(path=location.root, query_id=query_id, last_planned=max(planned) if planned else None)
 
 
-def query_id_of(checkpoint: Path) -> str | None:
+def query_id_of(checkpoint: TablesLocation | Path | str) -> str | None:
     """The id of the query a checkpoint belongs to (None before the query first started)."""
     return read_checkpoint(checkpoint).query_id
 

@@ -13,8 +13,8 @@ its table state open between batches and costs milliseconds plus the Parquet wri
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -22,22 +22,27 @@ import pyarrow as pa
 from schemas.tables import TABLES
 
 if TYPE_CHECKING:
+    from jobs.storage import TablesLocation
     from jobs.stream.writers import BatchOutput, WriteOutcome
 
 log = logging.getLogger(__name__)
 
 
 class DeltaAppender:
-    """Appends to the tables under ``tables_dir``. Safe to use from one thread per table at a time."""
+    """Appends to the tables under ``tables`` (a local directory or an object store, with its
+    credentials resolved). Safe to use from one thread per table at a time."""
 
-    def __init__(self, tables_dir: Path, app_id: str) -> None:
-        self.tables_dir = Path(tables_dir)
+    def __init__(self, tables: "TablesLocation | str | os.PathLike[str]", app_id: str) -> None:
+        from jobs.storage import TablesLocation
+
+        self.tables = (tables if isinstance(tables, TablesLocation) else TablesLocation.of(tables)).resolved()
+        self.options = self.tables.storage_options()
         self.app_id = app_id
         self._open: dict[str, object] = {}  # name -> deltalake.DeltaTable, kept between batches
         self._lock = threading.Lock()
 
     def path(self, name: str) -> str:
-        return str(self.tables_dir / name)
+        return self.tables.uri(name)
 
     def _table(self, name: str):
         """The table, brought up to date, or None when it does not exist yet."""
@@ -46,9 +51,9 @@ class DeltaAppender:
         with self._lock:
             table = self._open.get(name)
         if table is None:
-            if not DeltaTable.is_deltatable(self.path(name)):
+            if not DeltaTable.is_deltatable(self.path(name), storage_options=self.options):
                 return None
-            table = DeltaTable(self.path(name))
+            table = DeltaTable(self.path(name), storage_options=self.options)
             with self._lock:
                 self._open[name] = table
         else:
@@ -97,7 +102,8 @@ class DeltaAppender:
         table = self._table(name)
         if table is None:
             create_table_with_add_actions(self.path(name), Schema.from_arrow(spec.arrow_schema()), adds, mode="append",
-                                          partition_by=list(spec.partition_by) or None, commit_properties=commit)
+                                          partition_by=list(spec.partition_by) or None, storage_options=self.options,
+                                          commit_properties=commit)
             return True
         if self._holds(table, batch_id):
             log.info("%s already holds batch %d of %s: skipped", name, batch_id, self.app_id)
@@ -140,14 +146,14 @@ class DeltaAppender:
         partition_by = list(TABLES[name].partition_by) or None
         # schema_mode="merge": a table written by an earlier version gains the columns added since
         write_deltalake(table if table is not None else self.path(name), rows, mode="append",
-                        partition_by=partition_by, schema_mode="merge",
+                        partition_by=partition_by, schema_mode="merge", storage_options=self.options,
                         commit_properties=CommitProperties(
                             app_transactions=[Transaction(app_id=self.app_id, version=batch_id)]))
         if table is None:
             from deltalake import DeltaTable
 
             with self._lock:
-                self._open[name] = DeltaTable(self.path(name))
+                self._open[name] = DeltaTable(self.path(name), storage_options=self.options)
         return True
 
 
@@ -174,22 +180,22 @@ class DeltaFilesWriter:
     name = "delta"
     required = True
 
-    def __init__(self, tables_dir: str, tables: tuple[str, ...]) -> None:
-        self.tables_dir = tables_dir
+    def __init__(self, location: "TablesLocation", tables: tuple[str, ...]) -> None:
+        self.location = location
         self.tables = tables
 
     def write(self, batch: "BatchOutput") -> "WriteOutcome":
         from jobs.stream.writers import WriteOutcome
 
         files = [{**described, "table": name} for name in self.tables
-                 for described in write_data_files(self.tables_dir, name, batch.tables[name], batch.batch_id)]
+                 for described in write_data_files(self.location, name, batch.tables[name], batch.batch_id)]
         return WriteOutcome(written=sum(f["records"] for f in files), files=tuple(files))
 
     def close(self) -> None:
         pass
 
 
-def write_data_files(tables_dir: str, name: str, rows: pa.Table, batch_id: int) -> list[dict]:
+def write_data_files(location: "TablesLocation", name: str, rows: pa.Table, batch_id: int) -> list[dict]:
     """Parquet files of ``rows`` under table ``name``'s directory, one per partition value; a
     description of each (its path relative to the table, size, partition values, record count)."""
     import json
@@ -200,12 +206,11 @@ def write_data_files(tables_dir: str, name: str, rows: pa.Table, batch_id: int) 
 
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
-    from pyarrow import fs
 
     if rows.num_rows == 0:
         return []
     spec = TABLES[name]
-    filesystem, root = fs.FileSystem.from_uri(_uri(tables_dir))
+    filesystem, root = _filesystem(location)
     table_root = f"{root.rstrip('/')}/{name}"
     groups: list[tuple[dict, pa.Table]] = [({}, rows)]
     for column in spec.partition_by:
@@ -223,7 +228,8 @@ def write_data_files(tables_dir: str, name: str, rows: pa.Table, batch_id: int) 
         relative = (f"{directory + '/' if directory else ''}part-{batch_id:08d}-{writer}-{uuid.uuid4().hex}"
                     ".snappy.parquet")
         path = f"{table_root}/{relative}"
-        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        if location.is_local:  # an object store has no directories to create
+            filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
         pq.write_table(part.drop_columns(list(spec.partition_by)), path, filesystem=filesystem, compression="snappy")
         described.append({"path": relative, "size": filesystem.get_file_info(path).size, "partition_values": values,
                           "modification_time": int(time.time() * 1000),
@@ -231,6 +237,12 @@ def write_data_files(tables_dir: str, name: str, rows: pa.Table, batch_id: int) 
     return described
 
 
-def _uri(tables_dir: str) -> str:
-    """A local directory as a file URI (pyarrow's filesystems take URIs)."""
-    return tables_dir if "://" in tables_dir else Path(tables_dir).resolve().as_uri()
+_FILESYSTEMS: dict = {}
+
+
+def _filesystem(location: "TablesLocation"):
+    """One pyarrow filesystem per Python worker and location (an S3 client keeps its connections)."""
+    key = (location.root, repr(location.storage), location.credentials)
+    if key not in _FILESYSTEMS:
+        _FILESYSTEMS[key] = location.filesystem()
+    return _FILESYSTEMS[key]

@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from jobs.config import AppConfig
+from jobs.storage import TablesLocation
 from jobs.stream import table_rows
 from jobs.stream.delta_writer import DeltaFilesWriter
 from jobs.stream.writers import BatchOutput, BatchWriter
@@ -45,6 +46,8 @@ class TaskContext:
     # InfluxDB's token, read on the driver from its environment variable or file: executors need not
     # share the driver's environment (on a cluster, encrypt Spark's RPC: docs/cluster.md)
     influx_token: str | None = field(default=None, repr=False)
+    # where the tables are, with the object store's credentials read on the driver (None: from config)
+    tables: TablesLocation | None = field(default=None, repr=False)
 
 
 def partition_output(scored_rows: pa.Table, context: TaskContext) -> tuple[BatchOutput, pa.Table, int]:
@@ -91,7 +94,8 @@ def _influx_writer(config: AppConfig, token: str | None):
 
 def executor_writers(context: TaskContext) -> list[BatchWriter]:
     """The writers each task runs: the Delta data files (required), then InfluxDB when enabled."""
-    writers: list[BatchWriter] = [DeltaFilesWriter(str(context.config.stream.tables_dir), WRITTEN_TABLES)]
+    tables = context.tables or context.config.stream.tables.resolved()
+    writers: list[BatchWriter] = [DeltaFilesWriter(tables, WRITTEN_TABLES)]
     influx = _influx_writer(context.config, context.influx_token)
     if influx is not None:
         writers.append(influx)

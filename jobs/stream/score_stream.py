@@ -47,10 +47,10 @@ def start_query(spark: "SparkSession", config: AppConfig, available_now: bool | 
     verify_manifest(bundle_dir, read_manifest(bundle_dir))
     sink = make_foreach_batch(config)
     # the checkpoint must continue the tables, or batches would be skipped as already written
-    check_resume(read_checkpoint(config.stream.checkpoint), sink.tables_state(), str(config.stream.tables_dir))
+    check_resume(read_checkpoint(config.stream.checkpoint_location), sink.tables_state(), sink.delta.tables.root)
     prepared = prepared_records(read_source(spark, config), config.stream)
     writer = (prepared.writeStream.queryName("iomt_ad_score_stream")
-              .option("checkpointLocation", str(config.stream.checkpoint))
+              .option("checkpointLocation", config.stream.checkpoint_location.spark_uri())
               .foreachBatch(sink))
     if available_now if available_now is not None else config.stream.trigger == "availableNow":
         writer = writer.trigger(availableNow=True)

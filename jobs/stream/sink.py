@@ -52,7 +52,7 @@ class ForeachBatchSink:
     def __init__(self, config: AppConfig) -> None:
         self.config = config
         self.app_id = config.stream.app_id
-        self.delta = DeltaAppender(config.stream.tables_dir, self.app_id)
+        self.delta = DeltaAppender(config.stream.tables, self.app_id)
         self._query_id: str | None = None
 
     def query_id(self) -> str | None:
@@ -60,7 +60,7 @@ class ForeachBatchSink:
         if self._query_id is None:
             from jobs.stream.checkpoint_guard import query_id_of
 
-            self._query_id = query_id_of(self.config.stream.checkpoint)
+            self._query_id = query_id_of(self.config.stream.checkpoint_location)
         return self._query_id
 
     def tables_state(self) -> "TablesState":
@@ -98,7 +98,7 @@ class ForeachBatchSink:
             log.info("batch %d is already committed (batch_log): skipped", batch_id)
             return
         context = TaskContext(config=self.config, batch_id=batch_id, scored_at=datetime.now(timezone.utc),
-                              influx_token=self._influx_token())
+                              influx_token=self._influx_token(), tables=self.delta.tables)
         reports = batch.mapInArrow(partial(write_partition, context=context), REPORT_DDL).collect()
         written = time.monotonic() - started
         summary = BatchReports.of(reports)

@@ -44,12 +44,12 @@ def test_a_checkpoint_that_does_not_refuses_and_says_what_to_do(checkpoint, tabl
 
 
 def test_read_checkpoint_takes_the_query_id_and_the_last_planned_batch(tmp_path) -> None:
-    assert read_checkpoint(tmp_path / "nowhere") == CheckpointState(tmp_path / "nowhere", None, None)
+    assert read_checkpoint(tmp_path / "nowhere") == CheckpointState(str((tmp_path / "nowhere").resolve()), None, None)
     (tmp_path / "metadata").write_text('{"id":"5b1c-query"}\n')
     (tmp_path / "offsets").mkdir()
     for name in ("0", "1", "12", ".12.crc", "7.tmp"):
         (tmp_path / "offsets" / name).write_text("v1\n")
-    assert read_checkpoint(tmp_path) == CheckpointState(tmp_path, "5b1c-query", 12)
+    assert read_checkpoint(tmp_path) == CheckpointState(str(tmp_path.resolve()), "5b1c-query", 12)
     (tmp_path / "metadata").write_text("garbage")
     with pytest.raises(CheckpointMismatchError, match="cannot be read"):
         read_checkpoint(tmp_path)
