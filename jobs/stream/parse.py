@@ -47,11 +47,7 @@ def _metadata_reason_parts(record: "Column") -> list["Column"]:
     second parse or the struct of the typed parse (``record[name]`` reads both)."""
     from pyspark.sql import functions as F
 
-    record_id = record[RECORD_ID]
-    parts: list[Column] = [
-        F.when(record.isNotNull() & (record_id.isNull() | (F.trim(record_id) == "")),
-               F.lit(f"missing field: {RECORD_ID}")),
-    ]
+    parts: list[Column] = []
     for name in (RECORD_ID, SOURCE_ID, LABEL, *DEVICE_TEXT_FIELDS):
         raw = record[name]
         parts.append(F.when(raw.startswith("{") | raw.startswith("["),
@@ -120,6 +116,20 @@ def _typed_schema():
     from schemas.flow_record import flow_schema
 
     return flow_schema().add(T.StructField(CORRUPT, T.StringType()))
+
+
+def origin_record_id() -> "Column":
+    """The id of a record sent without ``record_id`` (most simple producers send a CSV row's columns
+    and nothing else), taken from where it came from, so a replayed batch gets the same ids:
+    ``kafka:<topic>:<partition>:<offset>``, or for a line of a file ``file:<file name>:<the first 32
+    hex digits of the line's SHA-256>`` (Spark's text source has no line numbers: two identical
+    lines of one file share an id, and both are kept)."""
+    from pyspark.sql import functions as F
+
+    kafka = F.concat_ws(":", F.lit("kafka"), F.col(ORIGIN), F.col(PARTITION).cast("string"), F.col(OFFSET).cast("string"))
+    line = F.concat_ws(":", F.lit("file"), F.coalesce(F.col(ORIGIN), F.lit("")),
+                       F.substring(F.sha2(F.col(RAW_VALUE).cast("binary"), 256), 1, 32))
+    return F.when(F.col(OFFSET).isNotNull(), kafka).otherwise(line)
 
 
 def parse_flows(raw: "DataFrame", strict: bool = False,
@@ -193,7 +203,7 @@ def parse_flows(raw: "DataFrame", strict: bool = False,
     return staged.select(
         F.col(RAW_VALUE), F.col(ORIGIN), F.col(PARTITION), F.col(OFFSET), F.col(INGEST_TIME),
         F.when(reason == "", F.lit(None).cast("string")).otherwise(reason).alias(QUARANTINE_REASON),
-        value(RECORD_ID).alias(RECORD_ID),
+        F.coalesce(F.nullif(F.trim(value(RECORD_ID)), F.lit("")), origin_record_id()).alias(RECORD_ID),
         value(SOURCE_ID).alias(SOURCE_ID),
         F.coalesce(F.try_to_timestamp(value(EVENT_TIME)), F.col(INGEST_TIME)).alias(EVENT_TIME),
         value(LABEL).alias(LABEL),

@@ -34,11 +34,11 @@ CASES = [
     ("[1, 2, 3]", "malformed JSON: not a JSON object"),
     (message(**{"Tot sum": "abc"}), "non-numeric features: Tot sum=abc"),
     (message(Rate=True), "non-numeric features: Rate=true"),
-    (message(record_id=...), "missing field: record_id"),
+    (message(record_id=...), None),  # an id from its origin: kafka:topic-a:0:<offset>
     (message(IAT=..., Min=...), "missing features: Min, IAT"),
     (message(event_time="yesterday"), "event_time is not an ISO-8601 timestamp: yesterday"),
     (message(record_id={"x": 1}), "wrong type: record_id must be a string"),
-    (message(record_id="  "), "missing field: record_id"),
+    (message(record_id="  "), None),
     (message(source_id=["a"]), "wrong type: source_id must be a string"),
     (message(**{"Tot sum": "abc"}, event_time="soon"),
      "event_time is not an ISO-8601 timestamp: soon; non-numeric features: Tot sum=abc"),
@@ -167,3 +167,20 @@ def test_event_times_out_of_bounds_are_replaced_and_kept_as_claimed(spark) -> No
     assert kept[3] == (ingest + timedelta(minutes=9), None)
     assert kept[4] == (ingest, (ingest + timedelta(minutes=11)).isoformat(timespec="microseconds") + "Z")
     assert kept[5] == (now - timedelta(days=2), None)  # within bounds of the job's clock, not the bogus ingest time
+
+
+def test_a_record_without_an_id_takes_one_from_its_origin(spark) -> None:
+    """The seed's producer sends a CSV row's columns and nothing else: scored, not quarantined, with
+    an id that a replay of the same input gives again."""
+    import hashlib
+
+    from jobs.stream.parse import origin_record_id
+
+    bare = json.dumps({name: 1.0 for name in FEATURES})  # no record_id, source_id or event_time
+    kafka = parse_flows(_raw(spark, [bare, message(record_id="  ")])).orderBy("offset").collect()
+    assert [(r["quarantine_reason"], r["record_id"]) for r in kafka] == [
+        (None, "kafka:topic-a:0:0"), (None, "kafka:topic-a:0:1")]
+    lines = spark.createDataFrame([(bare, "flows-1.json", None, None, datetime(2026, 5, 5, 5, 5, 5))],
+                                  "raw_value string, origin string, partition int, offset long, ingest_time timestamp")
+    [row] = lines.select(origin_record_id().alias("id")).collect()
+    assert row["id"] == "file:flows-1.json:" + hashlib.sha256(bare.encode()).hexdigest()[:32]
