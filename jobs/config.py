@@ -82,7 +82,51 @@ class KafkaSourceConfig:
     sasl_username: str | None = None
     sasl_password_env: str | None = None     # environment variable holding the password
     sasl_password_file: str | None = None    # or a file holding it
+    allow_sasl_plaintext: bool = False       # SASL_PLAINTEXT sends the credentials unencrypted: refused unless true
+    ssl_ca_file: str | None = None           # PEM file of the CA(s) that signed the brokers' certificates
+    ssl_keystore_file: str | None = None     # PKCS#12 file of this client's key and certificate (mutual TLS)
+    ssl_keystore_password_env: str | None = None   # environment variable holding the keystore's password
+    ssl_keystore_password_file: str | None = None  # or a file holding it
     options: Mapping[str, str] = field(default_factory=dict)  # more kafka.* options (no secrets)
+
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+JAAS_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")  # whose JAAS line is built from sasl_username
+# Kafka options only the typed keys may set (the checks below must see them), and those a typed key sets
+TYPED_KAFKA_OPTIONS = {"security.protocol": "security_protocol", "sasl.mechanism": "sasl_mechanism"}
+TLS_FILE_OPTIONS = {"ssl.truststore.location": "ssl_ca_file", "ssl.keystore.location": "ssl_keystore_file"}
+
+
+def check_kafka_security(kafka: KafkaSourceConfig, where: str = "stream.kafka") -> None:
+    """Refuse a Kafka configuration that would send credentials in clear, or whose TLS or SASL keys
+    would be ignored without a word."""
+    protocol = (kafka.security_protocol or "PLAINTEXT").upper()
+    if protocol not in SECURITY_PROTOCOLS:
+        raise ConfigError(f"{where}.security_protocol must be one of {', '.join(SECURITY_PROTOCOLS)}, "
+                          f"not {kafka.security_protocol!r}")
+    for option in kafka.options:
+        key = option.removeprefix("kafka.")
+        if key in TYPED_KAFKA_OPTIONS:
+            raise ConfigError(f"{where}.options.{option}: set {where}.{TYPED_KAFKA_OPTIONS[key]} instead")
+        if key in TLS_FILE_OPTIONS and getattr(kafka, TLS_FILE_OPTIONS[key]):
+            raise ConfigError(f"{where}.options.{option} and {where}.{TLS_FILE_OPTIONS[key]} are both set: keep one")
+        if key == "sasl.jaas.config" and (kafka.sasl_mechanism or "").upper() in JAAS_MECHANISMS:
+            raise ConfigError(f"{where}.options.{option}: the JAAS line of {kafka.sasl_mechanism} is built from "
+                              f"{where}.sasl_username and the password's env or file; remove this option")
+    uses_sasl = protocol.startswith("SASL_")
+    if kafka.sasl_mechanism and not uses_sasl:
+        raise ConfigError(f"{where}.sasl_mechanism is set but security_protocol is {protocol}: the client would "
+                          "connect without SASL. Set security_protocol: SASL_SSL")
+    if protocol == "SASL_PLAINTEXT" and not kafka.allow_sasl_plaintext:
+        raise ConfigError(f"{where}.security_protocol SASL_PLAINTEXT sends the SASL credentials (with PLAIN, the "
+                          "password itself) and every record unencrypted: use SASL_SSL (with ssl_ca_file for an "
+                          f"internal CA), or set {where}.allow_sasl_plaintext: true on a network you trust")
+    uses_tls = protocol in ("SSL", "SASL_SSL")
+    for key in ("ssl_ca_file", "ssl_keystore_file"):
+        if getattr(kafka, key) and not uses_tls:
+            raise ConfigError(f"{where}.{key} is set but security_protocol is {protocol}: set SSL or SASL_SSL")
+    if kafka.ssl_keystore_file and not (kafka.ssl_keystore_password_env or kafka.ssl_keystore_password_file):
+        raise ConfigError(f"{where}.ssl_keystore_file needs ssl_keystore_password_env or ssl_keystore_password_file")
 
 
 @dataclass(frozen=True)
@@ -97,8 +141,9 @@ class InfluxConfig:
     url: str = "http://localhost:8086"
     org: str = "iomt"
     bucket: str = "iomt"
-    token_env: str | None = "INFLUXDB_TOKEN"
+    token_env: str | None = "INFLUXDB_TOKEN"  # a token that may only write the bucket: `iomt-ad influx-tokens`
     token_file: str | None = None
+    ssl_ca_file: str | None = None  # PEM file of the CA(s) that signed InfluxDB's certificate (an https url)
     batch_size: int = 5000      # points per write request
     max_retries: int = 3
     timeout_ms: int = 10000
@@ -189,6 +234,7 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
     if stream.quarantine_max_chars < 0:
         raise ConfigError("stream.quarantine_max_chars must not be negative")
     stream.event_time_bounds  # noqa: B018 - validates both durations now, not at the first batch
+    check_kafka_security(stream.kafka)
     return AppConfig(
         spark=_build(SparkConfig, raw.get("spark"), "spark"),
         stream=stream,
