@@ -150,6 +150,12 @@ class InfluxConfig:
     parallel_writes: int = 2    # requests of one micro-batch in flight at once
 
 
+def check_influx_tls(influx: InfluxConfig) -> None:
+    """Refuse a CA file that would be ignored (an http url)."""
+    if influx.ssl_ca_file and not influx.url.lower().startswith("https://"):
+        raise ConfigError(f"influxdb.ssl_ca_file is set but influxdb.url {influx.url} is not https: use https://")
+
+
 @dataclass(frozen=True)
 class StreamConfig:
     source: str = "files"  # "kafka" or "files"
@@ -235,10 +241,12 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
         raise ConfigError("stream.quarantine_max_chars must not be negative")
     stream.event_time_bounds  # noqa: B018 - validates both durations now, not at the first batch
     check_kafka_security(stream.kafka)
+    influxdb = _build(InfluxConfig, raw.get("influxdb"), "influxdb")
+    check_influx_tls(influxdb)
     return AppConfig(
         spark=_build(SparkConfig, raw.get("spark"), "spark"),
         stream=stream,
-        influxdb=_build(InfluxConfig, raw.get("influxdb"), "influxdb"),
+        influxdb=influxdb,
         source_path=source_path,
     )
 
