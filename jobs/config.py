@@ -7,6 +7,7 @@ Unknown keys are errors (a typo must not silently fall back to a default).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
@@ -157,6 +158,29 @@ def check_influx_tls(influx: InfluxConfig) -> None:
 
 
 @dataclass(frozen=True)
+class ModelTrustConfig:
+    """``stream.model_trust``: what the bundle at ``stream.model_dir`` must be before a worker loads it.
+    The manifest lives beside the files it pins, so a pin must come from here, a file the model
+    directory's writers cannot change."""
+
+    manifest_sha256: str | None = None  # sha256 of <model_dir>/manifest.json (sha256sum); None: not pinned
+    allow_unpickle: bool = False        # let workers load the joblib (pickle) forests when ONNX cannot serve
+
+    def bundle_trust(self):  # -> models.bundle.BundleTrust (imported lazily: it loads scikit-learn)
+        from models.bundle import BundleTrust
+
+        return BundleTrust(manifest_sha256=self.manifest_sha256, allow_unpickle=self.allow_unpickle,
+                           where="stream.model_trust")
+
+
+def check_model_trust(trust: ModelTrustConfig) -> None:
+    pin = trust.manifest_sha256
+    if pin is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", str(pin)):
+        raise ConfigError("stream.model_trust.manifest_sha256 must be the 64 hex digits of "
+                          "`sha256sum <model_dir>/manifest.json`")
+
+
+@dataclass(frozen=True)
 class StreamConfig:
     source: str = "files"  # "kafka" or "files"
     kafka: KafkaSourceConfig = field(default_factory=KafkaSourceConfig)
@@ -173,6 +197,7 @@ class StreamConfig:
     trigger: str = "5 seconds"          # a processing-time interval, or "availableNow"
     app_id: str = "iomt-ad-score-stream"  # txnAppId of the Delta writes
     model_dir: Path = DEFAULT_BUNDLE
+    model_trust: ModelTrustConfig = field(default_factory=ModelTrustConfig)  # pin; unpickling refused
 
     @property
     def event_time_bounds(self) -> tuple[timedelta, timedelta]:
@@ -232,7 +257,7 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
     if unknown:
         raise ConfigError(f"unknown top-level keys {unknown}; allowed: spark, stream, influxdb")
     stream = _build(StreamConfig, raw.get("stream"), "stream",
-                    {"kafka": KafkaSourceConfig, "files": FilesSourceConfig})
+                    {"kafka": KafkaSourceConfig, "files": FilesSourceConfig, "model_trust": ModelTrustConfig})
     if stream.source not in ("kafka", "files"):
         raise ConfigError(f"stream.source must be 'kafka' or 'files', not {stream.source!r}")
     if not 0 <= stream.max_missing_share < 1:
@@ -241,6 +266,7 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
         raise ConfigError("stream.quarantine_max_chars must not be negative")
     stream.event_time_bounds  # noqa: B018 - validates both durations now, not at the first batch
     check_kafka_security(stream.kafka)
+    check_model_trust(stream.model_trust)
     influxdb = _build(InfluxConfig, raw.get("influxdb"), "influxdb")
     check_influx_tls(influxdb)
     return AppConfig(

@@ -23,6 +23,8 @@ from schemas.tables import DEFAULT_QUARANTINE_MAX_CHARS
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
+    from models.bundle import BundleTrust
+
 RAW_VALUE = "raw_value"
 ORIGIN = "origin"            # Kafka topic, or the file the record came from
 PARTITION = "partition"      # Kafka partition (null for files)
@@ -258,7 +260,8 @@ def text_files_to_raw(lines: "DataFrame") -> "DataFrame":
 
 
 def score_records(parsed: "DataFrame", bundle_dir: str,
-                  quarantine_max_chars: int = DEFAULT_QUARANTINE_MAX_CHARS) -> "DataFrame":
+                  quarantine_max_chars: int = DEFAULT_QUARANTINE_MAX_CHARS,
+                  trust: "BundleTrust | None" = None) -> "DataFrame":
     """Every parsed record with its scores, as the streaming job's sink takes it. Part of the
     streaming query's plan, built once: a micro-batch then costs one Spark job and no DataFrame
     building from Python.
@@ -280,7 +283,7 @@ def score_records(parsed: "DataFrame", bundle_dir: str,
     quarantined = F.col(QUARANTINE_REASON).isNotNull()
     staged = parsed.select(*[F.col(c) for c in parsed.columns if c != RAW_VALUE],
                            *[F.when(quarantined, column).alias(name) for name, column in kept(F.col(RAW_VALUE)).items()])
-    scored = score(staged, bundle_dir)
+    scored = score(staged, bundle_dir, trust)
     failed = F.col(SCORING_ERROR).isNotNull()
     as_parsed = F.to_json(F.struct(*[F.col(c) for c in (*METADATA_FIELDS, *DEVICE_FIELDS)],
                                    *[F.col(column_name(f)).alias(f) for f in FEATURES]))
