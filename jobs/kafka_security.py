@@ -25,13 +25,14 @@ def jaas_quoted(value: str) -> str:
 
 
 def _existing_file(path: str, key: str) -> str:
-    """The absolute path of a file the client reads (checked here, on the driver, for a clear error:
-    on a cluster it must exist at the same path on every executor too)."""
-    resolved = Path(path).expanduser().resolve()
-    if not resolved.is_file():
+    """A file the client reads, as given (checked here for a clear error). On a cluster the
+    executors' consumers open the same path: one mounted on every node, or a bare name shipped with
+    ``spark-submit --files`` (found in each executor's working directory)."""
+    expanded = Path(path).expanduser()
+    if not expanded.is_file():
         raise ConfigError(f"stream.kafka.{key}: {path} is not a file (on a cluster it must exist at this path on "
-                          "the driver and every executor, e.g. through spark-submit --files or a mounted secret)")
-    return str(resolved)
+                          "the driver and every executor: a mounted secret, or spark-submit --files)")
+    return str(expanded)
 
 
 def _sasl_credentials(kafka: KafkaSourceConfig) -> tuple[str, str]:
