@@ -1,7 +1,8 @@
 """Configuration: YAML files in ``conf/`` loaded into frozen dataclasses.
 
-Secrets never live here: ``influxdb.token_env`` / ``token_file`` and ``kafka.sasl_password_env`` /
-``sasl_password_file`` name where the secret is, and it is read only when a client is built.
+Secrets never live here: ``influxdb.token_env`` / ``token_file``, ``kafka.sasl_password_env`` /
+``sasl_password_file`` and ``kafka.ssl_keystore_password_env`` / ``_file`` name where the secret is,
+and it is read only when a client is built.
 Unknown keys are errors (a typo must not silently fall back to a default).
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -20,6 +21,9 @@ from jobs.errors import UserError
 from models import DEFAULT_BUNDLE
 from schemas.flow_record import DEFAULT_MAX_MISSING_SHARE
 from schemas.tables import DEFAULT_QUARANTINE_MAX_CHARS
+
+if TYPE_CHECKING:
+    from models.bundle import BundleTrust
 
 
 class ConfigError(UserError, ValueError):
@@ -166,8 +170,8 @@ class ModelTrustConfig:
     manifest_sha256: str | None = None  # sha256 of <model_dir>/manifest.json (sha256sum); None: not pinned
     allow_unpickle: bool = False        # let workers load the joblib (pickle) forests when ONNX cannot serve
 
-    def bundle_trust(self):  # -> models.bundle.BundleTrust (imported lazily: it loads scikit-learn)
-        from models.bundle import BundleTrust
+    def bundle_trust(self) -> "BundleTrust":
+        from models.bundle import BundleTrust  # lazily: models.bundle loads scikit-learn
 
         return BundleTrust(manifest_sha256=self.manifest_sha256, allow_unpickle=self.allow_unpickle,
                            where="stream.model_trust")

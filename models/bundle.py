@@ -172,7 +172,8 @@ def _refuse_unpickle(bundle_dir: Path, reason: str, trust: BundleTrust) -> Unpic
         f"one untrusted can write, set {trust.where}.allow_unpickle: true")
 
 
-def check_bundle(bundle_dir: str | Path, trust: BundleTrust | None = None, compiled: bool = True) -> tuple[dict[str, Any], str]:
+def check_bundle(bundle_dir: str | Path, trust: BundleTrust | None = None,
+                 compiled: bool = True) -> tuple[dict[str, Any], str]:
     """(manifest, its sha256) of a bundle that passes ``trust`` and :func:`verify_manifest`, without
     loading a model (what a driver checks before its workers load the bundle)."""
     bundle_dir = Path(bundle_dir)

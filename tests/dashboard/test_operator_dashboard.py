@@ -194,7 +194,8 @@ def test_signed_in_over_https_in_headless_chromium(streamed, tmp_path) -> None:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
                 # the test CA is not in Chromium's store: its certificate was checked above with the CA file
-                page = browser.new_context(ignore_https_errors=True, viewport={"width": 1500, "height": 1200}).new_page()
+                context = browser.new_context(ignore_https_errors=True, viewport={"width": 1500, "height": 1200})
+                page = context.new_page()
                 page.goto(f"https://127.0.0.1:{port}/", wait_until="domcontentloaded", timeout=60_000)
                 page.get_by_role("textbox", name="User").wait_for(timeout=60_000)
                 assert page.locator("[data-testid='stMetric']").count() == 0
