@@ -1,17 +1,19 @@
 """Configuration: YAML files in ``conf/`` loaded into frozen dataclasses.
 
-Secrets never live here: ``influxdb.token_env`` / ``token_file`` and ``kafka.sasl_password_env`` /
-``sasl_password_file`` name where the secret is, and it is read only when a client is built.
+Secrets never live here: ``influxdb.token_env`` / ``token_file``, ``kafka.sasl_password_env`` /
+``sasl_password_file`` and ``kafka.ssl_keystore_password_env`` / ``_file`` name where the secret is,
+and it is read only when a client is built.
 Unknown keys are errors (a typo must not silently fall back to a default).
 """
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -20,6 +22,9 @@ from jobs.storage import StorageConfig, TablesLocation
 from models import DEFAULT_BUNDLE
 from schemas.flow_record import DEFAULT_MAX_MISSING_SHARE
 from schemas.tables import DEFAULT_QUARANTINE_MAX_CHARS
+
+if TYPE_CHECKING:
+    from models.bundle import BundleTrust
 
 
 class ConfigError(UserError, ValueError):
@@ -83,7 +88,51 @@ class KafkaSourceConfig:
     sasl_username: str | None = None
     sasl_password_env: str | None = None     # environment variable holding the password
     sasl_password_file: str | None = None    # or a file holding it
+    allow_sasl_plaintext: bool = False       # SASL_PLAINTEXT sends the credentials unencrypted: refused unless true
+    ssl_ca_file: str | None = None           # PEM file of the CA(s) that signed the brokers' certificates
+    ssl_keystore_file: str | None = None     # PKCS#12 file of this client's key and certificate (mutual TLS)
+    ssl_keystore_password_env: str | None = None   # environment variable holding the keystore's password
+    ssl_keystore_password_file: str | None = None  # or a file holding it
     options: Mapping[str, str] = field(default_factory=dict)  # more kafka.* options (no secrets)
+
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+JAAS_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")  # whose JAAS line is built from sasl_username
+# Kafka options only the typed keys may set (the checks below must see them), and those a typed key sets
+TYPED_KAFKA_OPTIONS = {"security.protocol": "security_protocol", "sasl.mechanism": "sasl_mechanism"}
+TLS_FILE_OPTIONS = {"ssl.truststore.location": "ssl_ca_file", "ssl.keystore.location": "ssl_keystore_file"}
+
+
+def check_kafka_security(kafka: KafkaSourceConfig, where: str = "stream.kafka") -> None:
+    """Refuse a Kafka configuration that would send credentials in clear, or whose TLS or SASL keys
+    would be ignored without a word."""
+    protocol = (kafka.security_protocol or "PLAINTEXT").upper()
+    if protocol not in SECURITY_PROTOCOLS:
+        raise ConfigError(f"{where}.security_protocol must be one of {', '.join(SECURITY_PROTOCOLS)}, "
+                          f"not {kafka.security_protocol!r}")
+    for option in kafka.options:
+        key = option.removeprefix("kafka.")
+        if key in TYPED_KAFKA_OPTIONS:
+            raise ConfigError(f"{where}.options.{option}: set {where}.{TYPED_KAFKA_OPTIONS[key]} instead")
+        if key in TLS_FILE_OPTIONS and getattr(kafka, TLS_FILE_OPTIONS[key]):
+            raise ConfigError(f"{where}.options.{option} and {where}.{TLS_FILE_OPTIONS[key]} are both set: keep one")
+        if key == "sasl.jaas.config" and (kafka.sasl_mechanism or "").upper() in JAAS_MECHANISMS:
+            raise ConfigError(f"{where}.options.{option}: the JAAS line of {kafka.sasl_mechanism} is built from "
+                              f"{where}.sasl_username and the password's env or file; remove this option")
+    uses_sasl = protocol.startswith("SASL_")
+    if kafka.sasl_mechanism and not uses_sasl:
+        raise ConfigError(f"{where}.sasl_mechanism is set but security_protocol is {protocol}: the client would "
+                          "connect without SASL. Set security_protocol: SASL_SSL")
+    if protocol == "SASL_PLAINTEXT" and not kafka.allow_sasl_plaintext:
+        raise ConfigError(f"{where}.security_protocol SASL_PLAINTEXT sends the SASL credentials (with PLAIN, the "
+                          "password itself) and every record unencrypted: use SASL_SSL (with ssl_ca_file for an "
+                          f"internal CA), or set {where}.allow_sasl_plaintext: true on a network you trust")
+    uses_tls = protocol in ("SSL", "SASL_SSL")
+    for key in ("ssl_ca_file", "ssl_keystore_file"):
+        if getattr(kafka, key) and not uses_tls:
+            raise ConfigError(f"{where}.{key} is set but security_protocol is {protocol}: set SSL or SASL_SSL")
+    if kafka.ssl_keystore_file and not (kafka.ssl_keystore_password_env or kafka.ssl_keystore_password_file):
+        raise ConfigError(f"{where}.ssl_keystore_file needs ssl_keystore_password_env or ssl_keystore_password_file")
 
 
 @dataclass(frozen=True)
@@ -98,12 +147,42 @@ class InfluxConfig:
     url: str = "http://localhost:8086"
     org: str = "iomt"
     bucket: str = "iomt"
-    token_env: str | None = "INFLUXDB_TOKEN"
+    token_env: str | None = "INFLUXDB_TOKEN"  # a token that may only write the bucket: `iomt-ad influx-tokens`
     token_file: str | None = None
+    ssl_ca_file: str | None = None  # PEM file of the CA(s) that signed InfluxDB's certificate (an https url)
     batch_size: int = 5000      # points per write request
     max_retries: int = 3
     timeout_ms: int = 10000
     parallel_writes: int = 2    # requests of one micro-batch in flight at once
+
+
+def check_influx_tls(influx: InfluxConfig) -> None:
+    """Refuse a CA file that would be ignored (an http url)."""
+    if influx.ssl_ca_file and not influx.url.lower().startswith("https://"):
+        raise ConfigError(f"influxdb.ssl_ca_file is set but influxdb.url {influx.url} is not https: use https://")
+
+
+@dataclass(frozen=True)
+class ModelTrustConfig:
+    """``stream.model_trust``: what the bundle at ``stream.model_dir`` must be before a worker loads it.
+    The manifest lives beside the files it pins, so a pin must come from here, a file the model
+    directory's writers cannot change."""
+
+    manifest_sha256: str | None = None  # sha256 of <model_dir>/manifest.json (sha256sum); None: not pinned
+    allow_unpickle: bool = False        # let workers load the joblib (pickle) forests when ONNX cannot serve
+
+    def bundle_trust(self) -> "BundleTrust":
+        from models.bundle import BundleTrust  # lazily: models.bundle loads scikit-learn
+
+        return BundleTrust(manifest_sha256=self.manifest_sha256, allow_unpickle=self.allow_unpickle,
+                           where="stream.model_trust")
+
+
+def check_model_trust(trust: ModelTrustConfig) -> None:
+    pin = trust.manifest_sha256
+    if pin is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", str(pin)):
+        raise ConfigError("stream.model_trust.manifest_sha256 must be the 64 hex digits of "
+                          "`sha256sum <model_dir>/manifest.json`")
 
 
 @dataclass(frozen=True)
@@ -124,6 +203,7 @@ class StreamConfig:
     trigger: str = "5 seconds"          # a processing-time interval, or "availableNow"
     app_id: str = "iomt-ad-score-stream"  # txnAppId of the Delta writes
     model_dir: Path = DEFAULT_BUNDLE
+    model_trust: ModelTrustConfig = field(default_factory=ModelTrustConfig)  # pin; unpickling refused
 
     @property
     def event_time_bounds(self) -> tuple[timedelta, timedelta]:
@@ -200,7 +280,8 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
     if unknown:
         raise ConfigError(f"unknown top-level keys {unknown}; allowed: spark, stream, influxdb")
     stream = _build(StreamConfig, raw.get("stream"), "stream",
-                    {"kafka": KafkaSourceConfig, "files": FilesSourceConfig, "storage": StorageConfig})
+                    {"kafka": KafkaSourceConfig, "files": FilesSourceConfig, "storage": StorageConfig,
+                     "model_trust": ModelTrustConfig})
     if stream.source not in ("kafka", "files"):
         raise ConfigError(f"stream.source must be 'kafka' or 'files', not {stream.source!r}")
     if not 0 <= stream.max_missing_share < 1:
@@ -212,10 +293,14 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
         stream.tables  # noqa: B018 - validates tables_dir (a path, or a supported object store URI)
     except UserError as exc:
         raise ConfigError(str(exc)) from exc
+    check_kafka_security(stream.kafka)
+    check_model_trust(stream.model_trust)
+    influxdb = _build(InfluxConfig, raw.get("influxdb"), "influxdb")
+    check_influx_tls(influxdb)
     return AppConfig(
         spark=_build(SparkConfig, raw.get("spark"), "spark"),
         stream=stream,
-        influxdb=_build(InfluxConfig, raw.get("influxdb"), "influxdb"),
+        influxdb=influxdb,
         source_path=source_path,
     )
 

@@ -20,6 +20,24 @@ class BrokerUnreachableError(UserError, ConnectionError):
 
 
 
+def add_kafka_security_argument(parser) -> None:
+    """``--conf``: the job's configuration, whose ``stream.kafka`` TLS and SASL keys a producer uses."""
+    parser.add_argument("--conf", metavar="FILE",
+                        help="a configuration (conf/*.yaml) whose stream.kafka TLS and SASL keys the producer uses "
+                             "(security_protocol, sasl_*, ssl_*); default: plaintext, no authentication")
+
+
+def kafka_sink(bootstrap: str, topic: str, conf: str | None = None) -> "KafkaSink":
+    """A producer to ``bootstrap``, secured as ``conf``'s ``stream.kafka`` says (when given)."""
+    extra: dict[str, str] = {}
+    if conf:
+        from jobs.config import load_config
+        from jobs.kafka_security import librdkafka_security
+
+        extra = librdkafka_security(load_config(conf).stream.kafka)
+    return KafkaSink(bootstrap, topic, extra)
+
+
 class Sink(Protocol):
     def send(self, key: str, value: bytes) -> None: ...
     def close(self) -> None: ...
@@ -32,12 +50,24 @@ class KafkaSink:
         from confluent_kafka.admin import AdminClient
 
         settings = {"bootstrap.servers": bootstrap, **(extra or {})}
+        seen: list[str] = []  # what librdkafka reported meanwhile: a TLS or SASL failure says why
+
+        def on_error(error) -> None:
+            text = error.str() if hasattr(error, "str") else str(error)
+            if not any(noise in text for noise in ("transport failure", "brokers are down")):
+                seen.append(text)
+
+        admin = AdminClient({**settings, "log_level": 0, "error_cb": on_error})  # quiet: we report it
         try:
-            AdminClient({**settings, "log_level": 0}).list_topics(timeout=10)  # quiet: we report it
+            admin.list_topics(timeout=10)
         except KafkaException as exc:
+            admin.poll(1)  # serves the error callbacks
+            causes = seen[0] if seen else ""
+            hint = ("Check the TLS and SASL settings of --conf" if causes and extra
+                    else "Is it running, and is --bootstrap right?")
             raise BrokerUnreachableError(
-                f"cannot reach the Kafka broker at {bootstrap} (10 s): {exc.args[0] if exc.args else exc}. "
-                "Is it running, and is --bootstrap right?") from exc
+                f"cannot reach the Kafka broker at {bootstrap} (10 s): {exc.args[0] if exc.args else exc}"
+                f"{f' ({causes})' if causes else ''}. {hint}") from exc
         self.topic = topic
         self.failed = 0
         self.producer = Producer({**settings, "linger.ms": 20, "enable.idempotence": True})

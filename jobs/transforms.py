@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
+    from models.bundle import BundleTrust
+
 
 def with_protocol(flows: "DataFrame") -> "DataFrame":
     """Add ``protocol``: the IANA name of ``protocol_type`` (TCP, UDP, ICMP, IGMP), ``ARP`` for
@@ -26,13 +28,14 @@ def with_protocol(flows: "DataFrame") -> "DataFrame":
 
 
 
-def score(flows: "DataFrame", bundle_dir: str) -> "DataFrame":
-    """Score valid flow records: the pandas UDF over the 39 features, plus ``protocol``."""
+def score(flows: "DataFrame", bundle_dir: str, trust: "BundleTrust | None" = None) -> "DataFrame":
+    """Score valid flow records: the pandas UDF over the 39 features, plus ``protocol``. ``trust``:
+    what each worker checks before loading the bundle (:class:`models.bundle.BundleTrust`)."""
     from pyspark.sql import functions as F
 
     from schemas.flow_record import FEATURE_COLUMNS
     from udfs.spark_udf import make_score_udf
 
-    score_udf = make_score_udf(bundle_dir)
+    score_udf = make_score_udf(bundle_dir, trust)
     scored = flows.withColumn("_score", score_udf(F.struct(*[F.col(c) for c in FEATURE_COLUMNS])))
     return with_protocol(scored.select("*", "_score.*").drop("_score"))

@@ -16,10 +16,20 @@ Layout of ``models/<version>/``::
 
 :func:`load_bundle` refuses (``BundleMismatchError``) a bundle whose schema version or feature hash
 differs from this code's, or whose model files do not match the sha256 recorded in the manifest.
+
+The manifest lives beside the files it pins, so whoever can write the directory can rewrite it too
+(drop the ONNX section, and every worker unpickles a joblib file: code chosen by the writer). A
+:class:`BundleTrust` closes that: ``manifest_sha256`` pins the manifest itself (and through it every
+file), from configuration the model directory's writers cannot change, and ``allow_unpickle=False``
+refuses to load the joblib (pickle) files at all; the ONNX forests, the LiteRT or Keras autoencoder
+(``safe_mode``) and the JSON manifest run no code of the file's choosing. Files are hashed and
+loaded from the same bytes, so a file swapped between the check and the load is never used.
 """
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import io
 import json
 import logging
 import os
@@ -59,6 +69,25 @@ class BundleError(RuntimeError):
 
 class BundleMismatchError(BundleError):
     """A bundle that does not match this code (schema, feature order) or whose files were altered."""
+
+
+class BundlePinError(BundleMismatchError):
+    """A manifest whose sha256 is not the pinned one."""
+
+
+class UnpickleRefusedError(BundleError):
+    """Loading would unpickle a joblib file, and the trust does not allow it."""
+
+
+@dataclass(frozen=True)
+class BundleTrust:
+    """What a bundle must be before anything in it is loaded. ``manifest_sha256``: the sha256 of its
+    ``manifest.json`` (``sha256sum manifest.json``), which pins every model file; ``allow_unpickle``:
+    whether scikit-learn's joblib (pickle) files may be loaded when the ONNX forests cannot serve."""
+
+    manifest_sha256: str | None = None
+    allow_unpickle: bool = True
+    where: str = "the bundle's trust"  # the setting a message names (e.g. stream.model_trust)
 
 
 def sha256_of(path: Path) -> str:
@@ -101,13 +130,70 @@ class Bundle:
 
 
 def read_manifest(bundle_dir: Path) -> dict[str, Any]:
+    return read_pinned_manifest(bundle_dir)[0]
+
+
+def read_pinned_manifest(bundle_dir: Path, trust: BundleTrust | None = None) -> tuple[dict[str, Any], str]:
+    """(the manifest, its sha256), both from the same bytes; a manifest that is not the pinned one is
+    refused before it is parsed."""
     path = Path(bundle_dir) / MANIFEST
     if not path.is_file():
         raise BundleError(f"{path}: no manifest; train a bundle with `iomt-ad train --out {bundle_dir}`")
+    data = path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    pin = (trust.manifest_sha256 or "").strip().lower() if trust else ""
+    if pin and sha != pin:
+        raise BundlePinError(
+            f"{path}: sha256 {sha} is not the pinned {pin} ({trust.where}.manifest_sha256): the bundle was changed "
+            "or replaced. Restore the pinned bundle; if this one was deployed on purpose, check where it came from "
+            "and pin its sha256")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
+        return json.loads(data.decode("utf-8")), sha
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BundleError(f"{path}: not valid JSON ({error}); retrain the bundle") from error
+
+
+def _unpickle_needed(manifest: dict[str, Any], compiled: bool) -> str | None:
+    """Why loading would unpickle the forests' joblib files, or None when the ONNX forms serve."""
+    if not compiled:
+        return "scikit-learn scoring was asked for"
+    if not manifest.get("compiled"):
+        return "its manifest has no compiled (ONNX) forests"
+    if importlib.util.find_spec("onnxruntime") is None:
+        return "onnxruntime is not installed"
+    return None
+
+
+def _refuse_unpickle(bundle_dir: Path, reason: str, trust: BundleTrust) -> UnpickleRefusedError:
+    return UnpickleRefusedError(
+        f"{bundle_dir}: loading would unpickle {IFOREST_FILE} and {CLASSIFIER_FILE} (a pickle runs code written "
+        f"into the file) because {reason}, and {trust.where}.allow_unpickle is false. Compile the forests "
+        f"(`iomt-ad compile --model {bundle_dir}`) and install onnxruntime; or, only for a bundle directory no "
+        f"one untrusted can write, set {trust.where}.allow_unpickle: true")
+
+
+def check_bundle(bundle_dir: str | Path, trust: BundleTrust | None = None,
+                 compiled: bool = True) -> tuple[dict[str, Any], str]:
+    """(manifest, its sha256) of a bundle that passes ``trust`` and :func:`verify_manifest`, without
+    loading a model (what a driver checks before its workers load the bundle)."""
+    bundle_dir = Path(bundle_dir)
+    trust = trust or BundleTrust()
+    manifest, sha = read_pinned_manifest(bundle_dir, trust)
+    verify_manifest(bundle_dir, manifest)
+    reason = _unpickle_needed(manifest, compiled)
+    if reason and not trust.allow_unpickle:
+        raise _refuse_unpickle(bundle_dir, reason, trust)
+    return manifest, sha
+
+
+def _pinned_bytes(bundle_dir: Path, name: str, manifest: dict[str, Any]) -> bytes:
+    """A model file's bytes, checked against the manifest's sha256 (the bytes that are then loaded)."""
+    data = (bundle_dir / name).read_bytes()
+    expected = manifest.get("files", {}).get(name)
+    if expected is None or hashlib.sha256(data).hexdigest() != expected:
+        raise BundleMismatchError(f"{bundle_dir / name}: changed since the bundle was verified (or not pinned in "
+                                  "its manifest); restore the bundle's files")
+    return data
 
 
 def verify_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> None:
@@ -157,8 +243,8 @@ def _load_compiled(bundle_dir: Path, manifest: dict[str, Any]) -> tuple[Any, Any
 
     section = manifest["compiled"]
     try:
-        compiled_if = OnnxIsolationForest(OnnxForest((bundle_dir / section["iforest"]).read_bytes()))
-        compiled_clf = OnnxClassifier(OnnxForest((bundle_dir / section["classifier"]).read_bytes()))
+        compiled_if = OnnxIsolationForest(OnnxForest(_pinned_bytes(bundle_dir, section["iforest"], manifest)))
+        compiled_clf = OnnxClassifier(OnnxForest(_pinned_bytes(bundle_dir, section["classifier"], manifest)))
     except OnnxMissingError as error:
         log.warning("%s; scoring the forests with scikit-learn", error)
         return None
@@ -168,22 +254,29 @@ def _load_compiled(bundle_dir: Path, manifest: dict[str, Any]) -> tuple[Any, Any
     return compiled_if, compiled_clf
 
 
-def load_bundle(bundle_dir: str | Path, compiled: bool = True) -> Bundle:
+def _unpickled(bundle_dir: Path, name: str, manifest: dict[str, Any]) -> Any:
+    return joblib.load(io.BytesIO(_pinned_bytes(bundle_dir, name, manifest)))
+
+
+def load_bundle(bundle_dir: str | Path, compiled: bool = True, trust: BundleTrust | None = None) -> Bundle:
     """Load and verify a bundle. With its ONNX forests (the default when it has them), the
     scikit-learn forests are not loaded (their files are verified all the same); ``compiled=False``
-    loads and scores with scikit-learn."""
+    loads and scores with scikit-learn. ``trust`` (:class:`BundleTrust`): the pinned manifest and
+    whether joblib files may be unpickled (by default they may, as before)."""
     bundle_dir = Path(bundle_dir)
-    manifest = read_manifest(bundle_dir)
-    verify_manifest(bundle_dir, manifest)
+    trust = trust or BundleTrust()
+    manifest, _ = check_bundle(bundle_dir, trust, compiled)
     preprocessor = Preprocessor.from_dict(manifest["preprocessing"])
     ae = load_autoencoder(bundle_dir, manifest)
     forests = _load_compiled(bundle_dir, manifest) if manifest.get("compiled") and compiled else None
+    if forests is None and not trust.allow_unpickle:  # onnxruntime present but failed to import
+        raise _refuse_unpickle(bundle_dir, "the ONNX forests could not be loaded", trust)
     compiled_if, compiled_clf = forests if forests else (None, None)
-    iforest = IForestDetector(model=None if forests else joblib.load(bundle_dir / IFOREST_FILE),
+    iforest = IForestDetector(model=None if forests else _unpickled(bundle_dir, IFOREST_FILE, manifest),
                               params=manifest["iforest"]["params"],
                               selection=manifest["iforest"].get("selection", []), compiled=compiled_if,
                               tolerance=manifest["iforest"].get("selection_tolerance"))
-    classifier = AttackClassifier(model=None if forests else joblib.load(bundle_dir / CLASSIFIER_FILE),
+    classifier = AttackClassifier(model=None if forests else _unpickled(bundle_dir, CLASSIFIER_FILE, manifest),
                                   input=str(manifest["classifier"].get("input", SCALED)), compiled=compiled_clf)
     thresholds = {name: Threshold.from_dict(values) for name, values in manifest["thresholds"].items()}
     log.info("bundle %s loaded from %s (forests: %s)", manifest["model_version"], bundle_dir,

@@ -139,7 +139,9 @@ class LstmAutoencoder:
     @classmethod
     def load(cls, path: Path, config: LstmAeConfig, chunk_size: int = DEFAULT_CHUNK) -> "LstmAutoencoder":
         tf = _keras()
-        return cls(model=tf.keras.models.load_model(path, compile=False), config=config, chunk_size=chunk_size)
+        # safe_mode: a Lambda layer's stored code is refused, not run
+        return cls(model=tf.keras.models.load_model(path, compile=False, safe_mode=True), config=config,
+                   chunk_size=chunk_size)
 
     @classmethod
     def load_lite(cls, path: Path, config: LstmAeConfig, n_features: int,

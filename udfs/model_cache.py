@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from models.bundle import Bundle
+    from models.bundle import Bundle, BundleTrust
 
 log = logging.getLogger(__name__)
 
@@ -25,17 +25,23 @@ def cache_key(bundle_dir: str | Path) -> tuple[str, str, str]:
     return str(path), str(manifest["model_version"]), sha256_of(path / MANIFEST)
 
 
-def get_bundle(bundle_dir: str | Path) -> "Bundle":
-    """The loaded bundle for ``bundle_dir``, loading (and verifying) it on first use only."""
-    from models.bundle import load_bundle
+def get_bundle(bundle_dir: str | Path, trust: "BundleTrust | None" = None) -> "Bundle":
+    """The loaded bundle for ``bundle_dir``, loading (and verifying) it on first use only. With
+    ``trust``, a bundle already cached is served only if it passes it too (the pinned manifest; its
+    forests not unpickled unless allowed)."""
+    from models.bundle import load_bundle, read_pinned_manifest
 
     key = cache_key(bundle_dir)
     with _LOCK:
         bundle = _CACHE.get(key)
         if bundle is None:
-            bundle = load_bundle(key[0])
+            bundle = load_bundle(key[0]) if trust is None else load_bundle(key[0], trust=trust)
             _CACHE[key] = bundle
             log.info("model cache: loaded %s version %s", key[0], key[1])
+        elif trust is not None:
+            read_pinned_manifest(Path(key[0]), trust)  # a pin that the cached manifest does not match raises
+            if not trust.allow_unpickle and bundle.classifier.compiled is None:  # loaded earlier by unpickling
+                bundle = load_bundle(key[0], trust=trust)  # raises: these forests need unpickling
         return bundle
 
 

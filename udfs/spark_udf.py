@@ -4,22 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from schemas.flow_record import FEATURE_COLUMNS, FEATURES
 from schemas.tables import SCORE_FIELDS, SCORING_ERROR, score_struct_ddl
 
+if TYPE_CHECKING:
+    from models.bundle import BundleTrust
+
 SCORE_STRUCT_COLUMNS: tuple[str, ...] = (*(name for name, _ in SCORE_FIELDS if name != "protocol"), SCORING_ERROR)
 
 
-def make_score_udf(bundle_dir: str | Path):
+def make_score_udf(bundle_dir: str | Path, trust: "BundleTrust | None" = None):
     """A pandas UDF taking ``struct(<the 39 feature columns>)`` and returning the score struct. A
     record the models cannot score gets ``scoring_error`` instead of failing its batch
     (:func:`udfs.scoring.score_frame_guarded`).
 
     ``bundle_dir`` must be readable where the Python workers run (a local path in local mode; on a
-    cluster, the directory an ``--archives`` entry unpacks to)."""
+    cluster, the directory an ``--archives`` entry unpacks to). ``trust`` travels with the UDF: each
+    worker checks the pinned manifest (and refuses to unpickle unless allowed) before loading."""
     from pyspark.sql.functions import pandas_udf
 
     bundle_path = str(bundle_dir)
@@ -32,7 +37,7 @@ def make_score_udf(bundle_dir: str | Path):
         from udfs.worker_setup import keep_zip_directories
 
         keep_zip_directories()  # every later task of this worker starts ~0.3 s sooner
-        bundle = get_bundle(bundle_path)
+        bundle = get_bundle(bundle_path, trust)
         for features in batches:
             scored = score_frame_guarded(features.rename(columns=rename), bundle)
             yield scored.loc[:, list(SCORE_STRUCT_COLUMNS)].reset_index(drop=True)

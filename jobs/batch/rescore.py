@@ -13,6 +13,7 @@ offset is read in ``spark.sql.session.timeZone`` (UTC in the shipped configurati
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import re
 import sys
@@ -29,6 +30,8 @@ from schemas.tables import FLOWS_RESCORED, FLOWS_SCORED, RECORD_COLUMNS, SCORING
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from jobs.storage import TablesLocation
+
+    from models.bundle import BundleTrust
 
 log = logging.getLogger(__name__)
 
@@ -99,29 +102,36 @@ def source_flows(spark: "SparkSession", tables: "TablesLocation", time_range: Ti
                          *[F.col(old).alias(new) for old, new in STREAM_COLUMNS.items()])
 
 
-def rescored_rows(flows: "DataFrame", executor_model_dir: str) -> "DataFrame":
+def rescored_rows(flows: "DataFrame", executor_model_dir: str, trust: "BundleTrust | None" = None) -> "DataFrame":
     """The stream's scoring step (``jobs.transforms.score``) on stored flows, partition columns added.
     ``executor_model_dir`` is the bundle path as the executors see it."""
     from pyspark.sql import functions as F
 
     from jobs.transforms import score
 
-    rows = score(flows, executor_model_dir).withColumn("event_date", F.to_date("event_time"))
+    rows = score(flows, executor_model_dir, trust).withColumn("event_date", F.to_date("event_time"))
     return rows.select(*TABLES[FLOWS_RESCORED].column_names)
 
 
-def _manifest(model_dir: str) -> tuple[str, str]:
-    """(model version, manifest sha256) of the bundle, checked against this code's schema."""
+def _manifest(model_dir: str, trust: "BundleTrust | None" = None) -> tuple[str, str]:
+    """(model version, manifest sha256) of the bundle, checked against this code's schema and ``trust``."""
     from udfs.model_cache import driver_bundle_dir
-    from models.bundle import MANIFEST, read_manifest, sha256_of, verify_manifest
+    from models.bundle import check_bundle
 
     local = driver_bundle_dir(model_dir)
-    manifest = read_manifest(local)
-    verify_manifest(local, manifest)
+    manifest, sha = check_bundle(local, trust)
     version = str(manifest["model_version"])
     if not _VERSION.match(version):
         raise RescoreError(f"{local}: model_version {version!r} must match {_VERSION.pattern}")
-    return version, sha256_of(local / MANIFEST)
+    return version, sha
+
+
+def _trust(config: AppConfig, model_dir: str) -> "BundleTrust":
+    """stream.model_trust: its pin when re-scoring with stream.model_dir itself, its unpickling rule always."""
+    trust = config.stream.model_trust.bundle_trust()
+    if Path(model_dir) != Path(config.stream.model_dir):
+        trust = dataclasses.replace(trust, manifest_sha256=None)
+    return trust
 
 
 def _record_run(spark: "SparkSession", tables: "TablesLocation", row: dict[str, object]) -> None:
@@ -139,7 +149,10 @@ def rescore(spark: "SparkSession", config: AppConfig, model_dir: str, time_range
                           "configuration (the streaming job writes it)")
     run_id = uuid.uuid4().hex
     started_at, started = datetime.now(timezone.utc), time.monotonic()
-    version, sha = _manifest(model_dir)
+    trust = _trust(config, model_dir)
+    version, sha = _manifest(model_dir, trust)
+    # the executors score with exactly the bundle this run records (its manifest pinned)
+    executor_trust = dataclasses.replace(trust, manifest_sha256=sha)
     run: dict[str, object] = {
         "run_id": run_id, "model_version": version, "model_sha256": sha, "model_dir": model_dir,
         "source_table": source, "target_table": target, "started_at": started_at,
@@ -151,7 +164,7 @@ def rescore(spark: "SparkSession", config: AppConfig, model_dir: str, time_range
     try:
         flows = source_flows(spark, tables, time_range, source)
         rows_read = flows.count()
-        (rescored_rows(flows, model_dir).write.format("delta").mode("overwrite")
+        (rescored_rows(flows, model_dir, executor_trust).write.format("delta").mode("overwrite")
          .option("replaceWhere", predicate).option("mergeSchema", "true")  # tables of earlier versions gain columns
          .partitionBy(*TABLES[FLOWS_RESCORED].partition_by)
          .save(tables.spark_uri(target)))

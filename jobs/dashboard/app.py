@@ -6,9 +6,40 @@ from datetime import datetime, timezone
 
 import streamlit as st
 
-from jobs.dashboard import charts, data
+from jobs.dashboard import auth, charts, data
 
 st.set_page_config(page_title="IoMT-AD operator dashboard", page_icon="🩺", layout="wide")
+SIGNED_IN = "iomt_ad_user"
+
+
+def require_sign_in() -> None:
+    """Stop the page here, before any data is read, until this browser session has signed in (when
+    the command configured users: ``IOMT_AD_DASHBOARD_CREDENTIALS``)."""
+    users = auth.credentials_from_env()
+    if users is None:
+        return
+    user = st.session_state.get(SIGNED_IN)
+    if user in users:
+        with st.sidebar:
+            st.caption(f"signed in as {user}")
+            if st.button("Sign out"):
+                del st.session_state[SIGNED_IN]
+                st.rerun()
+        return
+    st.title("IoMT-AD · operator dashboard")
+    with st.form("sign-in"):
+        name = st.text_input("User")
+        password = st.text_input("Password", type="password")
+        submitted = st.form_submit_button("Sign in")
+    if submitted:
+        if auth.sign_in(users, name, password):
+            st.session_state[SIGNED_IN] = name
+            st.rerun()
+        st.error("Wrong user name or password.")
+    st.stop()
+
+
+require_sign_in()
 settings = data.DashboardSettings.from_env()
 model = data.model_info(settings.model_dir)
 

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
-from jobs.publish import DirectorySink, KafkaSink, Sink
+from jobs.publish import DirectorySink, Sink, add_kafka_security_argument, kafka_sink
 from models.training.datasets import LABEL_COLUMN, ROW_NUMBER_COLUMN, SOURCE_FILE_COLUMN, load_flows_pandas
 from schemas.flow_record import EVENT_TIME, FEATURES, LABEL, RECORD_ID, SOURCE_ID
 
@@ -107,6 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers")
     target.add_argument("--to-dir", metavar="DIR", help="write JSON-lines files here instead of Kafka")
     parser.add_argument("--topic", default=DEFAULT_TOPIC, help=f"Kafka topic (default {DEFAULT_TOPIC})")
+    add_kafka_security_argument(parser)
     parser.add_argument("--rate", type=float, default=1000.0, help="messages per second (0 = unthrottled)")
     parser.add_argument("--limit", type=int, default=None, help="stop after N messages")
     parser.add_argument("--loop", action="store_true", help="start over when the data ends")
@@ -117,7 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     flows = load_flows_pandas(args.data)
-    sink: Sink = KafkaSink(args.bootstrap, args.topic) if args.bootstrap else DirectorySink(args.to_dir)
+    sink: Sink = kafka_sink(args.bootstrap, args.topic, args.conf) if args.bootstrap else DirectorySink(args.to_dir)
     options = ReplayOptions(rate=args.rate, limit=args.limit, loop=args.loop, shuffle=args.shuffle, seed=args.seed)
     replay(flows, sink, options, progress=not args.no_progress)
     return 0

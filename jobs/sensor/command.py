@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from jobs.publish import add_kafka_security_argument
 from jobs.sensor.capture import CaptureReport, PacketBatch, read_files, read_live
 from jobs.sensor.decode import decode
 from jobs.sensor.devices import DEFAULT_GATEWAY_IPS, DEFAULT_HOME_NETS, DeviceRegistry
@@ -44,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--report", type=Path, metavar="OUT.json",
                      help="score the capture offline and write a per-device report (no broker, no Spark)")
     parser.add_argument("--topic", default=DEFAULT_TOPIC, help=f"Kafka topic (default {DEFAULT_TOPIC})")
+    add_kafka_security_argument(parser)
     parser.add_argument("--model", type=Path, default=DEFAULT_BUNDLE, help=f"bundle for --report (default {DEFAULT_BUNDLE})")
     parser.add_argument("--window", type=int, default=DEFAULT_WINDOW,
                         help=f"packets per window and device (default {DEFAULT_WINDOW})")
@@ -95,9 +97,9 @@ def run(args: argparse.Namespace) -> int:
         _run_until_stopped(batches, windower, keep, bool(args.interface))
         _write_report(args, frames, report, time.monotonic() - started)
         return 0 if report.damage is None else 1
-    from jobs.publish import DirectorySink, KafkaSink
+    from jobs.publish import DirectorySink, kafka_sink
 
-    sink = KafkaSink(args.bootstrap, args.topic) if args.bootstrap else DirectorySink(args.to_dir)
+    sink = kafka_sink(args.bootstrap, args.topic, args.conf) if args.bootstrap else DirectorySink(args.to_dir)
 
     def publish(windows: Windows) -> None:
         frame = record_frame(windows, args.label)

@@ -110,7 +110,8 @@ def write_partition(batches: Iterator[pa.RecordBatch], context: TaskContext) -> 
     if not batches:
         return
     stream = context.config.stream
-    scored = score_partition(pa.Table.from_batches(batches), str(stream.model_dir), stream.quarantine_max_chars)
+    scored = score_partition(pa.Table.from_batches(batches), str(stream.model_dir), stream.quarantine_max_chars,
+                             trust=stream.model_trust.bundle_trust())
     output, devices, quarantined = partition_output(scored, context)
     report: list[tuple[str, str, str]] = []
     for writer in executor_writers(context):

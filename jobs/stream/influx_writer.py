@@ -40,6 +40,22 @@ def influx_token(config: InfluxConfig) -> str:
     return token
 
 
+def influx_tls(config: InfluxConfig) -> dict[str, str]:
+    """The client's TLS arguments: the CA file of an internal CA (the system's CAs otherwise)."""
+    from pathlib import Path
+
+    from jobs.config import check_influx_tls
+
+    check_influx_tls(config)
+    if not config.ssl_ca_file:
+        return {}
+    path = Path(config.ssl_ca_file).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"influxdb.ssl_ca_file: {config.ssl_ca_file} is not a file (on a cluster it must exist at "
+                          "this path on every executor too)")
+    return {"ssl_ca_cert": str(path.resolve())}
+
+
 def _utc_nanos(times: "pd.Series") -> "np.ndarray":
     """Times (text or datetimes; naive ones are UTC) as ns since the epoch."""
     import pandas as pd
@@ -204,7 +220,7 @@ class InfluxWriter:
 
         self.config = config
         self.client = InfluxDBClient(url=config.url, token=token or influx_token(config), org=config.org,
-                                     timeout=config.timeout_ms)
+                                     timeout=config.timeout_ms, **influx_tls(config))
         self.write_api = self.client.write_api(write_options=SYNCHRONOUS)
 
     def _write_request(self, body: bytes) -> None:

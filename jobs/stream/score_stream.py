@@ -38,13 +38,16 @@ def start_query(spark: "SparkSession", config: AppConfig, available_now: bool | 
     from jobs.stream.checkpoint_guard import check_resume, read_checkpoint
     from jobs.stream.sink import make_foreach_batch
     from jobs.stream.sources import read_source
-    from models.bundle import read_manifest, verify_manifest
+    from models.bundle import check_bundle
     from udfs.model_cache import driver_bundle_dir
 
-    # fail fast on the driver if the bundle is missing or mismatched (executors use model_dir as is);
-    # the driver only checks the manifest and hashes: loading TensorFlow here would cost ~0.7 GB
+    # fail fast on the driver if the bundle is missing, mismatched, not the pinned one or would need
+    # unpickling (each executor checks again before it loads); the driver only checks the manifest
+    # and hashes: loading TensorFlow here would cost ~0.7 GB
     bundle_dir = driver_bundle_dir(config.stream.model_dir)
-    verify_manifest(bundle_dir, read_manifest(bundle_dir))
+    manifest, sha = check_bundle(bundle_dir, config.stream.model_trust.bundle_trust())
+    log.info("bundle %s at %s, manifest sha256 %s (%s)", manifest["model_version"], bundle_dir, sha,
+             "pinned" if config.stream.model_trust.manifest_sha256 else "not pinned: stream.model_trust.manifest_sha256")
     sink = make_foreach_batch(config)
     # the checkpoint must continue the tables, or batches would be skipped as already written
     check_resume(read_checkpoint(config.stream.checkpoint_location), sink.tables_state(), sink.delta.tables.root)

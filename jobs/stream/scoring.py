@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -18,6 +19,9 @@ import pyarrow.compute as pc
 from jobs.stream.parse import QUARANTINE_REASON, RAW_BYTES, RAW_SHA256, RAW_VALUE
 from schemas.flow_record import DEVICE_FIELDS, FEATURE_COLUMNS, FEATURES, METADATA_FIELDS, PROTOCOL_NAMES
 from schemas.tables import SCORE_COLUMNS, SCORING_ERROR
+
+if TYPE_CHECKING:
+    from models.bundle import BundleTrust
 
 SCORE_TYPES = {c.name: c.type for c in SCORE_COLUMNS}
 
@@ -33,16 +37,18 @@ def protocols(protocol_type: np.ndarray, arp: np.ndarray) -> np.ndarray:
     return names
 
 
-def score_partition(records: pa.Table, bundle_dir: str, quarantine_max_chars: int, bundle=None) -> pa.Table:
+def score_partition(records: pa.Table, bundle_dir: str, quarantine_max_chars: int, bundle=None,
+                    trust: "BundleTrust | None" = None) -> pa.Table:
     """``records`` (prepared: features under their column names) with the score columns, ``protocol``,
     and the records the models could not score moved to the quarantine. ``bundle``: an already
-    loaded bundle (tests); else the worker's cached load of ``bundle_dir``."""
+    loaded bundle (tests); else the worker's cached load of ``bundle_dir``, checked against
+    ``trust`` (the pinned manifest, no unpickling unless allowed: :class:`models.bundle.BundleTrust`)."""
     from udfs.model_cache import get_bundle
     from udfs.scoring import score_frame_guarded
     from udfs.worker_setup import keep_zip_directories
 
     keep_zip_directories()
-    bundle = bundle if bundle is not None else get_bundle(bundle_dir)
+    bundle = bundle if bundle is not None else get_bundle(bundle_dir, trust)
     features = records.select(list(FEATURE_COLUMNS)).to_pandas()
     features.columns = list(FEATURES)
     scored = score_frame_guarded(features.astype(np.float64), bundle).reset_index(drop=True)

@@ -1,18 +1,21 @@
-"""Where the streaming job reads: Spark's Kafka source (options from the configuration, the SASL
-password from the environment or a file) or a directory of JSON-lines files (the embedded default),
+"""Where the streaming job reads: Spark's Kafka source (options from the configuration, TLS and SASL
+from :mod:`jobs.kafka_security`) or a directory of JSON-lines files (the embedded default),
 both turned into the raw rows :func:`jobs.stream.parse.parse_flows` takes."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from jobs.config import AppConfig, ConfigError, KafkaSourceConfig, read_secret
+from jobs.config import AppConfig, KafkaSourceConfig
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 
 def kafka_options(kafka: KafkaSourceConfig) -> dict[str, str]:
-    """Options of Spark's Kafka source; the SASL password is read from the environment or a file."""
+    """Options of Spark's Kafka source; secrets are read from the environment or files
+    (:mod:`jobs.kafka_security`)."""
+    from jobs.kafka_security import java_client_security
+
     options = {
         "kafka.bootstrap.servers": kafka.bootstrap_servers,
         "subscribe": kafka.topic,
@@ -23,23 +26,10 @@ def kafka_options(kafka: KafkaSourceConfig) -> dict[str, str]:
         options["maxOffsetsPerTrigger"] = str(kafka.max_offsets_per_trigger)
     if kafka.min_partitions:
         options["minPartitions"] = str(kafka.min_partitions)
-    if kafka.security_protocol:
-        options["kafka.security.protocol"] = kafka.security_protocol
-    if kafka.sasl_mechanism:
-        options["kafka.sasl.mechanism"] = kafka.sasl_mechanism
-        password = read_secret(kafka.sasl_password_env, kafka.sasl_password_file, "kafka SASL password")
-        if not password or not kafka.sasl_username:
-            raise ConfigError("stream.kafka.sasl_mechanism is set: give sasl_username and the password "
-                              "through sasl_password_env or sasl_password_file")
-        module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if kafka.sasl_mechanism == "PLAIN"
-                  else "org.apache.kafka.common.security.scram.ScramLoginModule")
-        escaped = password.replace("\\", "\\\\").replace('"', '\\"')
-        options["kafka.sasl.jaas.config"] = (f'{module} required username="{kafka.sasl_username}" '
-                                             f'password="{escaped}";')
+    options.update({f"kafka.{key}": value for key, value in java_client_security(kafka).items()})
     for key, value in kafka.options.items():
         options[key if key.startswith("kafka.") else f"kafka.{key}"] = value
     return options
-
 
 
 def read_source(spark: "SparkSession", config: AppConfig) -> "DataFrame":

@@ -1,6 +1,9 @@
 """docker/docker-compose.yml and docker/Dockerfile, checked without a Docker engine: the file parses,
 every service, file, directory and build context it references exists, long-running services have a
-health check and a restart policy, and no secret is written in it (only ${VARIABLES})."""
+health check and a restart policy, and no secret is written in it (only ${VARIABLES}). Exposure:
+every published port is bound to loopback unless IOMT_AD_BIND_ADDRESS says otherwise, only InfluxDB
+and the tokens service see InfluxDB's operator token (the job and Grafana get scoped tokens through
+a volume), and the dashboard serves the network only with sign-in."""
 from __future__ import annotations
 
 import re
@@ -15,8 +18,8 @@ DOCKER = REPO / "docker"
 COMPOSE = DOCKER / "docker-compose.yml"
 SECRET_KEY = re.compile(r"(TOKEN|PASSWORD|PASSWD|SECRET|API_KEY|PRIVATE_KEY|WEBHOOK)", re.IGNORECASE)
 ONLY_VARIABLE = re.compile(r"^\$\{[A-Z0-9_]+(:?[-?][^}]*)?\}$")
-ONE_SHOT = {"kafka-init"}
-EXPECTED = {"kafka", "influxdb", "grafana", "stream", "replayer", "dashboard"}
+ONE_SHOT = {"kafka-init", "influxdb-tokens"}
+EXPECTED = {"kafka", "influxdb", "influxdb-tokens", "grafana", "stream", "replayer", "dashboard"}
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +122,91 @@ def test_dockerfile_copies_only_what_exists() -> None:
         if line.startswith("COPY") and "--from=" not in line:
             for source in line.split()[1:-1]:
                 assert (REPO / source).exists(), f"Dockerfile copies missing {source}"
+
+
+BIND = "${IOMT_AD_BIND_ADDRESS:-127.0.0.1}"
+
+
+def _env_example() -> dict[str, str]:
+    return {line.split("=", 1)[0]: line.split("=", 1)[1] for line in (DOCKER / ".env.example").read_text().splitlines()
+            if line.strip() and not line.startswith("#")}
+
+
+def test_published_ports_bind_to_loopback_unless_told_otherwise(compose) -> None:
+    published = 0
+    for name, service in compose["services"].items():
+        for port in service.get("ports") or []:
+            assert isinstance(port, str) and port.startswith(f"{BIND}:"), \
+                f"{name}: publish {port!r} as \"{BIND}:HOST:CONTAINER\""
+            published += 1
+    assert published == 4  # Kafka (for producers on the host), InfluxDB, Grafana, the dashboard
+    assert _env_example()["IOMT_AD_BIND_ADDRESS"] == "127.0.0.1"
+
+
+def _mount(service: dict, volume: str) -> tuple[str, bool]:
+    """(path, read-only) where ``service`` mounts the named ``volume``."""
+    for entry in service.get("volumes") or []:
+        parts = entry.split(":")
+        if parts[0] == volume:
+            return parts[1], parts[2:] == ["ro"]
+    raise AssertionError(f"{volume} is not mounted")
+
+
+def _option(command: list[str], flag: str) -> str:
+    return command[command.index(flag) + 1]
+
+
+def test_the_job_and_grafana_get_scoped_influxdb_tokens_not_the_operators(compose) -> None:
+    from jobs.config import load_config
+
+    services = compose["services"]
+    for name, service in services.items():
+        for key, value in _environment(service).items():
+            if "INFLUXDB_ADMIN_TOKEN" in value or key == "INFLUXDB_TOKEN":
+                assert name in {"influxdb", "influxdb-tokens"}, f"{name} must not see the operator token ({key})"
+    assert "INFLUXDB_ADMIN_TOKEN" in _env_example()
+
+    tokens = services["influxdb-tokens"]
+    assert tokens["command"][0] == "influx-tokens"
+    assert tokens["depends_on"]["influxdb"] == {"condition": "service_healthy"}
+    secrets_dir, read_only = _mount(tokens, "influxdb-tokens")
+    assert not read_only
+    # the job: the token file its configuration names, in the volume, mounted read-only
+    conf = _option(tokens["command"], "--conf")
+    assert conf == services["stream"]["command"][services["stream"]["command"].index("--conf") + 1]
+    influx = load_config(DOCKER / "conf" / Path(conf).name).influxdb
+    assert influx.token_env is None and Path(influx.token_file).parent == Path(secrets_dir)
+    assert _mount(services["stream"], "influxdb-tokens") == (secrets_dir, True)
+    assert services["stream"]["depends_on"]["influxdb-tokens"] == {"condition": "service_completed_successfully"}
+    # Grafana: its datasource reads the read-only token's file, from the same volume
+    grafana_file = _option(tokens["command"], "--grafana-token-file")
+    assert _option(tokens["command"], "--grafana-token-mode") == "644"  # Grafana runs as its own user
+    assert Path(grafana_file).parent == Path(secrets_dir)
+    assert _mount(services["grafana"], "influxdb-tokens") == (secrets_dir, True)
+    assert services["grafana"]["depends_on"]["influxdb-tokens"] == {"condition": "service_completed_successfully"}
+    datasource = yaml.safe_load((DOCKER / "grafana" / "provisioning" / "datasources" / "influxdb.yaml").read_text())
+    assert datasource["datasources"][0]["secureJsonData"]["token"] == f"$__file{{{grafana_file}}}"
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    assert secrets_dir in dockerfile  # created in the image, owned by its user: a new volume takes that owner
+
+
+def test_the_dashboard_serves_the_network_only_with_sign_in(compose, tmp_path) -> None:
+    import argparse
+
+    from jobs.dashboard import add_arguments, auth, server_environment
+    from jobs.dashboard.data import DashboardSettings
+
+    service = compose["services"]["dashboard"]
+    env = _environment(service)
+    assert ONLY_VARIABLE.match(env["IOMT_AD_DASHBOARD_PASSWORD"]) and ":?" in env["IOMT_AD_DASHBOARD_PASSWORD"]
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(service["command"][1:])
+    assert not auth.is_loopback(args.host)
+    settings = DashboardSettings(tables_dir=tmp_path, model_dir=REPO / "models" / "v3")
+    example = _env_example()
+    served = server_environment(args, settings, {"IOMT_AD_DASHBOARD_PASSWORD": example["IOMT_AD_DASHBOARD_PASSWORD"],
+                                                 "IOMT_AD_DASHBOARD_USER": example["IOMT_AD_DASHBOARD_USER"]})
+    assert list(auth.credentials_from_env(served)) == ["operator"]
+    with pytest.raises(auth.AuthConfigError, match="without sign-in"):
+        server_environment(args, settings, {})

@@ -1,6 +1,9 @@
 """One real run of the streaming job for the dashboard tests: the project's sample replayed as JSON
 files, scored by the job (files source, availableNow), written to Delta tables and to a real InfluxDB.
-The Grafana queries, the operator dashboard and the browser test all read what this run wrote."""
+The Grafana queries, the operator dashboard and the browser test all read what this run wrote.
+
+As in the Compose stack, ``iomt-ad influx-tokens`` makes the tokens: the job writes with a token
+that may only write the bucket, and the Grafana queries read with one that may only read it."""
 from __future__ import annotations
 
 import os
@@ -13,7 +16,7 @@ import yaml
 from tests.helpers.streaming import BUNDLE
 
 N_RECORDS = 1500
-TOKEN_ENV = "IOMT_AD_TEST_INFLUX_TOKEN"
+ADMIN_TOKEN_ENV = "IOMT_AD_TEST_INFLUX_ADMIN_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -21,10 +24,12 @@ class StreamRun:
     tables_dir: Path
     influx_url: str
     records: int
+    grafana_token: str  # read-only, the bucket only
 
 
 @pytest.fixture(scope="session")
 def streamed(spark, influxdb, sample_dir, tmp_path_factory) -> StreamRun:
+    from jobs.cli import main
     from jobs.config import load_config
     from models.training.datasets import load_flows_pandas
     from jobs.ops.replay import ReplayOptions, replay
@@ -43,11 +48,14 @@ def streamed(spark, influxdb, sample_dir, tmp_path_factory) -> StreamRun:
         "stream": {"source": "files", "files": {"path": str(tmp / "incoming"), "max_files_per_trigger": 1},
                    "tables_dir": str(tmp / "delta"), "trigger": "availableNow", "model_dir": str(BUNDLE)},
         "influxdb": {"enabled": True, "url": influxdb.url, "org": ORG, "bucket": BUCKET,
-                     "token_env": TOKEN_ENV, "max_retries": 1},
+                     "token_env": None, "token_file": str(tmp / "tokens" / "job.token"), "max_retries": 1},
     }
     (tmp / "conf.yaml").write_text(yaml.safe_dump(conf))
-    os.environ[TOKEN_ENV] = TOKEN  # a throwaway token of the throwaway test server
+    os.environ[ADMIN_TOKEN_ENV] = TOKEN  # the operator token of the throwaway test server
+    assert main(["influx-tokens", "--conf", str(tmp / "conf.yaml"), "--admin-token-env", ADMIN_TOKEN_ENV,
+                 "--grafana-token-file", str(tmp / "tokens" / "grafana.token")]) == 0
     query = start_query(spark, load_config(tmp / "conf.yaml"), available_now=True)
     query.awaitTermination(600)
     assert query.exception() is None
-    return StreamRun(tables_dir=tmp / "delta", influx_url=influxdb.url, records=N_RECORDS)
+    return StreamRun(tables_dir=tmp / "delta", influx_url=influxdb.url, records=N_RECORDS,
+                     grafana_token=(tmp / "tokens" / "grafana.token").read_text())

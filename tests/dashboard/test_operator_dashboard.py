@@ -59,17 +59,23 @@ def test_apptest_over_the_jobs_tables(monkeypatch, streamed, spark) -> None:
     assert f"{threshold:.4f}" in app.caption[0].value
 
 
-def _start_dashboard(tables: Path, port: int, log_path: Path) -> subprocess.Popen:
+def _start_dashboard(tables: Path, port: int, log_path: Path, *extra: str, ca_file: Path | None = None,
+                     env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``iomt-ad dashboard`` (more arguments: ``extra``), once it answers (over https with ``ca_file``)."""
+    import ssl
+
     command = [sys.executable, "-m", "jobs.dashboard", "--tables", str(tables),
-               "--model", str(BUNDLE), "--port", str(port), "--refresh-seconds", "5"]
+               "--model", str(BUNDLE), "--port", str(port), "--refresh-seconds", "5", *extra]
     process = subprocess.Popen(command, cwd=REPO, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
-                               start_new_session=True)
+                               start_new_session=True, env=env)
+    scheme, context = ("https", ssl.create_default_context(cafile=str(ca_file))) if ca_file else ("http", None)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"iomt-ad dashboard exited: {log_path.read_text()[-2000:]}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+            with urllib.request.urlopen(f"{scheme}://127.0.0.1:{port}/_stcore/health", timeout=2,
+                                        context=context) as response:
                 if response.status == 200:
                     return process
         except OSError:
@@ -157,3 +163,57 @@ def test_dashboard_renders_in_headless_chromium(streamed, tmp_path) -> None:
         server.terminate()
         server.wait(timeout=30)
     assert (OUTPUT / "dashboard.png").stat().st_size > 20_000
+
+
+@pytest.mark.browser
+@pytest.mark.spark
+@pytest.mark.influxdb
+@pytest.mark.slow
+def test_signed_in_over_https_in_headless_chromium(streamed, tmp_path) -> None:
+    """Served to every interface, over TLS, to signed-in users only: the page asks for a user and
+    password first and shows no data; a wrong password is refused; then the dashboard draws. Plain
+    http gets no page."""
+    from playwright.sync_api import sync_playwright
+
+    from jobs.dashboard import auth
+    from tests.helpers.tls import make_pki
+    from tests.services.ports import free_port
+
+    pki = make_pki(tmp_path / "pki")
+    users = tmp_path / "users"
+    auth.add_user(users, "nurse", "correct horse battery")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOMT_AD_DASHBOARD_")}
+    server = _start_dashboard(streamed.tables_dir, port, tmp_path / "dashboard.log", "--host", "0.0.0.0",
+                              "--users-file", str(users), "--tls-cert", str(pki.server_cert),
+                              "--tls-key", str(pki.server_key), ca_file=pki.ca_cert, env=env)
+    try:
+        with pytest.raises(OSError):  # no plain-http page
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                # the test CA is not in Chromium's store: its certificate was checked above with the CA file
+                context = browser.new_context(ignore_https_errors=True, viewport={"width": 1500, "height": 1200})
+                page = context.new_page()
+                page.goto(f"https://127.0.0.1:{port}/", wait_until="domcontentloaded", timeout=60_000)
+                page.get_by_role("textbox", name="User").wait_for(timeout=60_000)
+                assert page.locator("[data-testid='stMetric']").count() == 0
+                assert page.locator(".js-plotly-plot").count() == 0
+                page.get_by_role("textbox", name="User").fill("nurse")
+                page.get_by_role("textbox", name="Password").fill("wrong password!")
+                page.get_by_role("button", name="Sign in").click()
+                page.get_by_text("Wrong user name or password.").wait_for(timeout=30_000)
+                assert page.locator("[data-testid='stMetric']").count() == 0
+                page.get_by_role("textbox", name="Password").fill("correct horse battery")
+                page.get_by_role("button", name="Sign in").click()
+                page.wait_for_function(
+                    f"document.querySelectorAll('.js-plotly-plot').length >= {N_CHARTS}", timeout=120_000)
+                assert page.locator("[data-testid='stMetric']").count() == 5
+                page.get_by_text("signed in as nurse").wait_for(timeout=30_000)
+            finally:
+                browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "failed sign-in as 'nurse'" in (tmp_path / "dashboard.log").read_text()

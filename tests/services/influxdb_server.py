@@ -31,22 +31,28 @@ def influxd_binary() -> Path:
 
 
 class InfluxServer:
-    def __init__(self, work_dir: Path | None = None) -> None:
+    """``tls``: (certificate, key, CA) PEM files; the server then answers https only."""
+
+    def __init__(self, work_dir: Path | None = None, tls: tuple[Path, Path, Path] | None = None) -> None:
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="iomt-influxd-"))
         self._owns_work_dir = work_dir is None  # a temporary directory of its own: removed on stop
         self.port = free_port()
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def _request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        import ssl
+
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.url + path, data=data, method=method,
                                          headers={"Content-Type": "application/json"})
+        context = ssl.create_default_context(cafile=str(self.tls[2])) if self.tls else None
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=5, context=context) as response:
                 return response.status, json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
             return exc.code, {}
@@ -61,7 +67,8 @@ class InfluxServer:
         self.process = subprocess.Popen(
             [str(influxd_binary()), "--bolt-path", str(d / "influxd.bolt"), "--engine-path", str(d / "engine"),
              "--sqlite-path", str(d / "influxd.sqlite"), "--http-bind-address", f"127.0.0.1:{self.port}",
-             "--reporting-disabled", "--log-level", "error", "--storage-cache-max-memory-size", "67108864"],
+             "--reporting-disabled", "--log-level", "error", "--storage-cache-max-memory-size", "67108864",
+             *(["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])] if self.tls else [])],
             stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=d, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while True:

@@ -4,6 +4,7 @@
 # - InfluxDB 2.x (influxd) built from the Go module proxy + crates.io (build_influxd.sh)
 # - Debian's Chromium for the browser tests (install_browser.sh)
 # - Debian's mosquitto MQTT broker and clients for the sensor's live-capture test (install_mosquitto.sh)
+# - the openssl command, which makes the TLS tests' throwaway certificates (tests/helpers/tls.py)
 # The Kafka broker comes from Maven Central with the other jars (conf/jars/fetch_jars.sh).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -11,3 +12,7 @@ export IOMT_AD_CACHE="${1:-${IOMT_AD_CACHE:-$HOME/.cache/iomt-ad}}"
 "$here/build_influxd.sh" >/dev/null
 "$here/install_browser.sh"
 "$here/install_mosquitto.sh" >/dev/null
+if ! command -v openssl >/dev/null 2>&1; then
+    SUDO=""; [[ "$(id -u)" == "0" ]] || SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends openssl
+fi

@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.config import cache_dir
@@ -29,20 +30,60 @@ def broker_jars_dir() -> Path:
     return directory
 
 
+@dataclass(frozen=True)
+class BrokerTls:
+    """The broker's TLS: its key and certificate (PKCS#12) and the CA its clients' certificates must
+    chain to (PEM)."""
+
+    keystore: Path
+    keystore_password: str
+    ca_file: Path
+
+
 class KafkaBroker:
     """Start with :meth:`start`, stop with :meth:`stop` (or use as a context manager)."""
 
-    def __init__(self, work_dir: Path | None = None, heap: str = "512m") -> None:
+    def __init__(self, work_dir: Path | None = None, heap: str = "512m", tls: "BrokerTls | None" = None) -> None:
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="iomt-kafka-"))
         self._owns_work_dir = work_dir is None  # a temporary directory of its own: removed on stop
         self.heap = heap
         self.port = free_port()
         self.controller_port = free_port()
+        self.tls = tls
+        # with tls: SASL_SSL (SCRAM-SHA-512 users: add_scram_user) and SSL (a client certificate required)
+        self.sasl_ssl_port = free_port() if tls else None
+        self.ssl_port = free_port() if tls else None
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.sasl_ssl_port}"
+
+    @property
+    def ssl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.ssl_port}"
+
+    def _listeners(self) -> list[str]:
+        listeners = [f"PLAINTEXT://127.0.0.1:{self.port}"]
+        protocols = ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT"]
+        lines = []
+        if self.tls:
+            listeners += [f"SASL_SSL://127.0.0.1:{self.sasl_ssl_port}", f"SSL://127.0.0.1:{self.ssl_port}"]
+            protocols += ["SASL_SSL:SASL_SSL", "SSL:SSL"]
+            lines = ["sasl.enabled.mechanisms=SCRAM-SHA-512",
+                     "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+                     "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+                     "ssl.keystore.type=PKCS12", f"ssl.keystore.location={self.tls.keystore}",
+                     f"ssl.keystore.password={self.tls.keystore_password}",
+                     "ssl.truststore.type=PEM", f"ssl.truststore.location={self.tls.ca_file}",
+                     "listener.name.ssl.ssl.client.auth=required"]
+        return [f"listeners={','.join(listeners)},CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners={','.join(listeners)}",
+                f"listener.security.protocol.map={','.join(protocols)}", *lines]
 
     def _write_config(self) -> tuple[Path, Path]:
         logs = self.work_dir / "data"
@@ -53,11 +94,9 @@ class KafkaBroker:
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    *self._listeners(),
                     "controller.listener.names=CONTROLLER",
                     "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
                     f"log.dirs={logs}",
                     "num.partitions=2",
                     "auto.create.topics.enable=true",
@@ -140,6 +179,17 @@ class KafkaBroker:
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
         futures[name].result(timeout=30)
+
+    def add_scram_user(self, name: str, password: str) -> None:
+        """A SCRAM-SHA-512 user of the SASL_SSL listener (set through the plaintext listener)."""
+        from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
+                                           UserScramCredentialUpsertion)
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        upsertion = UserScramCredentialUpsertion(name, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096),
+                                                 password.encode("utf-8"))
+        for future in admin.alter_user_scram_credentials([upsertion]).values():
+            future.result(timeout=30)
 
     def stop(self) -> None:
         stop_service(self.process, 30, self.work_dir if self._owns_work_dir else None)
