@@ -35,10 +35,12 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory):
-    from jobs.config import SparkConfig, AppConfig
-    from jobs.session import build_spark
+    from jobs.config import SparkConfig, AppConfig, cache_dir
+    from jobs.session import build_spark, spark_jars
 
     warehouse = tmp_path_factory.mktemp("spark-warehouse")
+    # the job's jars, plus spark-avro (conf/jars/pom.xml profile wire) for tests/spark/test_wire_format.py
+    jars = [*spark_jars(None), *sorted((cache_dir() / "jars" / "wire").glob("*.jar"))]
     config = AppConfig(
         spark=SparkConfig(
             master="local[2]",
@@ -54,6 +56,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
                 "spark.sql.warehouse.dir": str(warehouse),
                 "spark.driver.memory": "2g",
                 "spark.databricks.delta.snapshotPartitions": "2",
+                "spark.jars": ",".join(str(p) for p in jars),
             },
         )
     )
