@@ -38,7 +38,7 @@ test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: venv
-	$(BIN)/python -m pytest -m "not spark and not kafka and not influxdb" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not spark and not kafka and not influxdb and not objectstore" $(PYTEST_ARGS)
 
 demo: venv jars  # the demo needs neither the Kafka broker nor InfluxDB the tests use
 	$(BIN)/iomt-ad demo --conf conf/local.yaml

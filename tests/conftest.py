@@ -1,7 +1,8 @@
 """Shared fixtures: one SparkSession per test session, and real services started once per session.
 
-Services are real processes on loopback (a KRaft Kafka broker, InfluxDB); tests that need them are
-marked ``kafka`` / ``influxdb`` / ``spark`` and CI runs them all.
+Services are real processes on loopback (a KRaft Kafka broker, InfluxDB, an S3-compatible object
+store); tests that need them are marked ``kafka`` / ``influxdb`` / ``objectstore`` / ``spark`` and CI
+runs them all.
 """
 from __future__ import annotations
 
@@ -12,12 +13,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.services.object_store import credentials_env
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = REPO / "data" / "ciciomt2024-sample"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 os.environ.setdefault("PYSPARK_PYTHON", str(Path(os.sys.executable)))
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # services and Spark stay on loopback
+# S3 credentials come from the environment (as in the product): the JVMs the tests start (local Spark,
+# the standalone cluster's workers and executors) inherit the throwaway object store's keys from here,
+# set before any of them starts. Set, not defaulted: no test may reach a real account with a
+# developer's own keys.
+os.environ.update(credentials_env())
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
 # A test that uses one of these fixtures (directly or through another fixture) starts that part, and
 # must carry its marker, so that `-m "not spark"` and the like select truthfully.
 FIXTURE_MARKERS: dict[str, str] = {"spark": "spark", "kafka_broker": "kafka", "influxdb": "influxdb",
-                                   "spark_cluster": "cluster"}
+                                   "spark_cluster": "cluster", "object_store": "objectstore"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -102,3 +110,13 @@ def influxdb() -> Iterator["InfluxServer"]:  # noqa: F821
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def object_store() -> Iterator["ObjectStore"]:  # noqa: F821
+    from tests.services.object_store import ObjectStore
+
+    store = ObjectStore()
+    store.start()
+    yield store
+    store.stop()

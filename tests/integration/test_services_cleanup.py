@@ -4,11 +4,12 @@ import pytest
 
 from tests.services.influxdb_server import InfluxServer
 from tests.services.kafka_broker import KafkaBroker
+from tests.services.object_store import ObjectStore
 
-pytestmark = [pytest.mark.kafka, pytest.mark.influxdb, pytest.mark.slow]
+pytestmark = [pytest.mark.kafka, pytest.mark.influxdb, pytest.mark.objectstore, pytest.mark.slow]
 
 
-@pytest.mark.parametrize("service", [InfluxServer, KafkaBroker], ids=["influxdb", "kafka"])
+@pytest.mark.parametrize("service", [InfluxServer, KafkaBroker, ObjectStore], ids=["influxdb", "kafka", "objectstore"])
 def test_a_service_removes_its_own_temporary_directory_and_keeps_a_given_one(service, tmp_path) -> None:
     own = service()
     own.start()
