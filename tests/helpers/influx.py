@@ -9,8 +9,41 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jobs.stream.influx_writer import InfluxWriteResult, InfluxWriter, _utc_nanos, encode_table
+from jobs.stream.influx_points import _utc_nanos, encode_table
+from jobs.stream.influx_writer import InfluxWriteResult, InfluxWriter
 from schemas import influx as schema
+
+
+def _split(text: str, separator: str) -> list[str]:
+    """Split on ``separator`` where it is neither escaped nor inside a quoted string."""
+    parts, current, quoted, escaped = [], [], False, False
+    for char in text:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            current.append(char)
+            escaped = True
+        elif char == '"':
+            current.append(char)
+            quoted = not quoted
+        elif char == separator and not quoted:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    return [*parts, "".join(current)]
+
+
+def parse_line(line: str) -> tuple:
+    """(measurement, sorted (tag, value) pairs, {field: float, or the quoted text}, time) of a line."""
+    series, field_set, timestamp = _split(line, " ")
+    measurement, *tags = _split(series, ",")
+    fields = {}
+    for pair in _split(field_set, ","):
+        key, value = _split(pair, "=")
+        fields[key] = value if value.startswith('"') else float(value)
+    return measurement, tuple(sorted(tuple(_split(tag, "=")) for tag in tags)), fields, int(timestamp)
 
 
 def point_times_ns(event_times: "pd.Series", record_ids: "pd.Series") -> "np.ndarray":
