@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,14 @@ if TYPE_CHECKING:
     from jobs.stream.writers import BatchOutput, WriteOutcome
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """The points of one request: how many, and their lines (encoded when called)."""
+
+    points: int
+    lines: Callable[[], "pa.Array"]
 
 
 @dataclass(frozen=True)
@@ -71,17 +80,24 @@ class InfluxWriter:
                 time.sleep(delay)
                 delay *= 2
 
-    def write_table(self, scored: "pa.Table") -> InfluxWriteResult:
-        """Scored records as an Arrow table (the columns of ``flows_scored``), ``batch_size`` points
-        a request. Each request's body is encoded (:func:`encode_table`) just before it is sent, up
-        to ``parallel_writes`` requests at once, so the encoding overlaps the requests in flight."""
-        if scored.num_rows == 0:
-            return InfluxWriteResult(written=0, failed=0)
+    def write_table(self, records: "pa.Table", aggregates: "pa.Array | None" = None) -> InfluxWriteResult:
+        """The lines ``aggregates`` (``device_traffic``, already encoded), then the ``flow_scores``
+        points of ``records`` (an Arrow table with the columns of ``flows_scored``), ``batch_size``
+        points a request, up to ``parallel_writes`` requests at once. Each request's records are
+        encoded (:func:`encode_table`) just before it is sent, so the encoding overlaps the requests
+        in flight."""
         size = self.config.batch_size
-        parts = [scored.slice(start, size) for start in range(0, scored.num_rows, size)]
+        parts: list[_Part] = []
+        if aggregates is not None:
+            parts += [_Part(len(piece), lambda piece=piece: piece)
+                      for piece in (aggregates.slice(start, size) for start in range(0, len(aggregates), size))]
+        parts += [_Part(piece.num_rows, lambda piece=piece: encode_table(piece))
+                  for piece in (records.slice(start, size) for start in range(0, records.num_rows, size))]
+        if not parts:
+            return InfluxWriteResult(written=0, failed=0)
         return self._write_parts(parts, workers=max(1, self.config.parallel_writes))
 
-    def _write_parts(self, parts: list["pa.Table"], workers: int) -> InfluxWriteResult:
+    def _write_parts(self, parts: list["_Part"], workers: int) -> InfluxWriteResult:
         """Write each part as one request. Once a request has failed after its retries, InfluxDB is
         taken as down for this micro-batch: the parts not yet sent are counted failed, not tried."""
         import threading
@@ -90,10 +106,10 @@ class InfluxWriter:
         down = threading.Event()
         errors: list[str] = []
 
-        def send(part: "pa.Table") -> tuple[int, int]:
+        def send(part: _Part) -> tuple[int, int]:
             if down.is_set():
-                return 0, part.num_rows
-            lines = encode_table(part)
+                return 0, part.points
+            lines = part.lines()
             if down.is_set():
                 return 0, len(lines)
             try:
@@ -122,8 +138,10 @@ class InfluxWriter:
 
 
 class InfluxPointsWriter:
-    """The InfluxDB writer of the stream: one point per record of ``flows_scored``. It never raises:
-    InfluxDB trouble is logged and counted (Delta already holds the records)."""
+    """The InfluxDB writer of the stream, one task's records at a time: the per-device aggregates of
+    every record (``device_traffic``) and a point per anomalous record (per record with
+    ``influxdb.record_points: all``) in ``flow_scores``. It never raises: InfluxDB trouble is
+    logged and counted (Delta already holds the records)."""
 
     name = "influxdb"
     required = False
@@ -135,19 +153,28 @@ class InfluxPointsWriter:
         self.failures = 0  # points not written since start
 
     def write(self, batch: "BatchOutput") -> "WriteOutcome":
+        """Write the points of ``batch``: one task's records, whose aggregates' times are set apart by
+        ``batch.batch_id`` and ``batch.partition`` (the same on a replay: an overwrite)."""
+        from jobs.stream.influx_points import anomalous, encode_aggregates
         from jobs.stream.writers import WriteOutcome
         from schemas.tables import FLOWS_SCORED
 
         scored = batch.tables[FLOWS_SCORED]
         if scored.num_rows == 0:
             return WriteOutcome()
+        points = 0
         try:
+            records = scored if self.config.record_points == "all" else scored.filter(anomalous(scored))
+            points = records.num_rows
+            aggregates = encode_aggregates(scored, self.config.aggregate_interval_ns, batch.batch_id,
+                                           batch.partition)
+            points += len(aggregates)
             if self._writer is None:
                 self._writer = InfluxWriter(self.config, self.token)
-            result = self._writer.write_table(scored)
+            result = self._writer.write_table(records, aggregates)
         except Exception as exc:  # noqa: BLE001 - InfluxDB must never stop the stream
             log.error("InfluxDB writer failed for this batch: %s", exc)
-            result = InfluxWriteResult(written=0, failed=scored.num_rows, error=f"{type(exc).__name__}: {exc}"[:500])
+            result = InfluxWriteResult(written=0, failed=points, error=f"{type(exc).__name__}: {exc}"[:500])
         if result.failed:
             self.failures += result.failed
             log.error("InfluxDB: %d points failed in this batch (%d since start)", result.failed, self.failures)

@@ -127,13 +127,29 @@ def new_influx_bucket(server, name: str) -> str:
 
 
 def count_points(server, bucket: str, field: str = "ensemble_score") -> int:
-    """Points of ``flow_scores`` in ``bucket`` carrying ``field`` (every point carries every score field)."""
+    """Points of ``flow_scores`` in ``bucket`` carrying ``field`` (every point carries every score field):
+    the anomalous records, or every record with ``influxdb.record_points: all``."""
     from influxdb_client import InfluxDBClient
 
     from tests.services.influxdb_server import ORG, TOKEN
 
     with InfluxDBClient(url=server.url, token=TOKEN, org=ORG) as client:
         tables = client.query_api().query(
-            f'from(bucket:"{bucket}") |> range(start: -1d, stop: 1h) '
+            f'from(bucket:"{bucket}") |> range(start: -40d, stop: 1h) '
             f'|> filter(fn: (r) => r._measurement == "flow_scores" and r._field == "{field}") |> group() |> count()')
+        return sum(record.get_value() for table in tables for record in table.records)
+
+
+def aggregate_total(server, bucket: str, field: str = "records") -> float:
+    """The sum of a ``device_traffic`` field over every point in ``bucket`` (events of the last 40 days):
+    ``records`` is the number of records the job scored."""
+    from influxdb_client import InfluxDBClient
+
+    from tests.services.influxdb_server import ORG, TOKEN
+
+    with InfluxDBClient(url=server.url, token=TOKEN, org=ORG) as client:
+        tables = client.query_api().query(
+            f'from(bucket:"{bucket}") |> range(start: -40d, stop: 1h) '
+            f'|> filter(fn: (r) => r._measurement == "{schema.AGGREGATE_MEASUREMENT}" and r._field == "{field}") '
+            '|> group() |> sum()')
         return sum(record.get_value() for table in tables for record in table.records)
