@@ -97,17 +97,24 @@ class InfluxConfig:
     url: str = "http://localhost:8086"
     org: str = "iomt"
     bucket: str = "iomt"
-    # which records get a point of their own (flow_scores): "anomalies" (default) or "all" (small
-    # sites); every record is counted in the per-device aggregates (device_traffic) either way
-    record_points: str = "anomalies"
-    aggregate_interval: str = "10s"  # device_traffic's interval of event time: whole seconds, 1s to 1h
     token_env: str | None = "INFLUXDB_TOKEN"
     token_file: str | None = None
     batch_size: int = 5000      # points per write request
     max_retries: int = 3
     timeout_ms: int = 10000
     parallel_writes: int = 2    # requests of one micro-batch in flight at once
+    # which records get a point of their own (flow_scores): "anomalies" (default) or "all" (small
+    # sites); every record is counted in the per-device aggregates (device_traffic) either way
+    record_points: str = "anomalies"
+    aggregate_interval: str = "10s"  # device_traffic's interval of event time: whole seconds, 1s to 1h
 
+    def __post_init__(self) -> None:
+        from schemas.influx import RECORD_POINTS
+
+        if self.record_points not in RECORD_POINTS:
+            raise ConfigError(f"influxdb.record_points must be one of {list(RECORD_POINTS)}, "
+                              f"not {self.record_points!r}")
+        self.aggregate_interval_ns  # noqa: B018 - validates the interval now, not at the first batch
 
     @property
     def aggregate_interval_ns(self) -> int:
@@ -117,14 +124,6 @@ class InfluxConfig:
             raise ConfigError(f"influxdb.aggregate_interval: {self.aggregate_interval!r} must be whole seconds "
                               "from 1s to 1h, e.g. '10s' or '1m'")
         return int(value.total_seconds()) * 1_000_000_000
-
-    def check(self) -> None:
-        from schemas.influx import RECORD_POINTS
-
-        if self.record_points not in RECORD_POINTS:
-            raise ConfigError(f"influxdb.record_points must be one of {list(RECORD_POINTS)}, "
-                              f"not {self.record_points!r}")
-        self.aggregate_interval_ns  # noqa: B018 - validates the interval now, not at the first batch
 
 
 @dataclass(frozen=True)
@@ -211,12 +210,10 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
     if stream.quarantine_max_chars < 0:
         raise ConfigError("stream.quarantine_max_chars must not be negative")
     stream.event_time_bounds  # noqa: B018 - validates both durations now, not at the first batch
-    influxdb = _build(InfluxConfig, raw.get("influxdb"), "influxdb")
-    influxdb.check()
     return AppConfig(
         spark=_build(SparkConfig, raw.get("spark"), "spark"),
         stream=stream,
-        influxdb=influxdb,
+        influxdb=_build(InfluxConfig, raw.get("influxdb"), "influxdb"),
         source_path=source_path,
     )
 

@@ -47,11 +47,23 @@ class TaskContext:
     influx_token: str | None = field(default=None, repr=False)
 
 
+def spark_partition() -> int:
+    """The partition this Spark task computes (0 outside a task). The batch's partitions come from
+    its source's offset ranges or files, kept in the checkpoint: a replay has the same ones (unless
+    the partitioning settings changed: ``schemas.influx``)."""
+    from pyspark import TaskContext as SparkTaskContext
+
+    task = SparkTaskContext.get()
+    return task.partitionId() if task is not None else 0
+
+
 def partition_output(scored_rows: pa.Table, context: TaskContext,
-                     partition: int = 0) -> tuple[BatchOutput, pa.Table, int]:
-    """(the table rows of one partition, its devices' summary rows, its quarantined count)."""
+                     partition: int | None = None) -> tuple[BatchOutput, pa.Table, int]:
+    """(the table rows of one partition, its devices' summary rows, its quarantined count);
+    ``partition``: the task's partition, by default Spark's (:func:`spark_partition`)."""
     good, bad = table_rows.split(scored_rows)
     scored = table_rows.flows_scored(good, context.batch_id, context.scored_at)
+    partition = spark_partition() if partition is None else partition
     output = BatchOutput(batch_id=context.batch_id, partition=partition, tables={
         FLOWS_SCORED: scored, ALERTS: table_rows.alerts(scored),
         QUARANTINE: table_rows.quarantine(bad, context.batch_id, context.scored_at),
@@ -99,20 +111,8 @@ def executor_writers(context: TaskContext) -> list[BatchWriter]:
     return writers
 
 
-def spark_partition() -> int:
-    """The partition this Spark task computes (0 outside a task). The batch's partitions come from
-    its source's offset ranges or files, kept in the checkpoint: a replay has the same ones (unless
-    the partitioning settings changed: ``schemas.influx``)."""
-    from pyspark import TaskContext as SparkTaskContext
-
-    task = SparkTaskContext.get()
-    return task.partitionId() if task is not None else 0
-
-
-def write_partition(batches: Iterator[pa.RecordBatch], context: TaskContext,
-                    partition: int | None = None) -> Iterator[pa.RecordBatch]:
-    """The ``mapInArrow`` function: one partition's prepared records in, the report of what was written
-    out. ``partition``: the task's partition, by default Spark's (:func:`spark_partition`)."""
+def write_partition(batches: Iterator[pa.RecordBatch], context: TaskContext) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` function: one partition's prepared records in, the report of what was written out."""
     from jobs.stream.scoring import score_partition
 
     batches = list(batches)
@@ -120,8 +120,7 @@ def write_partition(batches: Iterator[pa.RecordBatch], context: TaskContext,
         return
     stream = context.config.stream
     scored = score_partition(pa.Table.from_batches(batches), str(stream.model_dir), stream.quarantine_max_chars)
-    output, devices, quarantined = partition_output(
-        scored, context, spark_partition() if partition is None else partition)
+    output, devices, quarantined = partition_output(scored, context)
     report: list[tuple[str, str, str]] = []
     for writer in executor_writers(context):
         outcome = writer.write(output)  # a required writer raises: the task, then the batch, fails
