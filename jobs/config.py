@@ -154,6 +154,27 @@ class InfluxConfig:
     max_retries: int = 3
     timeout_ms: int = 10000
     parallel_writes: int = 2    # requests of one micro-batch in flight at once
+    # which records get a point of their own (flow_scores): "anomalies" (default) or "all" (small
+    # sites); every record is counted in the per-device aggregates (device_traffic) either way
+    record_points: str = "anomalies"
+    aggregate_interval: str = "10s"  # device_traffic's interval of event time: whole seconds, 1s to 1h
+
+    def __post_init__(self) -> None:
+        from schemas.influx import RECORD_POINTS
+
+        if self.record_points not in RECORD_POINTS:
+            raise ConfigError(f"influxdb.record_points must be one of {list(RECORD_POINTS)}, "
+                              f"not {self.record_points!r}")
+        self.aggregate_interval_ns  # noqa: B018 - validates the interval now, not at the first batch
+
+    @property
+    def aggregate_interval_ns(self) -> int:
+        """``aggregate_interval`` in ns; a :class:`ConfigError` unless whole seconds from 1 s to 1 h."""
+        value = duration(self.aggregate_interval, "influxdb.aggregate_interval")
+        if value.microseconds or not timedelta(seconds=1) <= value <= timedelta(hours=1):
+            raise ConfigError(f"influxdb.aggregate_interval: {self.aggregate_interval!r} must be whole seconds "
+                              "from 1s to 1h, e.g. '10s' or '1m'")
+        return int(value.total_seconds()) * 1_000_000_000
 
 
 def check_influx_tls(influx: InfluxConfig) -> None:

@@ -31,5 +31,6 @@ def keep_zip_directories() -> bool:
         return None
 
     setattr(invalidate_caches, _MARK, True)
+    invalidate_caches.original = zipimport.zipimporter.invalidate_caches  # type: ignore[attr-defined]
     zipimport.zipimporter.invalidate_caches = invalidate_caches  # type: ignore[method-assign]
     return True

@@ -297,6 +297,7 @@ def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, 
             # JIT compilation within spark_jvm's CPU: high in a fresh JVM, falling run after run
             "jvm_jit_us_per_record": (round((jit_after - jit_before) * 1e6 / steady_records, 1)
                                       if jit_before is not None and jit_after is not None else None),
+            "influx_points_written": sum(b["influx_written"] for b in batches),
             "influx_points_failed": sum(b["influx_failed"] for b in batches), "topic": topic}
 
 

@@ -73,26 +73,37 @@ def _dashboard(uid: str, title: str, description: str) -> Any:
                            .description("InfluxDB bucket the streaming job writes to")))
 
 
-def traffic_dashboard(facts: ModelFacts) -> Any:
-    from grafana_foundation_sdk.builders import piechart, stat, timeseries
+FLAGGED_POINTS = "flagged record (every record where influxdb.record_points is all)"
+
+
+def traffic_dashboard(facts: ModelFacts, interval: str = flux.DEFAULT_INTERVAL) -> Any:
+    from grafana_foundation_sdk.builders import piechart, stat, table, timeseries
 
     return (_dashboard("iomt-ad-traffic", "IoMT-AD · Traffic",
-                       "Flow records scored by the streaming job: protocols, benign variability, attacks, volume.")
+                       "Flow records scored by the streaming job: protocols, benign variability, attacks, volume, "
+                       "devices.")
             .with_panel(_panel(timeseries, "Protocol activity", "Records per window by protocol.",
-                               [("A", flux.protocol_activity())], 9, 16).unit("short"))
+                               [("A", flux.protocol_activity(interval))], 9, 16).unit("short"))
             .with_panel(_panel(stat, "Records scored", "Records in the time range.",
                                [("A", flux.record_count())], 9, 8).unit("short"))
             .with_panel(_panel(timeseries, "Benign variability (Rate)",
-                               "Mean and standard deviation of Rate over records classified Benign.",
-                               [("A", flux.benign_rate("mean")), ("B", flux.benign_rate("stddev"))], 9, 12)
-                        .unit("pps"))
-            .with_panel(_panel(piechart, "Attack distribution", "Records per predicted attack class.",
+                               "Mean and standard deviation of Rate over the records classified Benign (those "
+                               "with a finite Rate), per window.",
+                               [("A", flux.benign_rate("mean", interval)), ("B", flux.benign_rate("stddev", interval))],
+                               9, 12).unit("pps"))
+            .with_panel(_panel(piechart, "Attack distribution",
+                               "Flagged records per predicted attack class in the time range (flagged records "
+                               "the classifier calls Benign are left out).",
                                [("A", flux.attack_distribution())], 9, 12).unit("short"))
             .with_panel(_panel(timeseries, "Traffic volume", "Sum of Tot size per window.",
-                               [("A", flux.traffic_bytes())], 8, 24).unit("decbytes")))
+                               [("A", flux.traffic_bytes(interval))], 8, 24).unit("decbytes"))
+            .with_panel(_panel(table, "Devices", "Per device (the sensor's device_id, or the replayed file) in the "
+                               "time range: records, anomalies, anomaly rate, highest ensemble score and seconds "
+                               "since its latest record; most anomalies first.",
+                               [("A", flux.devices())], 10, 24)))
 
 
-def anomalies_dashboard(facts: ModelFacts) -> Any:
+def anomalies_dashboard(facts: ModelFacts, interval: str = flux.DEFAULT_INTERVAL) -> Any:
     from grafana_foundation_sdk.builders import bargauge, stat, statushistory, table, timeseries
     from grafana_foundation_sdk.builders.common import GraphThresholdsStyleConfig
     from grafana_foundation_sdk.models.common import GraphThresholdsStyleMode
@@ -101,7 +112,8 @@ def anomalies_dashboard(facts: ModelFacts) -> Any:
     score = (_panel(timeseries, "Ensemble score vs threshold",
                     f"Max and mean ensemble score per window; the red line is the bundle's threshold "
                     f"({threshold:.4f}, model {facts.version}).",
-                    [("A", flux.ensemble_score("max")), ("B", flux.ensemble_score("mean"))], 9, 16)
+                    [("A", flux.ensemble_score("max", interval)), ("B", flux.ensemble_score("mean", interval))],
+                    9, 16)
              .thresholds(thresholds([(None, "green"), (threshold, "red")]))
              .thresholds_style(GraphThresholdsStyleConfig().mode(GraphThresholdsStyleMode.LINE)))
     return (_dashboard("iomt-ad-anomalies", "IoMT-AD · Anomalies (real time)",
@@ -111,7 +123,7 @@ def anomalies_dashboard(facts: ModelFacts) -> Any:
                                [("A", flux.anomaly_rate())], 9, 8).unit("percent").decimals(2)
                         .thresholds(thresholds([(None, "green"), (5.0, "orange"), (20.0, "red")])))
             .with_panel(_panel(timeseries, "Anomaly rate over time", "Share of records flagged per window.",
-                               [("A", flux.anomaly_rate_over_time())], 8, 12).unit("percent"))
+                               [("A", flux.anomaly_rate_over_time(interval))], 8, 12).unit("percent"))
             .with_panel(_panel(statushistory, "Attack heat map (class × time)",
                                "Flagged records per predicted class and window.",
                                [("A", flux.attack_heatmap())], 8, 12)
@@ -123,35 +135,40 @@ def anomalies_dashboard(facts: ModelFacts) -> Any:
                                "Flagged records per device (source) in the time range.",
                                [("A", flux.anomalies_per_device())], 10, 12))
             .with_panel(_panel(stat, "System health: seconds since the last record",
-                               "Time since the newest point; red when the stream has stalled.",
+                               "Time since the latest event time of any record in the time range; red when the "
+                               "stream has stalled.",
                                [("A", flux.seconds_since_last_record())], 6, 12).unit("s")
                         .thresholds(thresholds([(None, "green"), (60.0, "orange"), (300.0, "red")])))
             .with_panel(_panel(stat, "System health: throughput", "Records per second, per minute.",
-                               [("A", flux.records_per_second())], 6, 12).unit("short").decimals(1)))
+                               [("A", flux.records_per_second(interval))], 6, 12).unit("short").decimals(1)))
 
 
-def models_dashboard(facts: ModelFacts) -> Any:
+def models_dashboard(facts: ModelFacts, interval: str = flux.DEFAULT_INTERVAL) -> Any:
     from grafana_foundation_sdk.builders import bargauge, table, timeseries, xychart
 
     return (_dashboard("iomt-ad-models", "IoMT-AD · Models",
                        "The detectors behind the ensemble: scores, per-class detection, thresholds, versions.")
             .with_panel(_panel(xychart, "Autoencoder error vs Isolation Forest score",
-                               "One point per record, split by the ensemble decision.",
+                               f"One point per {FLAGGED_POINTS}, split by the ensemble decision.",
                                [("A", flux.ae_error_vs_if_score())], 10, 12))
             .with_panel(_panel(bargauge, "Detection per true class",
-                               "Share of records flagged per labelled class (Benign: false-positive rate).",
+                               "Share of records flagged per labelled class (Benign: false-positive rate); "
+                               "records without a label are left out.",
                                [("A", flux.detection_per_class())], 10, 12).unit("percent").min(0).max(100))
             .with_panel(_panel(table, "Thresholds",
-                               f"Thresholds of bundle {facts.version} (benign-calibrated) and the share of "
-                               "records above each.", [("A", flux.threshold_table(facts.thresholds))], 7, 12))
+                               f"Thresholds of bundle {facts.version} (benign-calibrated) and each detector's "
+                               "highest score in the time range. The share of records above each threshold "
+                               "needs every record: query flows_scored (iomt-ad sql).",
+                               [("A", flux.threshold_table(facts.thresholds))], 7, 12))
             .with_panel(_panel(table, "Model versions", "Records scored per model version.",
                                [("A", flux.model_versions())], 7, 12))
-            .with_panel(_panel(timeseries, "Detector scores, 99th percentile",
-                               "99th percentile of each detector's score in the time range.",
-                               [("A", flux.score_quantile(0.99))], 7, 24)))
+            .with_panel(_panel(timeseries, "Detector scores, maximum per window",
+                               "Each detector's highest score per window (the per-device aggregates keep each "
+                               "score's maximum, not its distribution).",
+                               [("A", flux.detector_maxima(interval))], 7, 24)))
 
 
-DASHBOARDS: dict[str, Callable[[ModelFacts], Any]] = {
+DASHBOARDS: dict[str, Callable[[ModelFacts, str], Any]] = {
     "traffic.json": traffic_dashboard,
     "anomalies.json": anomalies_dashboard,
     "models.json": models_dashboard,

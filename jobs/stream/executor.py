@@ -50,11 +50,24 @@ class TaskContext:
     tables: TablesLocation | None = field(default=None, repr=False)
 
 
-def partition_output(scored_rows: pa.Table, context: TaskContext) -> tuple[BatchOutput, pa.Table, int]:
-    """(the table rows of one partition, its devices' summary rows, its quarantined count)."""
+def spark_partition() -> int:
+    """The partition this Spark task computes (0 outside a task). The batch's partitions come from
+    its source's offset ranges or files, kept in the checkpoint: a replay has the same ones (unless
+    the partitioning settings changed: ``schemas.influx``)."""
+    from pyspark import TaskContext as SparkTaskContext
+
+    task = SparkTaskContext.get()
+    return task.partitionId() if task is not None else 0
+
+
+def partition_output(scored_rows: pa.Table, context: TaskContext,
+                     partition: int | None = None) -> tuple[BatchOutput, pa.Table, int]:
+    """(the table rows of one partition, its devices' summary rows, its quarantined count);
+    ``partition``: the task's partition, by default Spark's (:func:`spark_partition`)."""
     good, bad = table_rows.split(scored_rows)
     scored = table_rows.flows_scored(good, context.batch_id, context.scored_at)
-    output = BatchOutput(batch_id=context.batch_id, tables={
+    partition = spark_partition() if partition is None else partition
+    output = BatchOutput(batch_id=context.batch_id, partition=partition, tables={
         FLOWS_SCORED: scored, ALERTS: table_rows.alerts(scored),
         QUARANTINE: table_rows.quarantine(bad, context.batch_id, context.scored_at),
         TRAFFIC_1M: table_rows.traffic_per_minute(scored, context.batch_id)})

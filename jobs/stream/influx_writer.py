@@ -1,4 +1,5 @@
-"""Write scored records to InfluxDB 2.x as deterministic points (see ``schemas.influx``).
+"""Write scored records to InfluxDB 2.x as deterministic points (``schemas.influx``; the lines are
+built by :mod:`jobs.stream.influx_points`).
 
 Points are written in batches with retries and exponential backoff. When InfluxDB stays down the
 write gives up for this micro-batch and reports how many points failed: Delta already holds the
@@ -8,20 +9,27 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from jobs.config import ConfigError, InfluxConfig, read_secret
-from schemas import influx as schema
+from jobs.stream.influx_points import encode_table, request_body
 
 if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
     import pyarrow as pa
 
     from jobs.stream.writers import BatchOutput, WriteOutcome
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """The points of one request: how many, and their lines (encoded when called)."""
+
+    points: int
+    lines: Callable[[], "pa.Array"]
 
 
 @dataclass(frozen=True)
@@ -56,156 +64,6 @@ def influx_tls(config: InfluxConfig) -> dict[str, str]:
     return {"ssl_ca_cert": str(path.resolve())}
 
 
-def _utc_nanos(times: "pd.Series") -> "np.ndarray":
-    """Times (text or datetimes; naive ones are UTC) as ns since the epoch."""
-    import pandas as pd
-
-    times = pd.to_datetime(times)
-    times = times.dt.tz_localize("UTC") if times.dt.tz is None else times.dt.tz_convert("UTC")
-    return times.dt.as_unit("ns").astype("int64").to_numpy()
-
-
-# the escaping rules of the line protocol, as influxdb_client.client.write.point applies them
-_ESCAPE_MEASUREMENT = ((",", r"\,"), (" ", r"\ "), ("\n", r"\n"), ("\t", r"\t"), ("\r", r"\r"))
-_ESCAPE_KEY = (*_ESCAPE_MEASUREMENT[:1], ("=", r"\="), *_ESCAPE_MEASUREMENT[1:])
-_ESCAPE_STRING = (("\\", "\\\\"), ('"', '\\"'))  # the backslash first
-
-
-def _escaped(values, rules) -> "Any":
-    import pyarrow.compute as pc
-
-    for plain, escaped in rules:
-        values = pc.replace_substring(values, plain, escaped)
-    return values
-
-
-def _escaped_few(values: "pa.Array", rules) -> "pa.Array":
-    """:func:`_escaped` for a column of few distinct values (a tag): each distinct value once."""
-    import pyarrow.compute as pc
-
-    encoded = pc.dictionary_encode(values)
-    return _escaped(encoded.dictionary, rules).take(encoded.indices)
-
-
-def _escaped_text(text: str, rules) -> str:
-    for plain, escaped in rules:
-        text = text.replace(plain, escaped)
-    return text
-
-
-def point_columns(table: "pa.Table") -> dict[str, "pa.Array"]:
-    """The point of each scored record, column by column: tag values as strings (``unknown`` when missing or
-    empty), numeric fields as float64 with non-finite values nulled, string fields with empty
-    values nulled, and ``_time`` in ns (:func:`schemas.influx.point_time_ns`)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    columns: dict[str, pa.Array] = {}
-    for tag in schema.TAGS:
-        if tag == "source":  # schemas.influx.source_tag on the whole column
-            values = pc.list_element(pc.split_pattern(_strings(table, "source_id"), ":", max_splits=1), 0)
-            if "device_id" in table.column_names:
-                device = _strings(table, "device_id")
-                values = pc.if_else(pc.fill_null(pc.not_equal(device, ""), False), device, values)
-            values = pc.replace_substring_regex(pc.utf8_slice_codeunits(values, 0, schema.SOURCE_TAG_MAX),
-                                                schema.SOURCE_TAG_UNSAFE, "_")
-        elif tag == schema.ANOMALY_TAG:
-            values = pc.if_else(_array(table, tag).cast(pa.bool_()), schema.TRUE, "false")
-        else:
-            values = _strings(table, tag)
-        columns[tag] = pc.if_else(pc.fill_null(pc.equal(values, ""), True), schema.UNKNOWN, values)
-    for name in (*schema.SCORE_FIELDS, *schema.FEATURE_FIELDS):
-        values = _numbers(table, name)
-        columns[name] = pc.if_else(pc.is_finite(values), values, pa.scalar(None, pa.float64()))
-    for name in schema.STRING_FIELDS:
-        values = _strings(table, name)
-        columns[name] = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
-    # ids to Python via NumPy: a third of to_pylist's time (same values, so the same offsets)
-    offsets = schema.record_offsets_ns(_array(table, "record_id").to_numpy(zero_copy_only=False))
-    columns["_time"] = pa.array((_event_time_ns(table) // 1_000_000) * 1_000_000 + offsets)
-    return columns
-
-
-def _array(table: "pa.Table", name: str) -> "pa.Array":
-    return table.column(name).combine_chunks()
-
-
-def _strings(table: "pa.Table", name: str) -> "pa.Array":
-    import pyarrow as pa
-
-    return _array(table, name).cast(pa.string())
-
-
-def _numbers(table: "pa.Table", name: str) -> "pa.Array":
-    """A column as float64; values that are not numbers (text, in rows built from dicts) become null."""
-    import pandas as pd
-    import pyarrow as pa
-
-    values = _array(table, name)
-    if pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_null(values.type):
-        return values.cast(pa.float64())
-    return pa.array(pd.to_numeric(values.to_pandas(), errors="coerce"), pa.float64(), from_pandas=True)
-
-
-def _event_time_ns(table: "pa.Table") -> "np.ndarray":
-    """``event_time`` in ns since the epoch (a time without a zone is UTC)."""
-    import pyarrow as pa
-
-    values = _array(table, "event_time")
-    if pa.types.is_timestamp(values.type):
-        return values.cast(pa.timestamp("ns", tz=values.type.tz)).cast(pa.int64()).to_numpy(zero_copy_only=False)
-    return _utc_nanos(values.to_pandas())
-
-
-def encode_table(table: "pa.Table") -> "pa.Array":
-    """The line protocol of scored records (an Arrow table with the columns of ``flows_scored``),
-    one newline-terminated line per point, built column by column with Arrow compute (the library's
-    serializer took ~27 us a point: 2.2 s of an 80,000-record micro-batch). Tags and fields are
-    sorted by key, as the library writes them; numbers use Arrow's shortest round-trip text (``1``
-    for ``1.0``: a float in line protocol, without the ``i`` suffix); a point with no field is left
-    out, as the library does."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if table.num_rows == 0:
-        return pa.array([], pa.string())
-    columns = point_columns(table)
-    tags = [pc.binary_join_element_wise(f"{_escaped_text(tag, _ESCAPE_KEY)}=", _escaped_few(columns[tag], _ESCAPE_KEY), "")
-            for tag in sorted(schema.TAGS)]
-    numeric = set(schema.SCORE_FIELDS) | set(schema.FEATURE_FIELDS)
-    fields = []  # ",key=value" per field, null where the value is missing
-    for name in sorted((*schema.SCORE_FIELDS, *schema.FEATURE_FIELDS, *schema.STRING_FIELDS)):
-        key = _escaped_text(name, _ESCAPE_KEY)
-        if name in numeric:
-            fields.append(pc.binary_join_element_wise(f",{key}=", columns[name].cast(pa.string()), ""))
-        else:
-            fields.append(pc.binary_join_element_wise(f',{key}="', _escaped(columns[name], _ESCAPE_STRING), '"', ""))
-    # missing fields joined as "" and the leading comma cut (null_handling="skip" would be simpler,
-    # but pyarrow 21 drops a row whose values are all null from its result)
-    field_set = pc.utf8_slice_codeunits(
-        pc.binary_join_element_wise(*fields, "", null_handling="replace", null_replacement=""), 1)
-    lines = pc.binary_join_element_wise(
-        pc.binary_join_element_wise(_escaped_text(schema.MEASUREMENT, _ESCAPE_MEASUREMENT), *tags, ","),
-        field_set, pc.binary_join_element_wise(columns["_time"].cast(pa.string()), "\n", ""), " ")
-    return pc.filter(lines, pc.not_equal(field_set, ""))
-
-
-def request_body(lines: "pa.Array") -> bytes:
-    """The newline-terminated lines of :func:`encode_table` as one request body: the bytes the
-    array already holds back to back, with no Python object per line."""
-    if len(lines) == 0:
-        return b""
-    import numpy as np
-    import pyarrow as pa
-
-    if lines.type != pa.string():
-        lines = lines.cast(pa.string())
-    _, offsets_buffer, data = lines.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)  # string (not large_string): int32 offsets
-    first, last = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
-    return data.slice(first, last - first).to_pybytes()
-
-
 def _refused(exc: Exception) -> bool:
     """A 4xx answer other than 429 (too many requests): the request itself is wrong, and sending it
     again cannot help."""
@@ -238,17 +96,24 @@ class InfluxWriter:
                 time.sleep(delay)
                 delay *= 2
 
-    def write_table(self, scored: "pa.Table") -> InfluxWriteResult:
-        """Scored records as an Arrow table (the columns of ``flows_scored``), ``batch_size`` points
-        a request. Each request's body is encoded (:func:`encode_table`) just before it is sent, up
-        to ``parallel_writes`` requests at once, so the encoding overlaps the requests in flight."""
-        if scored.num_rows == 0:
-            return InfluxWriteResult(written=0, failed=0)
+    def write_table(self, records: "pa.Table", aggregates: "pa.Array | None" = None) -> InfluxWriteResult:
+        """The lines ``aggregates`` (``device_traffic``, already encoded), then the ``flow_scores``
+        points of ``records`` (an Arrow table with the columns of ``flows_scored``), ``batch_size``
+        points a request, up to ``parallel_writes`` requests at once. Each request's records are
+        encoded (:func:`encode_table`) just before it is sent, so the encoding overlaps the requests
+        in flight."""
         size = self.config.batch_size
-        parts = [scored.slice(start, size) for start in range(0, scored.num_rows, size)]
+        parts: list[_Part] = []
+        if aggregates is not None:
+            parts += [_Part(len(piece), lambda piece=piece: piece)
+                      for piece in (aggregates.slice(start, size) for start in range(0, len(aggregates), size))]
+        parts += [_Part(piece.num_rows, lambda piece=piece: encode_table(piece))
+                  for piece in (records.slice(start, size) for start in range(0, records.num_rows, size))]
+        if not parts:
+            return InfluxWriteResult(written=0, failed=0)
         return self._write_parts(parts, workers=max(1, self.config.parallel_writes))
 
-    def _write_parts(self, parts: list["pa.Table"], workers: int) -> InfluxWriteResult:
+    def _write_parts(self, parts: list["_Part"], workers: int) -> InfluxWriteResult:
         """Write each part as one request. Once a request has failed after its retries, InfluxDB is
         taken as down for this micro-batch: the parts not yet sent are counted failed, not tried."""
         import threading
@@ -257,10 +122,10 @@ class InfluxWriter:
         down = threading.Event()
         errors: list[str] = []
 
-        def send(part: "pa.Table") -> tuple[int, int]:
+        def send(part: _Part) -> tuple[int, int]:
             if down.is_set():
-                return 0, part.num_rows
-            lines = encode_table(part)
+                return 0, part.points
+            lines = part.lines()
             if down.is_set():
                 return 0, len(lines)
             try:
@@ -289,8 +154,10 @@ class InfluxWriter:
 
 
 class InfluxPointsWriter:
-    """The InfluxDB writer of the stream: one point per record of ``flows_scored``. It never raises:
-    InfluxDB trouble is logged and counted (Delta already holds the records)."""
+    """The InfluxDB writer of the stream, one task's records at a time: the per-device aggregates of
+    every record (``device_traffic``) and a point per anomalous record (per record with
+    ``influxdb.record_points: all``) in ``flow_scores``. It never raises: InfluxDB trouble is
+    logged and counted (Delta already holds the records)."""
 
     name = "influxdb"
     required = False
@@ -302,19 +169,28 @@ class InfluxPointsWriter:
         self.failures = 0  # points not written since start
 
     def write(self, batch: "BatchOutput") -> "WriteOutcome":
+        """Write the points of ``batch``: one task's records, whose aggregates' times are set apart by
+        ``batch.batch_id`` and ``batch.partition`` (the same on a replay: an overwrite)."""
+        from jobs.stream.influx_points import anomalous, encode_aggregates
         from jobs.stream.writers import WriteOutcome
         from schemas.tables import FLOWS_SCORED
 
         scored = batch.tables[FLOWS_SCORED]
         if scored.num_rows == 0:
             return WriteOutcome()
+        points = 0
         try:
+            records = scored if self.config.record_points == "all" else scored.filter(anomalous(scored))
+            points = records.num_rows
+            aggregates = encode_aggregates(scored, self.config.aggregate_interval_ns, batch.batch_id,
+                                           batch.partition)
+            points += len(aggregates)
             if self._writer is None:
                 self._writer = InfluxWriter(self.config, self.token)
-            result = self._writer.write_table(scored)
+            result = self._writer.write_table(records, aggregates)
         except Exception as exc:  # noqa: BLE001 - InfluxDB must never stop the stream
             log.error("InfluxDB writer failed for this batch: %s", exc)
-            result = InfluxWriteResult(written=0, failed=scored.num_rows, error=f"{type(exc).__name__}: {exc}"[:500])
+            result = InfluxWriteResult(written=0, failed=points, error=f"{type(exc).__name__}: {exc}"[:500])
         if result.failed:
             self.failures += result.failed
             log.error("InfluxDB: %d points failed in this batch (%d since start)", result.failed, self.failures)

@@ -21,10 +21,13 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class BatchOutput:
     """One micro-batch's rows per table (``flows_scored``, ``alerts``, ``quarantine``,
-    ``traffic_1m``), each conformed to its definition in :mod:`schemas.tables`."""
+    ``traffic_1m``), each conformed to its definition in :mod:`schemas.tables`: on the executors, the
+    rows of one task, whose ``partition`` tells its output from the other tasks' (InfluxDB's
+    aggregates) the same way when the batch is replayed."""
 
     batch_id: int
     tables: Mapping[str, "pa.Table"]
+    partition: int = 0
 
 
 @dataclass(frozen=True)

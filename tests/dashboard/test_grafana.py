@@ -3,6 +3,7 @@ Flux query (and the alert rule's) returns rows from a real InfluxDB the streamin
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,8 @@ def test_dashboards_are_complete() -> None:
         titles[name] = {p["title"] for p in _panels(dashboard)}
         uids = {t["datasource"]["uid"] for p in _panels(dashboard) for t in p["targets"]}
         assert uids == {"iomt-influxdb"}
-    assert {"Protocol activity", "Benign variability (Rate)", "Attack distribution", "Traffic volume"} <= titles["traffic.json"]
+    assert {"Protocol activity", "Benign variability (Rate)", "Attack distribution", "Traffic volume",
+            "Devices"} <= titles["traffic.json"]
     assert {"Ensemble score vs threshold", "Anomaly rate", "Recent anomalies", "Attack heat map (class × time)",
             "System health: seconds since the last record", "Devices with the most anomalies"} <= titles["anomalies.json"]
     assert {"Autoencoder error vs Isolation Forest score", "Detection per true class", "Thresholds",
@@ -118,9 +120,21 @@ def test_every_panel_query_returns_rows_from_the_jobs_points(streamed) -> None:
         assert not errors, "\n".join(errors)
         assert not empty, f"queries without rows: {empty}"
 
-        # two panels checked against the Delta tables the same run wrote
-        flows = DeltaTable(str(streamed.tables_dir / "flows_scored")).to_pandas(columns=["is_anomaly"])
+        # panels over the aggregates checked against the Delta tables the same run wrote
+        flows = DeltaTable(str(streamed.tables_dir / "flows_scored")).to_pandas(
+            columns=["is_anomaly", "source_id", "event_time"])
         count = _run_flux(client, dict(queries)["traffic.json / Records scored / A"], BUCKET)
         assert count[0].records[0].get_value() == len(flows) == streamed.records
         rate = _run_flux(client, dict(queries)["anomalies.json / Anomaly rate / A"], BUCKET)
         assert rate[0].records[0].get_value() == pytest.approx(100.0 * flows["is_anomaly"].mean())
+        alert = _run_flux(client, dict(queries)["alert iomt-ad-anomaly-rate / A"], BUCKET)
+        assert alert[0].records[0].get_value() == pytest.approx(100.0 * flows["is_anomaly"].mean())
+        devices = [r.values for t in _run_flux(client, dict(queries)["traffic.json / Devices / A"], BUCKET)
+                   for r in t.records]
+        per_file = flows.assign(source=flows["source_id"].str.split(":").str[0]).groupby("source")
+        assert {d["source"]: (d["records"], d["anomalies"]) for d in devices} == {
+            source: (len(rows), rows["is_anomaly"].sum()) for source, rows in per_file}
+        since = _run_flux(client, dict(queries)["anomalies.json / System health: seconds since the last record / A"],
+                          BUCKET)[0].records[0].get_value()
+        newest = flows["event_time"].max()
+        assert since == pytest.approx(time.time() - newest.timestamp(), abs=120)

@@ -9,8 +9,41 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jobs.stream.influx_writer import InfluxWriteResult, InfluxWriter, _utc_nanos, encode_table
+from jobs.stream.influx_points import _utc_nanos, encode_table
+from jobs.stream.influx_writer import InfluxWriteResult, InfluxWriter
 from schemas import influx as schema
+
+
+def _split(text: str, separator: str) -> list[str]:
+    """Split on ``separator`` where it is neither escaped nor inside a quoted string."""
+    parts, current, quoted, escaped = [], [], False, False
+    for char in text:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            current.append(char)
+            escaped = True
+        elif char == '"':
+            current.append(char)
+            quoted = not quoted
+        elif char == separator and not quoted:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    return [*parts, "".join(current)]
+
+
+def parse_line(line: str) -> tuple:
+    """(measurement, sorted (tag, value) pairs, {field: float, or the quoted text}, time) of a line."""
+    series, field_set, timestamp = _split(line, " ")
+    measurement, *tags = _split(series, ",")
+    fields = {}
+    for pair in _split(field_set, ","):
+        key, value = _split(pair, "=")
+        fields[key] = value if value.startswith('"') else float(value)
+    return measurement, tuple(sorted(tuple(_split(tag, "=")) for tag in tags)), fields, int(timestamp)
 
 
 def point_times_ns(event_times: "pd.Series", record_ids: "pd.Series") -> "np.ndarray":
@@ -94,13 +127,29 @@ def new_influx_bucket(server, name: str) -> str:
 
 
 def count_points(server, bucket: str, field: str = "ensemble_score") -> int:
-    """Points of ``flow_scores`` in ``bucket`` carrying ``field`` (every point carries every score field)."""
+    """Points of ``flow_scores`` in ``bucket`` carrying ``field`` (every point carries every score field):
+    the anomalous records, or every record with ``influxdb.record_points: all``."""
     from influxdb_client import InfluxDBClient
 
     from tests.services.influxdb_server import ORG, TOKEN
 
     with InfluxDBClient(url=server.url, token=TOKEN, org=ORG) as client:
         tables = client.query_api().query(
-            f'from(bucket:"{bucket}") |> range(start: -1d, stop: 1h) '
+            f'from(bucket:"{bucket}") |> range(start: -40d, stop: 1h) '
             f'|> filter(fn: (r) => r._measurement == "flow_scores" and r._field == "{field}") |> group() |> count()')
+        return sum(record.get_value() for table in tables for record in table.records)
+
+
+def aggregate_total(server, bucket: str, field: str = "records") -> float:
+    """The sum of a ``device_traffic`` field over every point in ``bucket`` (events of the last 40 days):
+    ``records`` is the number of records the job scored."""
+    from influxdb_client import InfluxDBClient
+
+    from tests.services.influxdb_server import ORG, TOKEN
+
+    with InfluxDBClient(url=server.url, token=TOKEN, org=ORG) as client:
+        tables = client.query_api().query(
+            f'from(bucket:"{bucket}") |> range(start: -40d, stop: 1h) '
+            f'|> filter(fn: (r) => r._measurement == "{schema.AGGREGATE_MEASUREMENT}" and r._field == "{field}") '
+            '|> group() |> sum()')
         return sum(record.get_value() for table in tables for record in table.records)

@@ -20,7 +20,7 @@ from jobs.stream.parse import kafka_to_raw
 from tests.helpers.fuzzing import fuzz_settings, messages, seeded
 from tests.services.influxdb_server import TOKEN
 from tests.helpers.streaming import stream_conf
-from tests.helpers.influx import new_influx_bucket
+from tests.helpers.influx import aggregate_total, count_points, new_influx_bucket
 
 pytestmark = [pytest.mark.spark, pytest.mark.influxdb, pytest.mark.fuzz, pytest.mark.slow]
 
@@ -70,7 +70,14 @@ def test_every_message_is_scored_or_quarantined_whatever_its_bytes(spark, influx
         assert len(scored) >= clean
         log = [r for r in _table(tmp_path, "batch_log").to_pylist() if r["batch_id"] == batch_id]
         assert len(log) == 1 and log[0]["records"] == len(scored) and log[0]["quarantined"] == len(quarantined)
-        assert log[0]["influx_failed"] == 0 and log[0]["influx_written"] == len(scored), log[0]["influx_error"]
+        # points: the batch's per-device aggregates (one at least) and one per anomalous record
+        flagged = sum(1 for r in scored if r["is_anomaly"])
+        assert log[0]["influx_failed"] == 0, log[0]["influx_error"]
+        assert flagged + (1 if scored else 0) <= log[0]["influx_written"] <= flagged + len(scored)
 
     one_batch()
     assert next(batch_ids) >= 25  # the budget ran
+    # InfluxDB counts every scored record once in the aggregates, and holds a point per anomalous one
+    scored = _table(tmp_path, "flows_scored")
+    assert aggregate_total(influxdb, bucket) == scored.num_rows
+    assert count_points(influxdb, bucket) == sum(1 for flag in scored.column("is_anomaly").to_pylist() if flag)

@@ -4,7 +4,7 @@ from pyspark.sql import functions as F
 
 from jobs.config import load_config
 from jobs.stream.score_stream import start_query
-from tests.helpers.influx import count_points, new_influx_bucket
+from tests.helpers.influx import aggregate_total, count_points, new_influx_bucket
 from tests.helpers.streaming import bad_messages, good_messages, produce, read_table, stream_conf
 from tests.services.influxdb_server import TOKEN
 
@@ -52,7 +52,10 @@ def test_kafka_to_delta_and_influxdb_exactly_once(spark, kafka_broker, influxdb,
     batches = read_table(spark, tmp_path, "batch_log")
     assert batches.count() >= 2  # max_offsets_per_trigger=150 splits the input
     assert batches.agg(F.sum("influx_failed")).first()[0] == 0
-    assert count_points(influxdb, bucket, "ae_error") == N_GOOD
+    # InfluxDB: every record in the per-device aggregates, a point of its own for each anomalous one
+    assert aggregate_total(influxdb, bucket) == N_GOOD
+    assert aggregate_total(influxdb, bucket, "anomalies") == len(anomalous)
+    assert count_points(influxdb, bucket, "ae_error") == len(anomalous)
 
     columns = set(scored.columns)
     for name in ("ae_error", "if_score", "ensemble_score", "is_anomaly", "severity", "predicted_class",
@@ -65,7 +68,8 @@ def test_kafka_to_delta_and_influxdb_exactly_once(spark, kafka_broker, influxdb,
     query = start_query(spark, config, available_now=True)
     query.awaitTermination(300)
     assert read_table(spark, tmp_path, "flows_scored").count() == N_GOOD
-    assert count_points(influxdb, bucket, "ae_error") == N_GOOD
+    assert count_points(influxdb, bucket, "ae_error") == len(anomalous)
+    assert aggregate_total(influxdb, bucket) == N_GOOD
 
 
 def test_influxdb_down_loses_no_delta_output_and_keeps_streaming(spark, kafka_broker, sample_dir, tmp_path,
@@ -85,5 +89,6 @@ def test_influxdb_down_loses_no_delta_output_and_keeps_streaming(spark, kafka_br
     assert read_table(spark, tmp_path, "flows_scored").count() == 120
     batches = read_table(spark, tmp_path, "batch_log").collect()
     assert len(batches) >= 3  # the stream went on past the failing batches
-    assert sum(b["influx_failed"] for b in batches) == 120
-    assert all(b["influx_error"] for b in batches)
+    # every batch's points (its aggregates and anomalous records) counted failed, with the reason
+    assert sum(b["influx_written"] for b in batches) == 0
+    assert all(b["influx_failed"] > 0 and b["influx_error"] for b in batches)

@@ -6,42 +6,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tests.helpers.influx import encode_lines, to_lines
+from tests.helpers.influx import encode_lines, parse_line as _point, to_lines
 from models import DEFAULT_BUNDLE_PATH
 from schemas.flow_record import FEATURES, column_name
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _split(text: str, separator: str) -> list[str]:
-    """Split on ``separator`` where it is neither escaped nor inside a quoted string."""
-    parts, current, quoted, escaped = [], [], False, False
-    for char in text:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif char == "\\":
-            current.append(char)
-            escaped = True
-        elif char == '"':
-            current.append(char)
-            quoted = not quoted
-        elif char == separator and not quoted:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    return [*parts, "".join(current)]
-
-
-def _point(line: str) -> tuple:
-    series, field_set, timestamp = _split(line, " ")
-    measurement, *tags = _split(series, ",")
-    fields = {}
-    for pair in _split(field_set, ","):
-        key, value = _split(pair, "=")
-        fields[key] = value if value.startswith('"') else float(value)
-    return measurement, tuple(sorted(tuple(_split(tag, "=")) for tag in tags)), fields, int(timestamp)
 
 
 def _rows(n: int) -> pd.DataFrame:
@@ -104,7 +73,7 @@ def test_no_rows_no_lines() -> None:
 def test_a_request_body_is_the_lines_back_to_back_each_ending_in_a_newline() -> None:
     import pyarrow as pa
 
-    from jobs.stream.influx_writer import encode_table, request_body
+    from jobs.stream.influx_points import encode_table, request_body
 
     rows = _rows(40)
     for name in ("ae_error", "if_score", "clf_attack_proba", "ensemble_score", "rate", "header_length", "tot_size",
@@ -142,7 +111,7 @@ def test_event_times_given_as_text_are_read_as_the_library_reads_them() -> None:
 def test_point_times_of_a_sliced_table_of_several_chunks_are_each_records_own() -> None:
     import pyarrow as pa
 
-    from jobs.stream.influx_writer import point_columns
+    from jobs.stream.influx_points import point_columns
     from schemas.influx import point_time_ns
 
     rows = _rows(40)
