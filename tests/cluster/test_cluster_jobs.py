@@ -34,7 +34,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cluster-jobs")
 
 
-def cluster_conf(path: Path, tables_dir: Path, bootstrap: str, topic: str) -> Path:
+def cluster_conf(path: Path, tables_dir: Path, bootstrap: str, topic: str, max_offsets: int = 250) -> Path:
     """A cluster configuration: no master (spark-submit decides), the bundle by its archive name."""
     path.write_text(
         "spark:\n  conf:\n    spark.ui.enabled: false\n    spark.ui.showConsoleProgress: false\n"
@@ -42,27 +42,50 @@ def cluster_conf(path: Path, tables_dir: Path, bootstrap: str, topic: str) -> Pa
         "    spark.sql.execution.arrow.maxRecordsPerBatch: 200\n"
         "    spark.databricks.delta.snapshotPartitions: 2\n"
         f"stream:\n  source: kafka\n  kafka:\n    bootstrap_servers: {bootstrap}\n    topic: {topic}\n"
-        "    starting_offsets: earliest\n    max_offsets_per_trigger: 250\n"
+        f"    starting_offsets: earliest\n    max_offsets_per_trigger: {max_offsets}\n"
         f"  tables_dir: {tables_dir}\n  trigger: availableNow\n  model_dir: model\n"
         "influxdb:\n  enabled: false\n")
     return path
 
 
-def spark_submit(cluster, dist, entry: str, args: list[str], cwd: Path, log: Path) -> None:
+def spark_submit(cluster, dist, entry: str, args: list[str], cwd: Path, log: Path,
+                 extra_conf: dict[str, str] | None = None) -> int:
+    """Run ``entry`` on the cluster in client mode; the peak memory (RSS, bytes) of the driver's
+    processes (the spark-submit JVM and the Python driver it starts), sampled every 0.1 s."""
+    import time
+
+    import psutil
+
     command = [
         str(Path(sys.executable).parent / "spark-submit"), "--master", cluster.url, "--deploy-mode", "client",
         "--conf", "spark.executor.memory=640m", "--conf", "spark.executor.cores=1", "--conf", "spark.cores.max=2",
         "--conf", "spark.driver.memory=1g", "--conf", "spark.ui.enabled=false",
+        *[arg for key, value in (extra_conf or {}).items() for arg in ("--conf", f"{key}={value}")],
         "--jars", ",".join(str(p) for p in spark_jars(None)),
         "--py-files", str(dist.py_files), "--archives", f"{dist.bundle}#model",
         str(dist.out_dir / entry), *args,
     ]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the project comes from --py-files
     env.update(PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
+    peak = 0
     with log.open("wb") as out:
-        result = subprocess.run(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                timeout=SUBMIT_TIMEOUT_S)
-    assert result.returncode == 0, log.read_text(errors="replace")[-4000:]
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + SUBMIT_TIMEOUT_S
+        try:
+            root = psutil.Process(process.pid)
+            while process.poll() is None and time.monotonic() < deadline:
+                try:
+                    tree = [root, *root.children(recursive=True)]
+                    peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+                except psutil.Error:
+                    pass  # a process of the tree ended between the listing and the reading
+                time.sleep(0.1)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        result = process.wait(timeout=30)
+    assert result == 0, log.read_text(errors="replace")[-4000:]
+    return peak
 
 
 def executor_dirs(cluster) -> list[Path]:
@@ -127,3 +150,52 @@ def test_rescore_job_on_the_cluster(spark, spark_cluster, streamed, dist, worksp
     assert rescored.filter("is_anomaly != stream_is_anomaly").count() == 0  # same bundle, same decisions
     runs = _table(spark, workspace, "scoring_runs").collect()
     assert [(r["status"], r["model_version"], r["rows_written"]) for r in runs] == [("succeeded", BUNDLE_VERSION, N_GOOD)]
+
+
+def _result_bytes(event_dir: Path) -> int:
+    """Bytes the driver received as task results (``Result Size`` of every task in the event log)."""
+    import json
+
+    total = 0
+    for path in (p for p in event_dir.rglob("*") if p.is_file()):  # Spark 4 rolls logs into a directory
+        for line in path.read_text(errors="replace").splitlines():
+            if '"SparkListenerTaskEnd"' in line:
+                total += json.loads(line).get("Task Metrics", {}).get("Result Size", 0)
+    return total
+
+
+def _one_batch(cluster, dist, kafka_broker, sample_dir, workspace: Path, records: int) -> tuple[int, int]:
+    """Stream ``records`` records as one micro-batch on the cluster: (the driver's peak RSS, the
+    bytes its tasks sent it)."""
+    from jobs.ops.replay import ReplayOptions, iter_messages
+    from models.training.datasets import load_flows_pandas
+
+    topic, run = f"flows-driver-{records}", workspace / f"driver-{records}"
+    (run / "events").mkdir(parents=True)
+    kafka_broker.create_topic(topic, partitions=2)
+    flows = load_flows_pandas([sample_dir])
+    produce(kafka_broker.bootstrap, topic, list(iter_messages(flows, ReplayOptions(rate=0, limit=records, loop=True))), [])
+    conf = cluster_conf(run / "cluster.yaml", run / "delta", kafka_broker.bootstrap, topic, max_offsets=records)
+    peak = spark_submit(cluster, dist, "score_stream.py", ["--conf", str(conf), "--available-now"], run,
+                        run / "stream.log", {"spark.eventLog.enabled": "true", "spark.eventLog.dir": str(run / "events"),
+                         "spark.eventLog.compress": "false"})
+    import deltalake
+
+    log_rows = deltalake.DeltaTable(str(run / "delta" / "batch_log")).to_pyarrow_table().to_pylist()
+    assert [(r["batch_id"], r["records"]) for r in log_rows] == [(0, records)]
+    return peak, _result_bytes(run / "events")
+
+
+def test_the_driver_stays_flat_while_the_batch_grows_tenfold(spark_cluster, kafka_broker, sample_dir, dist,
+                                                            workspace) -> None:
+    """Records are written where they are scored: a batch ten times larger costs the driver neither
+    memory nor received bytes (it gets a few rows per data file, never the records)."""
+    small_peak, small_bytes = _one_batch(spark_cluster, dist, kafka_broker, sample_dir, workspace, 4_000)
+    large_peak, large_bytes = _one_batch(spark_cluster, dist, kafka_broker, sample_dir, workspace, 40_000)
+    figures = (f"driver peak RSS {small_peak / 2**20:.0f} -> {large_peak / 2**20:.0f} MiB, task results "
+               f"{small_bytes / 1024:.0f} -> {large_bytes / 1024:.0f} KiB for 4,000 -> 40,000 records")
+    print(figures)  # pytest -s shows the measured figures
+    # 36,000 more records are ~30 MB as Arrow and more as Python objects: collected, they would show
+    assert large_bytes < 2 * small_bytes + 256 * 1024, figures
+    assert small_bytes > 0, "no task results in the event log: its format changed?"
+    assert large_peak < small_peak + 80 * 2**20, figures
