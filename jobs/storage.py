@@ -10,12 +10,11 @@ Every reader and writer asks :class:`TablesLocation` for its form of a table's a
 takes ``s3://`` with storage options, Spark (delta-spark over Hadoop's S3A) takes ``s3a://`` with
 ``spark.hadoop.fs.s3a.*`` settings, the executors' Parquet writer takes a pyarrow filesystem.
 
-Atomic commits: a local filesystem or HDFS makes a Delta commit atomic by itself. On S3 (and stores
-that copy its semantics without a conditional "create if absent"), two writers committing the same
-table version at once can overwrite each other's commit; IoMT-AD's stream is the one writer of its
-tables, and ``storage.single_writer`` (delta-rs's ``AWS_S3_ALLOW_UNSAFE_RENAME``) states that. Run
-``iomt-ad maintain`` (OPTIMIZE/VACUUM through Spark) while the stream is stopped, or on a store with
-conditional writes (see docs/cluster.md).
+Atomic commits: delta-rs writes each commit with a conditional PUT (``If-None-Match: *``), which AWS
+S3 and SeaweedFS honour, so a commit never overwrites another writer's; for a store that does not,
+``storage.single_writer`` (delta-rs's ``AWS_S3_ALLOW_UNSAFE_RENAME``) says the stream is the tables'
+one writer. Spark's S3 log store (``iomt-ad maintain``, ``rescore``) checks then writes: run
+``maintain`` while the stream is stopped (docs/cluster.md).
 """
 from __future__ import annotations
 
