@@ -1,8 +1,9 @@
 """The operator dashboard's data: the job's Delta tables read without a JVM (``deltalake``), and the
 pure pandas summaries the charts draw. Nothing here imports Streamlit, so it is tested on its own.
 
-The window is anchored at the newest record in the tables, not at the wall clock: a replay or a
-paused stream still shows its last hour, and the header says how old the newest record is.
+The window ends at the present, or at the newest record when that is older (a replay or a paused
+stream still shows its last hour, and the header says how old the newest record is). A record
+dated in the future never moves the window past the present.
 """
 from __future__ import annotations
 
@@ -144,13 +145,13 @@ def load_snapshot(settings: DashboardSettings) -> Snapshot:
     if traffic.empty:
         empty = pd.DataFrame(columns=FLOW_COLUMNS)
         return Snapshot(empty, pd.DataFrame(columns=ALERT_COLUMNS), traffic, batches, None)
-    newest_minute = traffic["minute"].max()
-    start = newest_minute - timedelta(minutes=settings.window_minutes)
+    present = pd.Timestamp.now(tz="UTC").floor("min")
+    start = min(traffic["minute"].max(), present) - timedelta(minutes=settings.window_minutes)
     flows = read_table(tables, FLOWS_SCORED, FLOW_COLUMNS, since=start.to_pydatetime())
     flows = flows[flows["event_time"] >= start]
     alerts = read_table(tables, ALERTS, ALERT_COLUMNS, since=start.to_pydatetime())
     alerts = alerts[alerts["event_time"] >= start]
-    newest = flows["event_time"].max() if not flows.empty else None
+    newest = min(flows["event_time"].max(), pd.Timestamp.now(tz="UTC")) if not flows.empty else None
     devices = read_table(tables, DEVICES, DEVICE_COLUMNS)
     return Snapshot(flows, alerts, traffic[traffic["minute"] >= start], batches, newest, devices)
 
