@@ -42,6 +42,13 @@ def _as_double(raw: "Column") -> "Column":
     return F.regexp_replace(raw, r'^"(.*)"$', "$1").try_cast("double")
 
 
+# The longest text each metadata field may hold, and characters none may hold: a record's strings
+# become tags, keys and table cells downstream (InfluxDB, Grafana, the dashboard, analysts' SQL).
+TEXT_FIELD_MAX_CHARS: dict[str, int] = {RECORD_ID: 256, SOURCE_ID: 256, LABEL: 64,
+                                        **{name: 256 for name in DEVICE_TEXT_FIELDS}}
+CONTROL_CHARACTERS = r"[\x00-\x1f\x7f]"
+
+
 def _metadata_reason_parts(record: "Column") -> list["Column"]:
     """Checks of the metadata fields, for a record parsed either way: ``record`` is the map of the
     second parse or the struct of the typed parse (``record[name]`` reads both)."""
@@ -50,8 +57,13 @@ def _metadata_reason_parts(record: "Column") -> list["Column"]:
     parts: list[Column] = []
     for name in (RECORD_ID, SOURCE_ID, LABEL, *DEVICE_TEXT_FIELDS):
         raw = record[name]
+        limit = TEXT_FIELD_MAX_CHARS[name]
         parts.append(F.when(raw.startswith("{") | raw.startswith("["),
                             F.lit(f"wrong type: {name} must be a string")))
+        parts.append(F.when(F.char_length(raw) > limit,
+                            F.concat(F.lit(f"too long: {name} has "), F.char_length(raw).cast("string"),
+                                     F.lit(f" characters (at most {limit})"))))
+        parts.append(F.when(raw.rlike(CONTROL_CHARACTERS), F.lit(f"control characters in {name}")))
     for name in DEVICE_PORT_FIELDS:
         raw = record[name]
         parts.append(F.when(raw.isNotNull() & ~F.coalesce(raw.try_cast("int").between(0, 65535), F.lit(False)),

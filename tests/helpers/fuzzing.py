@@ -69,6 +69,14 @@ def _object_text(pairs: list[tuple[str, str]]) -> str:
     return "{" + ", ".join(f"{json.dumps(key)}: {text}" for key, text in pairs) + "}"
 
 
+def _plain_text(text: str, most: int) -> bool:
+    """Text a metadata field may hold (README, the flow record): at most ``most`` characters, no
+    control characters (U+0000-U+001F, U+007F)."""
+    import re
+
+    return len(text) <= most and re.search("[\x00-\x1f\x7f]", text) is None
+
+
 @st.composite
 def records(draw) -> tuple[bytes | None, bool]:
     """(message bytes or None for a tombstone, whether it is a clean, valid record)."""
@@ -76,11 +84,13 @@ def records(draw) -> tuple[bytes | None, bool]:
                                st.sampled_from([0.0, 1.0, 100.0, 10.0, 6.0, 17.0]))
     pairs: list[tuple[str, str]] = [(name, _number_text(draw(feature_values))) for name in FEATURES]
     record_id = draw(st.text(min_size=1, max_size=24).filter(lambda s: s.strip() != ""))
-    pairs += [(RECORD_ID, json.dumps(record_id)), (SOURCE_ID, json.dumps(draw(st.sampled_from(NASTY_TEXT)))),
-              (LABEL, json.dumps(draw(st.sampled_from(["Benign", "DDoS-UDP", None, *NASTY_TEXT]))))]
+    source_id = draw(st.sampled_from(NASTY_TEXT))
+    label = draw(st.sampled_from(["Benign", "DDoS-UDP", None, *NASTY_TEXT]))
+    pairs += [(RECORD_ID, json.dumps(record_id)), (SOURCE_ID, json.dumps(source_id)), (LABEL, json.dumps(label))]
     if draw(st.booleans()):
         pairs.append((EVENT_TIME, json.dumps(draw(st.sampled_from(TIMESTAMPS[:7])))))
-    clean = all(not (text in ("NaN",)) for _, text in pairs[:len(FEATURES)])
+    clean = all(not (text in ("NaN",)) for _, text in pairs[:len(FEATURES)]) and _plain_text(record_id, 256) \
+        and _plain_text(source_id, 256) and (label is None or _plain_text(label, 64))
     mutations = draw(st.lists(st.sampled_from(
         ["value", "number", "drop", "add", "duplicate", "null", "time", "reorder"]), max_size=4))
     for mutation in mutations:

@@ -64,6 +64,12 @@ CASES = [
     (message(device_port="x"), "wrong type: device_port must be a port number (0-65535)"),
     (message(peer_port=70000), "wrong type: peer_port must be a port number (0-65535)"),
     (message(device_ip={"v4": 1}), "wrong type: device_ip must be a string"),
+    (message(source_id="s" * 257), "too long: source_id has 257 characters (at most 256)"),
+    (message(source_id="s" * 256), None),
+    (message(label="Benign" * 11), "too long: label has 66 characters (at most 64)"),
+    (message(source_id="pump\n7"), "control characters in source_id"),
+    (message(device_vendor="Acme\x00"), "control characters in device_vendor"),
+    (message(label="Benign\u202e"), None),  # not a control character: kept (tags are sanitised downstream)
 ]
 
 
