@@ -1,5 +1,5 @@
 """Pure DataFrame steps of the batch re-scoring (no I/O here): the scoring step (the pandas UDF over
-the 39 features) and ``protocol``. The streaming job's own steps, from raw messages to parsed,
+the 39 features, ``protocol`` included). The streaming job's own steps, from raw messages to parsed,
 bounded records, are in :mod:`jobs.stream.parse`; its tasks score with the same core
 (:func:`udfs.scoring.score_frame_guarded`) in :mod:`jobs.stream.scoring`."""
 from __future__ import annotations
@@ -12,22 +12,6 @@ if TYPE_CHECKING:
     from models.bundle import BundleTrust
 
 
-def with_protocol(flows: "DataFrame") -> "DataFrame":
-    """Add ``protocol``: the IANA name of ``protocol_type`` (TCP, UDP, ICMP, IGMP), ``ARP`` for
-    non-IP ARP windows, else ``other``."""
-    from pyspark.sql import functions as F
-
-    from schemas.flow_record import PROTOCOL_NAMES
-
-    number = F.round(F.col("protocol_type")).try_cast("int")
-    expression = F.when(F.lit(False), F.lit(None))
-    for value, name in PROTOCOL_NAMES.items():
-        expression = expression.when(number == value, F.lit(name))
-    expression = expression.when(F.col("arp") >= 0.5, F.lit("ARP")).otherwise(F.lit("other"))
-    return flows.withColumn("protocol", expression)
-
-
-
 def score(flows: "DataFrame", bundle_dir: str, trust: "BundleTrust | None" = None) -> "DataFrame":
     """Score valid flow records: the pandas UDF over the 39 features, plus ``protocol``. ``trust``:
     what each worker checks before loading the bundle (:class:`models.bundle.BundleTrust`)."""
@@ -38,4 +22,4 @@ def score(flows: "DataFrame", bundle_dir: str, trust: "BundleTrust | None" = Non
 
     score_udf = make_score_udf(bundle_dir, trust)
     scored = flows.withColumn("_score", score_udf(F.struct(*[F.col(c) for c in FEATURE_COLUMNS])))
-    return with_protocol(scored.select("*", "_score.*").drop("_score"))
+    return scored.select("*", "_score.*").drop("_score")

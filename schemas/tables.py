@@ -54,7 +54,7 @@ RECORD_COLUMNS: Final[tuple[Column, ...]] = _columns(
 DEVICE_COLUMNS: Final[tuple[Column, ...]] = _columns(
     ("device_id", STRING), ("device_mac", STRING), ("device_ip", STRING), ("device_vendor", STRING),
     ("peer_ip", STRING), ("transport", STRING), ("device_port", INT), ("peer_port", INT))
-# ``protocol`` comes from the record itself (jobs.transforms.with_protocol), the others from
+# ``protocol`` comes from the record itself (udfs.scoring.protocol_names), the others from
 # udfs.scoring.score_frame.
 SCORE_COLUMNS: Final[tuple[Column, ...]] = _columns(
     ("protocol", STRING), ("ae_error", DOUBLE), ("if_score", DOUBLE), ("clf_attack_proba", DOUBLE),
@@ -137,7 +137,5 @@ STREAM_TABLES: Final[tuple[str, ...]] = (FLOWS_SCORED, ALERTS, QUARANTINE, TRAFF
 
 
 def score_struct_ddl() -> str:
-    """DDL of the struct the scoring pandas UDF returns: every score field but ``protocol``, and
-    ``scoring_error``."""
-    return ", ".join([*(f"{name} {kind}" for name, kind in SCORE_FIELDS if name != "protocol"),
-                      f"{SCORING_ERROR} string"])
+    """DDL of the struct the scoring pandas UDF returns: every score field and ``scoring_error``."""
+    return ", ".join([*(f"{name} {kind}" for name, kind in SCORE_FIELDS), f"{SCORING_ERROR} string"])

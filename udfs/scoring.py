@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from models.lstm_ae import top_features
+from schemas.flow_record import PROTOCOL_NAMES
 from schemas.tables import SCORING_ERROR
 
 if TYPE_CHECKING:
@@ -78,6 +79,18 @@ def score_frame(pdf: pd.DataFrame, bundle: "Bundle") -> pd.DataFrame:
 
 
 MAX_ERROR_CHARS = 300
+
+
+def protocol_names(protocol_type: np.ndarray, arp: np.ndarray) -> np.ndarray:
+    """``protocol`` of each record: the IANA name of its ``Protocol Type`` rounded half up (TCP, UDP,
+    ICMP, IGMP), ``ARP`` for ARP windows, else ``other``. The stream's tasks and the re-scoring UDF
+    both call this; a value that is not a number, or not a protocol's, gives ``other``."""
+    rounded = np.floor(np.nan_to_num(protocol_type, nan=-1.0, posinf=-1.0, neginf=-1.0) + 0.5)
+    names = np.full(len(rounded), "other", dtype=object)
+    names[np.nan_to_num(arp, nan=0.0) >= 0.5] = "ARP"
+    for number, name in PROTOCOL_NAMES.items():
+        names[rounded == number] = name
+    return names
 
 
 def score_frame_guarded(pdf: pd.DataFrame, bundle: "Bundle") -> pd.DataFrame:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from schemas.flow_record import FEATURE_COLUMNS, FEATURES
@@ -14,11 +15,12 @@ from schemas.tables import SCORE_FIELDS, SCORING_ERROR, score_struct_ddl
 if TYPE_CHECKING:
     from models.bundle import BundleTrust
 
-SCORE_STRUCT_COLUMNS: tuple[str, ...] = (*(name for name, _ in SCORE_FIELDS if name != "protocol"), SCORING_ERROR)
+SCORE_STRUCT_COLUMNS: tuple[str, ...] = (*(name for name, _ in SCORE_FIELDS), SCORING_ERROR)
 
 
 def make_score_udf(bundle_dir: str | Path, trust: "BundleTrust | None" = None):
-    """A pandas UDF taking ``struct(<the 39 feature columns>)`` and returning the score struct. A
+    """A pandas UDF taking ``struct(<the 39 feature columns>)`` and returning the score struct
+    (``protocol`` included: :func:`udfs.scoring.protocol_names`). A
     record the models cannot score gets ``scoring_error`` instead of failing its batch
     (:func:`udfs.scoring.score_frame_guarded`).
 
@@ -33,13 +35,16 @@ def make_score_udf(bundle_dir: str | Path, trust: "BundleTrust | None" = None):
     @pandas_udf(score_struct_ddl())  # type: ignore[call-overload]
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from udfs.model_cache import get_bundle
-        from udfs.scoring import score_frame_guarded
+        from udfs.scoring import protocol_names, score_frame_guarded
         from udfs.worker_setup import keep_zip_directories
 
         keep_zip_directories()  # every later task of this worker starts ~0.3 s sooner
         bundle = get_bundle(bundle_path, trust)
         for features in batches:
-            scored = score_frame_guarded(features.rename(columns=rename), bundle)
+            features = features.rename(columns=rename)
+            scored = score_frame_guarded(features, bundle)
+            scored["protocol"] = protocol_names(features["Protocol Type"].to_numpy(np.float64),
+                                                features["ARP"].to_numpy(np.float64))
             yield scored.loc[:, list(SCORE_STRUCT_COLUMNS)].reset_index(drop=True)
 
     # Marked non-deterministic only so that Catalyst never copies the call into each extracted

@@ -1,6 +1,6 @@
 """Scoring a partition of prepared records inside the sink's task (pure pyarrow/pandas, no Spark):
 the same core the pandas UDF and re-scoring use (:func:`udfs.scoring.score_frame_guarded`, the
-bundle loaded once per Python worker), plus ``protocol``. Records then cross from the JVM to Python
+bundle loaded once per Python worker), plus ``protocol`` (:func:`udfs.scoring.protocol_names`). Records then cross from the JVM to Python
 once per batch: scored and written in the same pass.
 
 A record the models cannot score joins the quarantine with the reason ``scoring failed: ...`` and,
@@ -17,24 +17,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.stream.parse import QUARANTINE_REASON, RAW_BYTES, RAW_SHA256, RAW_VALUE
-from schemas.flow_record import DEVICE_FIELDS, FEATURE_COLUMNS, FEATURES, METADATA_FIELDS, PROTOCOL_NAMES
+from schemas.flow_record import DEVICE_FIELDS, FEATURE_COLUMNS, FEATURES, METADATA_FIELDS
 from schemas.tables import SCORE_COLUMNS, SCORING_ERROR
 
 if TYPE_CHECKING:
     from models.bundle import BundleTrust
 
 SCORE_TYPES = {c.name: c.type for c in SCORE_COLUMNS}
-
-
-def protocols(protocol_type: np.ndarray, arp: np.ndarray) -> np.ndarray:
-    """``jobs.transforms.with_protocol`` on arrays: the IANA name of the rounded ``protocol_type``
-    (half up, as Spark rounds), ``ARP`` for ARP windows, else ``other``."""
-    rounded = np.floor(np.nan_to_num(protocol_type, nan=-1.0, posinf=-1.0, neginf=-1.0) + 0.5)
-    names = np.full(len(rounded), "other", dtype=object)
-    names[np.nan_to_num(arp, nan=0.0) >= 0.5] = "ARP"
-    for number, name in PROTOCOL_NAMES.items():
-        names[rounded == number] = name
-    return names
 
 
 def score_partition(records: pa.Table, bundle_dir: str, quarantine_max_chars: int, bundle=None,
@@ -44,7 +33,7 @@ def score_partition(records: pa.Table, bundle_dir: str, quarantine_max_chars: in
     loaded bundle (tests); else the worker's cached load of ``bundle_dir``, checked against
     ``trust`` (the pinned manifest, no unpickling unless allowed: :class:`models.bundle.BundleTrust`)."""
     from udfs.model_cache import get_bundle
-    from udfs.scoring import score_frame_guarded
+    from udfs.scoring import protocol_names, score_frame_guarded
     from udfs.worker_setup import keep_zip_directories
 
     keep_zip_directories()
@@ -55,7 +44,7 @@ def score_partition(records: pa.Table, bundle_dir: str, quarantine_max_chars: in
     out = records
     for name, kind in SCORE_TYPES.items():
         if name == "protocol":
-            values = protocols(features["Protocol Type"].to_numpy(), features["ARP"].to_numpy())
+            values = protocol_names(features["Protocol Type"].to_numpy(), features["ARP"].to_numpy())
         else:
             values = scored[name].tolist() if name == "top_features" else scored[name].to_numpy()
         out = out.append_column(pa.field(name, kind), pa.array(values, kind, from_pandas=True))

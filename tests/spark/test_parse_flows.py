@@ -43,7 +43,7 @@ CASES = [
     (message(**{"Tot sum": "abc"}, event_time="soon"),
      "event_time is not an ISO-8601 timestamp: soon; non-numeric features: Tot sum=abc"),
     (message(Rate="Infinity", IAT="-Infinity"), None),
-    (message(**{"Protocol Type": 1e10}), None),  # scored (with_protocol must not overflow)
+    (message(**{"Protocol Type": 1e10}), None),  # scored (the protocol name must not overflow)
     (message().replace('"Rate": 1.0', '"Rate": NaN'), None),
     (message().replace('"Rate": 1.0', '"Rate": 1e400'), None),  # beyond a double: +Infinity
     (message() + " trailing", "trailing data after the JSON object"),

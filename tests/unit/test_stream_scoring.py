@@ -1,5 +1,5 @@
 """The sink's tasks score their partition themselves: the same decisions as score_frame, protocol
-names as Spark's with_protocol gives them, and a record the models cannot score moved to the
+names from the one rule the re-scoring UDF uses too (half up, as Spark rounds), and a record the models cannot score moved to the
 quarantine with its parsed form as payload."""
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from jobs.stream.scoring import protocols, score_partition
+from jobs.stream.scoring import score_partition
 from models.bundle import load_bundle
 from models.training.datasets import load_flows_pandas
 from schemas.flow_record import FEATURE_COLUMNS, FEATURES
 from tests.helpers.streaming import BUNDLE
-from udfs.scoring import score_frame
+from udfs.scoring import protocol_names, score_frame
 
 
 def test_protocol_names_round_half_up_like_spark() -> None:
-    got = protocols(np.array([6.0, 6.5, 17.4, 0.6, np.nan, 1e10, -3.0, 2.0]),
+    got = protocol_names(np.array([6.0, 6.5, 17.4, 0.6, np.nan, 1e10, -3.0, 2.0]),
                     np.array([0, 0, 0, 0, 1, 0, 0, 0.0]))
     assert got.tolist() == ["TCP", "other", "UDP", "ICMP", "ARP", "other", "other", "IGMP"]
 
