@@ -25,22 +25,9 @@ MODULE="github.com/influxdata/influxdb/v2"
 
 log() { printf '[build_influxd] %s\n' "$*" >&2; }
 
-if [[ -x "$BIN" ]]; then
-    echo "$BIN"
-    exit 0
-fi
-
-mkdir -p "$OUT_DIR"
-
-# Serialise concurrent callers (e.g. parallel test workers).
-if command -v flock >/dev/null 2>&1; then
-    exec 9>"$OUT_DIR/.build.lock"
-    flock 9
-    if [[ -x "$BIN" ]]; then
-        echo "$BIN"
-        exit 0
-    fi
-fi
+# shellcheck source=build_cache.sh
+source "$(dirname "$0")/build_cache.sh"
+use_cached_or_lock "$BIN" "$OUT_DIR"  # prints BIN and ends here when it is built
 
 # ---------------------------------------------------------------- prerequisites
 missing_pkgs=()
@@ -49,10 +36,7 @@ command -v gcc >/dev/null 2>&1 || missing_pkgs+=(gcc)
 [[ -e /usr/include/stdio.h ]] || missing_pkgs+=(libc6-dev)
 if ((${#missing_pkgs[@]})); then
     log "installing apt packages: ${missing_pkgs[*]}"
-    SUDO=""
-    [[ $(id -u) -eq 0 ]] || SUDO="sudo"
-    $SUDO apt-get update >&2
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing_pkgs[@]}" >&2
+    "$(dirname "$0")/apt_install.sh" "${missing_pkgs[@]}"
 fi
 
 command -v go >/dev/null 2>&1 || { log "ERROR: go not on PATH (need Go >= 1.23)"; exit 1; }

@@ -24,22 +24,9 @@ MODULE="github.com/seaweedfs/seaweedfs"
 
 log() { printf '[build_seaweedfs] %s\n' "$*" >&2; }
 
-if [[ -x "$BIN" ]]; then
-    echo "$BIN"
-    exit 0
-fi
-
-mkdir -p "$OUT_DIR"
-
-# Serialise concurrent callers (e.g. parallel test workers).
-if command -v flock >/dev/null 2>&1; then
-    exec 9>"$OUT_DIR/.build.lock"
-    flock 9
-    if [[ -x "$BIN" ]]; then
-        echo "$BIN"
-        exit 0
-    fi
-fi
+# shellcheck source=build_cache.sh
+source "$(dirname "$0")/build_cache.sh"
+use_cached_or_lock "$BIN" "$OUT_DIR"  # prints BIN and ends here when it is built
 
 if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
     PATH="/usr/local/go/bin:$PATH"

@@ -14,7 +14,4 @@ export IOMT_AD_CACHE="${1:-${IOMT_AD_CACHE:-$HOME/.cache/iomt-ad}}"
 "$here/build_seaweedfs.sh" >/dev/null
 "$here/install_browser.sh"
 "$here/install_mosquitto.sh" >/dev/null
-if ! command -v openssl >/dev/null 2>&1; then
-    SUDO=""; [[ "$(id -u)" == "0" ]] || SUDO="sudo"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends openssl
-fi
+command -v openssl >/dev/null 2>&1 || "$here/apt_install.sh" openssl
