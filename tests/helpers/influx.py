@@ -126,30 +126,27 @@ def new_influx_bucket(server, name: str) -> str:
     return name
 
 
-def count_points(server, bucket: str, field: str = "ensemble_score") -> int:
-    """Points of ``flow_scores`` in ``bucket`` carrying ``field`` (every point carries every score field):
-    the anomalous records, or every record with ``influxdb.record_points: all``."""
+def flux_total(server, flux: str) -> float:
+    """The sum of every value a Flux query over the test server returns (a count, a sum)."""
     from influxdb_client import InfluxDBClient
 
     from tests.services.influxdb_server import ORG, TOKEN
 
     with InfluxDBClient(url=server.url, token=TOKEN, org=ORG) as client:
-        tables = client.query_api().query(
-            f'from(bucket:"{bucket}") |> range(start: -40d, stop: 1h) '
-            f'|> filter(fn: (r) => r._measurement == "flow_scores" and r._field == "{field}") |> group() |> count()')
-        return sum(record.get_value() for table in tables for record in table.records)
+        return sum(record.get_value() for table in client.query_api().query(flux) for record in table.records)
+
+
+def count_points(server, bucket: str, field: str = "ensemble_score") -> int:
+    """Points of ``flow_scores`` in ``bucket`` carrying ``field`` (every point carries every score field):
+    the anomalous records, or every record with ``influxdb.record_points: all``."""
+    return flux_total(server, f'from(bucket:"{bucket}") |> range(start: -40d, stop: 1h) '
+                              f'|> filter(fn: (r) => r._measurement == "flow_scores" and r._field == "{field}") '
+                              '|> group() |> count()')
 
 
 def aggregate_total(server, bucket: str, field: str = "records") -> float:
     """The sum of a ``device_traffic`` field over every point in ``bucket`` (events of the last 40 days):
     ``records`` is the number of records the job scored."""
-    from influxdb_client import InfluxDBClient
-
-    from tests.services.influxdb_server import ORG, TOKEN
-
-    with InfluxDBClient(url=server.url, token=TOKEN, org=ORG) as client:
-        tables = client.query_api().query(
-            f'from(bucket:"{bucket}") |> range(start: -40d, stop: 1h) '
-            f'|> filter(fn: (r) => r._measurement == "{schema.AGGREGATE_MEASUREMENT}" and r._field == "{field}") '
-            '|> group() |> sum()')
-        return sum(record.get_value() for table in tables for record in table.records)
+    return flux_total(server, f'from(bucket:"{bucket}") |> range(start: -40d, stop: 1h) '
+                              f'|> filter(fn: (r) => r._measurement == "{schema.AGGREGATE_MEASUREMENT}" '
+                              f'and r._field == "{field}") |> group() |> sum()')

@@ -11,7 +11,7 @@ import pytest
 from jobs.config import InfluxConfig
 from jobs.stream.influx_writer import InfluxWriter
 from tests.services.influxdb_server import ORG, TOKEN
-from tests.helpers.influx import new_influx_bucket, write_rows
+from tests.helpers.influx import flux_total, new_influx_bucket, write_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,14 +30,10 @@ def _rows(n: int, offset: int = 0) -> list[dict]:
 
 
 def _count(server, bucket: str, measurement_filter: str = "") -> int:
-    from influxdb_client import InfluxDBClient
-
-    with InfluxDBClient(url=server.url, token=TOKEN, org=ORG) as client:
-        tables = client.query_api().query(
-            f'from(bucket:"{bucket}") |> range(start: 2026-01-01T00:00:00Z, stop: 2026-01-03T00:00:00Z) '
-            f'|> filter(fn: (r) => r._measurement == "flow_scores" and r._field == "ensemble_score"{measurement_filter}) '
-            '|> group() |> count()')
-        return sum(record.get_value() for table in tables for record in table.records)
+    return flux_total(server,
+                      f'from(bucket:"{bucket}") |> range(start: 2026-01-01T00:00:00Z, stop: 2026-01-03T00:00:00Z) '
+                      f'|> filter(fn: (r) => r._measurement == "flow_scores" and r._field == "ensemble_score"'
+                      f'{measurement_filter}) |> group() |> count()')
 
 
 def test_points_are_written_and_a_replay_overwrites(influxdb, monkeypatch) -> None:
