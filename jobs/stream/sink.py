@@ -91,6 +91,7 @@ class ForeachBatchSink:
         from functools import partial
 
         from jobs.stream.executor import REPORT_DDL, TaskContext, write_partition
+        from jobs.stream.failpoints import BEFORE_BATCH_LOG, pause_point
 
         started = time.monotonic()
         if self.delta.committed(BATCH_LOG, batch_id):
@@ -103,6 +104,7 @@ class ForeachBatchSink:
         written = time.monotonic() - started
         summary = BatchReports.of(reports)
         self._commit(summary, batch_id)
+        pause_point(BEFORE_BATCH_LOG, batch_id)
         influx = summary.outcomes.get("influxdb", {"written": 0, "failed": 0, "error": None})
         stats = BatchStats(
             batch_id=batch_id, records=summary.counts["records"], quarantined=summary.counts["quarantined"],
