@@ -42,6 +42,7 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("maintain", "jobs.batch.maintain", "OPTIMIZE and VACUUM the Delta tables (retention >= 7 days)"),
     ("dist", "jobs.ops.dist", "build dist/ for spark-submit: code zip (--py-files), bundle archive (--archives), entry points, conf"),
     ("bench", "jobs.bench.command", "measure throughput, latency and memory; write bench.json and BENCHMARKS.md"),
+    ("soak", "jobs.bench.soak", "hold the job at a steady rate with InfluxDB and the dashboard up: memory, batch times, nothing lost"),
     ("sensor", "jobs.sensor.command", "packets (capture files or a live interface) -> per-device flow records to Kafka or files, or an offline report"),
     ("sensor-figures", "jobs.sensor.figures", "what the bundles make of the shared real captures: flagged shares, site baselines, window invariance"),
     ("replay", "jobs.ops.replay", "stream CICIoMT2024 CSV rows as JSON flow records to Kafka or a directory"),

@@ -1,0 +1,349 @@
+"""``iomt-ad soak``: the streaming job held at a steady input rate for a long time, with InfluxDB and
+the operator dashboard up, to show that nothing grows and nothing is lost.
+
+The command starts its own Kafka broker and InfluxDB (the test services, on loopback), runs the job
+as ``spark-submit`` would (its own process tree: the Spark JVM, the driver's Python, the Python
+workers), serves the operator dashboard over the job's tables with a headless Chromium keeping a page
+open (the page refreshes itself), and replays the CICIoMT2024 rows at ``--rate`` records/s for
+``--minutes`` (after 2,000 warm-up records that let the Python workers load the models). Every ``--sample-seconds`` it records each process's resident memory. After the
+replay it waits for the job to drain the topic, stops everything and checks the outcome: every record
+in Kafka is in ``flows_scored`` or ``quarantine`` exactly once, and InfluxDB's per-device aggregates
+count each scored record once. It prints the figures (memory at the start and the end of the run
+and its trend per hour, batch durations, event-to-commit latency, records lost or duplicated) and
+writes them as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models import DEFAULT_BUNDLE_PATH
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "ciciomt2024"
+TOKEN_ENV = "IOMT_AD_SOAK_INFLUX_TOKEN"
+WARMUP_RECORDS = 2000
+CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--minutes", type=float, default=60.0, help="how long the replay runs (default 60)")
+    parser.add_argument("--rate", type=int, default=1000, help="records/s sent to Kafka (default 1000)")
+    parser.add_argument("--trigger", default="1 second", help="the job's trigger (default '1 second')")
+    parser.add_argument("--sample-seconds", type=float, default=15.0, help="memory sampling period (default 15)")
+    parser.add_argument("--model", type=Path, default=DEFAULT_BUNDLE_PATH)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA if DEFAULT_DATA.is_dir()
+                        else REPO / "data" / "ciciomt2024-sample", help="CICIoMT2024 CSV rows to replay")
+    parser.add_argument("--no-dashboard", action="store_true", help="leave the operator dashboard off")
+    parser.add_argument("--out", type=Path, default=Path("soak.json"), help="the figures as JSON (default soak.json)")
+
+
+@dataclass
+class Samples:
+    """Resident memory (MiB) per process kind, one row per sample."""
+
+    times: list[float] = field(default_factory=list)
+    rss_mb: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, at: float, by_kind: dict[str, float]) -> None:
+        index = len(self.times)
+        self.times.append(at)
+        for kind, mb in by_kind.items():
+            self.rss_mb.setdefault(kind, [float("nan")] * index).append(mb)
+        for kind, values in self.rss_mb.items():
+            if len(values) < index + 1:
+                values.append(float("nan"))
+
+
+def process_kind(name: str, cmdline: str) -> str:
+    """The part of the soak a process belongs to."""
+    if "java" in name:
+        return "spark_jvm"
+    if "score_stream" in cmdline:
+        return "driver_python"
+    if "streamlit" in cmdline:
+        return "dashboard"
+    if "chrom" in name:
+        return "browser"
+    if "python" in name:
+        return "python_workers"
+    return f"other:{name}"
+
+
+def rss_by_kind(roots: list[int]) -> dict[str, float]:
+    """Resident memory (MiB) of each process tree in ``roots``, summed by :func:`process_kind`."""
+    import psutil
+
+    totals: dict[str, float] = {}
+    for pid in roots:
+        try:
+            root = psutil.Process(pid)
+            members = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for proc in members:
+            try:
+                kind = process_kind(proc.name(), " ".join(proc.cmdline()))
+                totals[kind] = totals.get(kind, 0.0) + proc.memory_info().rss / 2**20
+            except psutil.Error:
+                continue
+    return totals
+
+
+def trend(times: list[float], values: list[float]) -> dict[str, float | None]:
+    """Memory at the start and the end of a run (medians of its first and last tenth), the peak, and
+    the fitted trend in MiB per hour."""
+    t, v = np.asarray(times, float), np.asarray(values, float)
+    keep = ~np.isnan(v)
+    t, v = t[keep], v[keep]
+    if len(v) < 3:
+        return {"start_mb": None, "end_mb": None, "peak_mb": None, "mb_per_hour": None}
+    tenth = max(len(v) // 10, 1)
+    slope = float(np.polyfit(t - t[0], v, 1)[0]) * 3600.0
+    return {"start_mb": round(float(np.median(v[:tenth])), 1), "end_mb": round(float(np.median(v[-tenth:])), 1),
+            "peak_mb": round(float(v.max()), 1), "mb_per_hour": round(slope, 1)}
+
+
+def job_conf(work: Path, bootstrap: str, topic: str, influx_url: str, model: Path, trigger: str) -> Path:
+    import yaml
+
+    conf = {
+        "spark": {"master": "local[2]", "conf": {"spark.ui.enabled": False, "spark.ui.showConsoleProgress": False,
+                                                  "spark.sql.shuffle.partitions": 2,
+                                                  "spark.sql.session.timeZone": "UTC"}},
+        "stream": {"source": "kafka", "kafka": {"bootstrap_servers": bootstrap, "topic": topic,
+                                                "starting_offsets": "earliest"},
+                   "tables_dir": str(work / "delta"), "trigger": trigger, "model_dir": str(model.resolve()),
+                   "app_id": "soak"},
+        "influxdb": {"enabled": True, "url": influx_url, "org": "iomt", "bucket": "iomt", "token_env": TOKEN_ENV},
+    }
+    path = work / "conf.yaml"
+    path.write_text(yaml.safe_dump(conf))
+    return path
+
+
+def start_job(conf: Path, log_file: Path) -> subprocess.Popen:
+    from jobs.session import spark_jars
+
+    spark_submit = Path(sys.executable).parent / "spark-submit"
+    jars = ",".join(str(p) for p in spark_jars(None))
+    command = [str(spark_submit), "--master", "local[2]", "--conf", "spark.ui.enabled=false", "--jars", jars,
+               str(REPO / "jobs" / "stream" / "score_stream.py"), "--conf", str(conf)]
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1", PYTHONPATH=str(REPO))
+    return subprocess.Popen(command, stdout=log_file.open("ab"), stderr=subprocess.STDOUT, cwd=REPO, env=env,
+                            start_new_session=True)
+
+
+def start_dashboard(tables: Path, model: Path, port: int, log_file: Path) -> list[subprocess.Popen]:
+    """The operator dashboard, and a headless Chromium holding its page open (none without Chromium)."""
+    dashboard = subprocess.Popen(
+        [sys.executable, "-m", "jobs.cli", "dashboard", "--tables", str(tables), "--model", str(model),
+         "--port", str(port), "--refresh-seconds", "10"],
+        stdout=log_file.open("ab"), stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+    browser = next((path for path in CHROMIUM if Path(path).exists()), None)
+    if browser is None:
+        log.warning("no Chromium: the dashboard serves no open page during the soak")
+        return [dashboard]
+    time.sleep(5)  # let Streamlit bind its port
+    page = subprocess.Popen([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                             f"--user-data-dir={tables.parent / 'chromium'}", f"http://127.0.0.1:{port}/"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return [dashboard, page]
+
+
+def stop(process: subprocess.Popen, grace_s: float = 30.0) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    except ProcessLookupError:
+        pass
+
+
+def topic_records(bootstrap: str, topic: str) -> int:
+    """Messages in the topic (the sum of its partitions' end offsets; nothing is deleted during a soak)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "iomt-ad-soak-count"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in partitions)
+    finally:
+        consumer.close()
+
+
+def table(tables: Path, name: str, columns: list[str]):
+    from deltalake import DeltaTable
+
+    path = tables / name
+    if not (path / "_delta_log").is_dir():
+        return None
+    return DeltaTable(str(path)).to_pyarrow_table(columns=columns)
+
+
+def wait_drained(tables: Path, expected: int, process: subprocess.Popen, timeout_s: float) -> int:
+    """Records in batch_log (scored + quarantined) once they reach ``expected``, or at the timeout."""
+    deadline = time.monotonic() + timeout_s
+    done = 0
+    while time.monotonic() < deadline and process.poll() is None:
+        batches = table(tables, "batch_log", ["records", "quarantined"])
+        if batches is not None:
+            done = int(np.sum(batches["records"].to_numpy()) + np.sum(batches["quarantined"].to_numpy()))
+            if done >= expected:
+                return done
+        time.sleep(5)
+    return done
+
+
+def outcome(tables: Path, in_kafka: int, influx) -> dict[str, Any]:
+    """Records lost or duplicated between Kafka, the Delta tables and InfluxDB's aggregates."""
+    import pyarrow.compute as pc
+    from influxdb_client import InfluxDBClient
+
+    scored = table(tables, "flows_scored", ["record_id", "is_anomaly"])
+    quarantine = table(tables, "quarantine", ["raw_sha256"])
+    rows = scored.num_rows if scored is not None else 0
+    distinct = len(pc.unique(scored["record_id"])) if scored is not None else 0
+    quarantined = quarantine.num_rows if quarantine is not None else 0
+    anomalies = int(pc.sum(scored["is_anomaly"]).as_py() or 0) if scored is not None else 0
+    flux = ('from(bucket:"iomt") |> range(start: -40d, stop: 1h) |> filter(fn: (r) => '
+            'r._measurement == "device_traffic" and r._field == "{}") |> group() |> sum()')
+    with InfluxDBClient(url=influx.url, token=os.environ[TOKEN_ENV], org="iomt") as client:
+        def total(name: str) -> int:
+            return int(sum(r.get_value() for t in client.query_api().query(flux.format(name)) for r in t.records))
+
+        influx_records, influx_anomalies = total("records"), total("anomalies")
+    return {"records_in_kafka": in_kafka, "scored": rows, "quarantined": quarantined, "anomalies": anomalies,
+            "duplicated": rows - distinct, "lost": in_kafka - distinct - quarantined,
+            "influx_records": influx_records, "influx_anomalies": influx_anomalies,
+            "influx_lost_or_doubled": influx_records - distinct}
+
+
+def last_batch(tables: Path) -> int:
+    batches = table(tables, "batch_log", ["batch_id"])
+    return int(np.max(batches["batch_id"].to_numpy())) if batches is not None and batches.num_rows else -1
+
+
+def batch_figures(tables: Path, after: int) -> dict[str, Any]:
+    """Batch durations and event-to-commit latency over the first and the last tenth of the batches
+    after the warm-up (batch ids above ``after``)."""
+    import pandas as pd
+
+    batches = table(tables, "batch_log", ["batch_id", "seconds", "logged_at", "records"]).to_pandas()
+    batches = batches[batches["batch_id"] > after].sort_values("batch_id")
+    flows = table(tables, "flows_scored", ["batch_id", "event_time"])
+    events = flows.group_by("batch_id").aggregate([("event_time", "min"), ("event_time", "max")]).to_pandas()
+    joined = batches.merge(events, on="batch_id")
+    # the worst record of a batch waited from its batch's earliest event time to the commit
+    joined["latency_s"] = (pd.to_datetime(joined["logged_at"], utc=True)
+                           - pd.to_datetime(joined["event_time_min"], utc=True)).dt.total_seconds()
+    tenth = max(len(joined) // 10, 1)
+
+    def window(part) -> dict[str, float]:
+        return {"batch_seconds_median": round(float(part["seconds"].median()), 2),
+                "batch_seconds_p95": round(float(part["seconds"].quantile(0.95)), 2),
+                "latency_s_p95": round(float(part["latency_s"].quantile(0.95)), 2),
+                "records_per_batch_median": float(part["records"].median())}
+
+    return {"batches": int(len(batches)), "first_tenth": window(joined.iloc[:tenth]),
+            "last_tenth": window(joined.iloc[-tenth:])}
+
+
+def markdown(figures: dict[str, Any]) -> str:
+    lines = [f"Soak: {figures['minutes']} min at {figures['rate']} records/s, {figures['batches']['batches']} batches",
+             "", "| process | start MiB | end MiB | peak MiB | trend MiB/h |", "|---|---:|---:|---:|---:|"]
+    for kind, t in sorted(figures["memory"].items()):
+        lines.append(f"| {kind} | {t['start_mb']} | {t['end_mb']} | {t['peak_mb']} | {t['mb_per_hour']} |")
+    first, last = figures["batches"]["first_tenth"], figures["batches"]["last_tenth"]
+    lines += ["", "| | first tenth | last tenth |", "|---|---:|---:|"]
+    for key in ("batch_seconds_median", "batch_seconds_p95", "latency_s_p95", "records_per_batch_median"):
+        lines.append(f"| {key} | {first[key]} | {last[key]} |")
+    o = figures["outcome"]
+    lines += ["", f"Records in Kafka {o['records_in_kafka']}, scored {o['scored']}, quarantined {o['quarantined']}, "
+                  f"lost {o['lost']}, duplicated {o['duplicated']}; InfluxDB aggregates count {o['influx_records']} "
+                  f"records ({o['influx_lost_or_doubled']} off)."]
+    return "\n".join(lines) + "\n"
+
+
+def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    sys.path.insert(0, str(REPO))  # the test services (broker, influxd) live beside the tests
+    from jobs.bench.e2e import replay_to_kafka
+    from tests.services.influxdb_server import TOKEN, InfluxServer
+    from tests.services.kafka_broker import KafkaBroker
+    from tests.services.ports import free_port
+
+    os.environ[TOKEN_ENV] = TOKEN  # the throwaway server's token
+    total = int(args.rate * args.minutes * 60)
+    topic = "soak"
+    with KafkaBroker(work / "kafka") as broker:
+        influx = InfluxServer(work / "influxdb").start()
+        others: list[subprocess.Popen] = []
+        job = None
+        try:
+            broker.create_topic(topic, partitions=2)
+            job = start_job(job_conf(work, broker.bootstrap, topic, influx.url, args.model, args.trigger),
+                            work / "job.log")
+            if not args.no_dashboard:
+                others = start_dashboard(work / "delta", args.model, free_port(), work / "dashboard.log")
+            # the first batch loads the models in the Python workers: not part of the steady state
+            warmup = replay_to_kafka(broker.bootstrap, topic, 0, WARMUP_RECORDS, args.data)
+            if warmup.wait() != 0:
+                raise RuntimeError(warmup.stderr.read().decode()[-2000:])
+            if wait_drained(work / "delta", WARMUP_RECORDS, job, timeout_s=600) < WARMUP_RECORDS:
+                raise RuntimeError(f"the job did not take the warm-up records in 600 s: see {work / 'job.log'}")
+            warm_batches = last_batch(work / "delta")
+            replayer = replay_to_kafka(broker.bootstrap, topic, args.rate, total, args.data)
+            samples = Samples()
+            started = time.monotonic()
+            while replayer.poll() is None:
+                if job.poll() is not None:
+                    raise RuntimeError(f"the job exited ({job.returncode}): see {work / 'job.log'}")
+                samples.add(time.monotonic() - started, rss_by_kind([job.pid, *(p.pid for p in others)]))
+                time.sleep(args.sample_seconds)
+            if replayer.returncode != 0:
+                raise RuntimeError(replayer.stderr.read().decode()[-2000:])
+            in_kafka = topic_records(broker.bootstrap, topic)
+            drained = wait_drained(work / "delta", in_kafka, job, timeout_s=600)
+            log.info("replay done: %d records in Kafka, %d through the job", in_kafka, drained)
+        finally:
+            for process in [*others, *([job] if job else [])]:
+                stop(process)
+        try:
+            result = outcome(work / "delta", in_kafka, influx)
+        finally:
+            influx.stop()
+    return {"minutes": args.minutes, "rate": args.rate, "trigger": args.trigger, "samples": len(samples.times),
+            "memory": {kind: trend(samples.times, values) for kind, values in samples.rss_mb.items()},
+            "warmup_records": WARMUP_RECORDS, "batches": batch_figures(work / "delta", after=warm_batches),
+            "outcome": result}
+
+
+def run(args: argparse.Namespace) -> int:
+    work = Path(tempfile.mkdtemp(prefix="iomt-soak-"))
+    try:
+        figures = soak(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    sys.stdout.write(markdown(figures))
+    o = figures["outcome"]
+    return 0 if o["lost"] == 0 and o["duplicated"] == 0 and o["influx_lost_or_doubled"] == 0 else 1
