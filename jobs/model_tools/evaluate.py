@@ -1,6 +1,7 @@
-"""``iomt-ad evaluate [--model DIR] --data FILE_OR_DIR... --json OUT.json [--html OUT.html]``.
+"""``iomt-ad evaluate [--model DIR] --data FILE_OR_DIR... --json OUT.json [--html OUT.html] [--rows MODE]``.
 
-Scores only the held-out rows (the bundle's ``test`` split) of the given files."""
+Scores the rows the bundle never learnt from: of its own training files only the held-out rows (its
+``test`` split), of any other file every row; the JSON says per file which rows and why."""
 from __future__ import annotations
 
 import argparse
@@ -15,14 +16,20 @@ from models import DEFAULT_BUNDLE_PATH
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = DEFAULT_BUNDLE_PATH
+ROW_MODES = ("auto", "held-out", "all")  # as models.training.evaluation.ROW_MODES (not imported: --help stays light)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"bundle directory (default {DEFAULT_MODEL})")
     parser.add_argument("--data", nargs="+", required=True, metavar="FILE_OR_DIR",
-                        help="official CICIoMT2024 CSV files or directories (held-out rows are selected)")
+                        help="CICIoMT2024-layout CSV files or directories: of the bundle's training files only "
+                             "the held-out rows are evaluated, of other files every row")
     parser.add_argument("--json", required=True, type=Path, help="where to write the metrics JSON")
     parser.add_argument("--html", type=Path, default=None, help="where to write the Plotly HTML report")
+    parser.add_argument("--rows", choices=ROW_MODES, default="auto",
+                        help="auto (default): held-out rows of the bundle's training files (by sha256, or by name "
+                             "for a part of one), every row of other files; held-out: the split's test rows of "
+                             "every file; all: every row")
     return parser
 
 
@@ -36,16 +43,20 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def write_evaluation(model: Path, data: list[str], json_path: Path, html_path: Path | None = None) -> dict[str, Any]:
-    """Evaluate ``model`` on the held-out rows of ``data``; write the metrics JSON (and the HTML report)."""
+def write_evaluation(model: Path, data: list[str], json_path: Path, html_path: Path | None = None,
+                     rows: str = "auto") -> dict[str, Any]:
+    """Evaluate ``model`` on the rows of ``data`` it never learnt from (``rows``: see --rows); write the
+    metrics JSON (and the HTML report)."""
     from models.training.evaluation import evaluate_bundle
     from udfs.model_cache import get_bundle
 
     bundle = get_bundle(model)
-    result, scored = evaluate_bundle(bundle, data)
+    result, scored = evaluate_bundle(bundle, data, rows)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(_finite(result), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    log.info("wrote %s (%d held-out rows)", json_path, result["n_rows"])
+    for entry in result["evaluated_files"]:
+        log.info("%s: %d of %d rows evaluated (%s)", entry["name"], entry["rows_evaluated"], entry["rows"], entry["why"])
+    log.info("wrote %s (%d rows evaluated)", json_path, result["n_rows"])
     if html_path is not None:
         from models.training.report import write_html
 
@@ -55,5 +66,5 @@ def write_evaluation(model: Path, data: list[str], json_path: Path, html_path: P
 
 
 def run(args: argparse.Namespace) -> int:
-    write_evaluation(args.model, args.data, args.json, args.html)
+    write_evaluation(args.model, args.data, args.json, args.html, args.rows)
     return 0

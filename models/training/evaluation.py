@@ -1,9 +1,12 @@
-"""Evaluation of a bundle on held-out rows only (the ``test`` part of the bundle's own split).
+"""Evaluation of a bundle on rows it never learnt from.
 
-Given official files, rows whose split (from the manifest's seed and fractions) is ``test`` are
-scored; all other rows are only used to count *leakage*: test rows whose 39-feature vector also
-occurs, exactly, in a non-test row of the same data (the data set repeats rows within and across
-classes). Metrics are also reported on the test rows that are not leaked (``binary_unseen``).
+Of the bundle's own data (a file whose sha256 the manifest lists, or one bearing a training file's
+name), only the rows whose split (from the manifest's seed and fractions) is ``test`` are scored; every
+row of any other file is new data and scored (:func:`rows_to_evaluate`; the report says per file
+which rows were evaluated and why). Rows given but not evaluated are only used to count *leakage*:
+evaluated rows whose 39-feature vector also occurs, exactly, in a row the bundle learnt from among
+the given data (the data set repeats rows within and across classes). Metrics are also reported on
+the evaluated rows that are not leaked (``binary_unseen``).
 """
 from __future__ import annotations
 
@@ -117,52 +120,113 @@ def evaluate_scored(test: pd.DataFrame, scored: pd.DataFrame, bundle: Bundle) ->
     }
 
 
+ROW_MODES = ("auto", "held-out", "all")
+
+
 @dataclass(frozen=True)
 class HeldOut:
-    """The given rows, their split under the bundle's seed, and the test rows with their scores."""
+    """The given rows, their split under the bundle's seed, which of them are evaluated, and those rows
+    with their scores."""
 
     files: list[Path]
     split: SplitConfig
     frame: pd.DataFrame   # every row given
     part: pd.Series       # the split part of each row of ``frame``
-    test: pd.DataFrame    # the test rows, index 0..n-1
+    test: pd.DataFrame    # the evaluated rows, index 0..n-1
     scored: pd.DataFrame  # score_frame of ``test``, same index
+    evaluated: pd.Series  # per row of ``frame``: evaluated or not
+    file_rows: list[dict[str, Any]]  # per file: rows given, rows evaluated and why
 
 
-def score_held_out(bundle: Bundle, data: Sequence[str | Path]) -> HeldOut:
-    """Load the flow files, split them as the bundle was split, and score the test rows."""
+def rows_to_evaluate(frame: pd.DataFrame, part: pd.Series, files: Sequence[Path], bundle: Bundle,
+                     mode: str = "auto") -> tuple[pd.Series, list[dict[str, Any]]]:
+    """Which rows of ``frame`` to evaluate, per file, and why.
+
+    ``auto``: a row of the bundle's own data is evaluated only when its split holds it out (``test``);
+    every other row is new data and evaluated. With the bundle's training-row fingerprint
+    (``training_rows.npz``) a row is the bundle's own when its file name, row number and features
+    are those of a training row, so a part of an official file (the committed sample) is recognised
+    row by row and a user's file named like an official one is new. A bundle without the fingerprint
+    decides per file: its own when the file's sha256 is a training file's, or when it bears a
+    training file's name (with a warning). ``held-out``: the split's test rows of every file.
+    ``all``: every row.
+    """
+    from models.training.training_rows import read_training_rows
+
+    if mode not in ROW_MODES:
+        raise ValueError(f"rows: {mode!r}, expected one of {ROW_MODES}")
+    trained = {f["sha256"]: f["name"] for f in bundle.manifest.get("training_files", [])}
+    trained_names = set(trained.values())
+    fingerprint = read_training_rows(bundle.path, bundle.manifest) if mode == "auto" else None
+    own_rows = fingerprint.known(frame) if fingerprint is not None else None
+    is_test = part.eq(TEST)
+    evaluated = pd.Series(False, index=frame.index)
+    info: list[dict[str, Any]] = []
+    for path in files:
+        rows = frame["source_file"].eq(path.name)
+        digest = sha256_of(path)
+        own = rows & False
+        if mode == "all":
+            chosen, why = rows, "every row (--rows all)"
+        elif mode == "held-out":
+            chosen, why = rows & is_test, "the split's test rows (--rows held-out)"
+        elif own_rows is not None:
+            own = rows & own_rows
+            chosen = (own & is_test) | (rows & ~own)
+            why = ("rows of the bundle's training files: only those its split holds out; other rows: all"
+                   if own.any() else "not the bundle's training data: every row")
+        elif digest in trained or path.name in trained_names:
+            own = rows
+            chosen = rows & is_test
+            why = "a training file of the bundle: only the rows its split holds out"
+            if digest not in trained:
+                why = ("named as a training file of the bundle, other content, and the bundle has no "
+                       "training-row fingerprint: only the rows its split holds out; give --rows all to "
+                       "evaluate every row")
+                log.warning("%s: %s", path.name, why)
+        else:
+            chosen, why = rows, "not the bundle's training data: every row"
+        evaluated |= chosen
+        info.append({"name": path.name, "sha256": digest, "same_as_training": digest in trained,
+                     "rows": int(rows.sum()), "rows_of_the_bundles_data": int(own.sum()),
+                     "rows_evaluated": int(chosen.sum()), "why": why})
+    return evaluated, info
+
+
+def score_held_out(bundle: Bundle, data: Sequence[str | Path], rows: str = "auto") -> HeldOut:
+    """Load the flow files, split them as the bundle was split, choose the rows to evaluate
+    (:func:`rows_to_evaluate`) and score them."""
     files = list_flow_csvs(data)
     frame = load_flows_pandas(files)
     split = SplitConfig.from_description(bundle.manifest["split"])
     part = split_frame(frame, split)
-    is_test = part.eq(TEST)
-    if not is_test.any():
+    evaluated, file_rows = rows_to_evaluate(frame, part, files, bundle, rows)
+    if not evaluated.any():
         raise NoHeldOutRowsError("none of the given rows is in the bundle's test split; give the official "
-                                 "files (or the committed sample) with their original file names")
-    test = frame.loc[is_test].reset_index(drop=True)
+                                 "files (or the committed sample) with their original file names, or --rows all")
+    test = frame.loc[evaluated].reset_index(drop=True)
     return HeldOut(files=files, split=split, frame=frame, part=part, test=test,
-                   scored=score_frame(test[list(FEATURES)], bundle))
+                   scored=score_frame(test[list(FEATURES)], bundle), evaluated=evaluated, file_rows=file_rows)
 
 
-def evaluate_bundle(bundle: Bundle, data: Sequence[str | Path]) -> tuple[dict[str, Any], pd.DataFrame]:
-    """The evaluation dict (JSON-ready) and the scored test rows (for the HTML report)."""
-    held_out = score_held_out(bundle, data)
-    files, split, frame, test, scored = (held_out.files, held_out.split, held_out.frame, held_out.test,
-                                         held_out.scored)
-    leak_info, leaked = leakage(frame, held_out.part.eq(TEST))
+def evaluate_bundle(bundle: Bundle, data: Sequence[str | Path],
+                    rows: str = "auto") -> tuple[dict[str, Any], pd.DataFrame]:
+    """The evaluation dict (JSON-ready) and the scored rows (for the HTML report); ``rows`` as
+    :func:`rows_to_evaluate`."""
+    held_out = score_held_out(bundle, data, rows)
+    split, frame, test, scored = held_out.split, held_out.frame, held_out.test, held_out.scored
+    leak_info, leaked = leakage(frame, held_out.evaluated)
     result = evaluate_scored(test, scored, bundle)
     labels = result.pop("_labels")
     unseen = ~leaked.to_numpy()
     unseen_result = evaluate_scored(test.loc[unseen].reset_index(drop=True),
                                     scored.loc[unseen].reset_index(drop=True), bundle)
-    trained = {f["name"]: f["sha256"] for f in bundle.manifest.get("training_files", [])}
-    evaluated = [{"name": f.name, "sha256": sha256_of(f), "same_as_training": trained.get(f.name) == sha256_of(f)}
-                 for f in files]
     out = {
         "model_version": bundle.version,
         "n_rows": int(len(test)),
         "held_out": "rows whose split (seed %d) is test: used neither for training nor for threshold "
-                    "calibration" % split.seed,
+                    "calibration; every row of files that are not the bundle's training data (see "
+                    "evaluated_files)" % split.seed,
         **result,
         "thresholds": {name: t.to_dict() for name, t in bundle.thresholds.items()},
         "leakage": leak_info,
@@ -170,7 +234,7 @@ def evaluate_bundle(bundle: Bundle, data: Sequence[str | Path]) -> tuple[dict[st
         "multiclass_unseen": unseen_result["multiclass"],
         "category_unseen": unseen_result["category"],
         "per_class_detection_unseen": {k: v["detection_rate"] for k, v in unseen_result["per_class"].items()},
-        "evaluated_files": evaluated,
+        "evaluated_files": held_out.file_rows,
     }
     scored = pd.concat([test[["label", "category", "source_file", "row_number"]], scored], axis=1)
     scored.attrs["labels"] = labels
