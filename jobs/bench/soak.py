@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ciciomt2024"
 TOKEN_ENV = "IOMT_AD_SOAK_INFLUX_TOKEN"
 WARMUP_RECORDS = 2000
+MAX_RECORDS_PER_BATCH = 20_000  # a backlog is drained in bounded batches, as a deployment would configure
 CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 
 
@@ -127,7 +128,8 @@ def job_conf(work: Path, bootstrap: str, topic: str, influx_url: str, model: Pat
                                                   "spark.sql.shuffle.partitions": 2,
                                                   "spark.sql.session.timeZone": "UTC"}},
         "stream": {"source": "kafka", "kafka": {"bootstrap_servers": bootstrap, "topic": topic,
-                                                "starting_offsets": "earliest"},
+                                                "starting_offsets": "earliest",
+                                                "max_offsets_per_trigger": MAX_RECORDS_PER_BATCH},
                    "tables_dir": str(work / "delta"), "trigger": trigger, "model_dir": str(model.resolve()),
                    "app_id": "soak"},
         "influxdb": {"enabled": True, "url": influx_url, "org": "iomt", "bucket": "iomt", "token_env": TOKEN_ENV},
