@@ -279,7 +279,7 @@ def text_files_to_raw(lines: "DataFrame") -> "DataFrame":
     )
 
 
-def prepared_records(parsed: "DataFrame", quarantine_max_chars: int = DEFAULT_QUARANTINE_MAX_CHARS) -> "DataFrame":
+def cap_quarantined_payloads(parsed: "DataFrame", quarantine_max_chars: int = DEFAULT_QUARANTINE_MAX_CHARS) -> "DataFrame":
     """Parsed records as the sink's tasks take them (they score and write them,
     :mod:`jobs.stream.executor`): ``raw_value`` kept for quarantined records only, cut to its first
     ``quarantine_max_chars`` characters, with ``raw_bytes`` and ``raw_sha256`` of the whole message.

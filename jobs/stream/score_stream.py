@@ -26,11 +26,11 @@ def prepared_records(raw: "DataFrame", stream: StreamConfig) -> "DataFrame":
     """The query's plan from raw messages to what the sink takes: parse (quarantine reasons), bound
     each event time, cap quarantined payloads. The sink's tasks score and write the records
     (:mod:`jobs.stream.executor`): one Python pass per record."""
-    from jobs.stream.parse import bound_event_time, parse_flows, prepared_records as capped
+    from jobs.stream.parse import bound_event_time, cap_quarantined_payloads, parse_flows
 
     parsed = parse_flows(raw, strict=stream.strict_fields, max_missing_share=stream.max_missing_share)
     parsed = bound_event_time(parsed, *stream.event_time_bounds)
-    return capped(parsed, quarantine_max_chars=stream.quarantine_max_chars)
+    return cap_quarantined_payloads(parsed, quarantine_max_chars=stream.quarantine_max_chars)
 
 
 def start_query(spark: "SparkSession", config: AppConfig, available_now: bool | None = None) -> "StreamingQuery":
