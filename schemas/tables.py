@@ -32,6 +32,8 @@ DEFAULT_QUARANTINE_MAX_CHARS: Final[int] = 8192
 # Set by the scoring UDF, instead of the scores, on a record the models could not score; the
 # streaming job sends such a record to quarantine (it is never a column of flows_scored).
 SCORING_ERROR: Final[str] = "scoring_error"
+# Why an alert was flagged, in words (models.explain): a column of alerts and incidents only.
+EXPLANATION: Final[str] = "explanation"
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,8 @@ _SCORED: Final[tuple[Column, ...]] = (
 
 TABLES: Final[dict[str, TableSpec]] = {spec.name: spec for spec in (
     TableSpec(FLOWS_SCORED, ("event_date",), "every valid record with its features, scores and decision", _SCORED),
-    TableSpec(ALERTS, ("event_date",), "the records whose is_anomaly is true", _SCORED),
+    TableSpec(ALERTS, ("event_date",), "the records whose is_anomaly is true, each with why it was flagged",
+              (*_SCORED, *_columns((EXPLANATION, STRING)))),
     TableSpec(QUARANTINE, ("ingest_date",),
               "records that failed parsing or validation, with the reason and raw payload", _columns(
                   ("record_id", STRING), ("reason", STRING), ("raw_value", STRING), ("raw_bytes", LONG),

@@ -110,6 +110,7 @@ class DeltaAppender:
             return False
         if not adds:
             return False
+        _add_missing_columns(table, spec.arrow_schema())
         table.create_write_transaction(adds, mode="append", schema=spec.arrow_schema(),
                                        partition_by=list(spec.partition_by) or None, commit_properties=commit)
         return True
@@ -155,6 +156,19 @@ class DeltaAppender:
             with self._lock:
                 self._open[name] = DeltaTable(self.path(name), storage_options=self.options)
         return True
+
+
+def _add_missing_columns(table, schema: pa.Schema) -> None:
+    """Give a table written by an earlier version the columns added to its definition since (null in
+    its older rows): a write transaction keeps the table's schema, so the new columns of committed
+    files would stay invisible otherwise."""
+    from deltalake import Schema
+
+    present = set(table.schema().to_arrow().names)
+    missing = [field for field in schema if field.name not in present]
+    if missing:
+        table.alter.add_columns(list(Schema.from_arrow(pa.schema(missing)).fields))
+        log.info("%s: columns %s added", table.table_uri, [field.name for field in missing])
 
 
 # How a batch's device rows merge into the devices table (one row per device): counts add up, the

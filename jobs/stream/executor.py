@@ -24,7 +24,7 @@ from jobs.storage import TablesLocation
 from jobs.stream import table_rows
 from jobs.stream.delta_writer import DeltaFilesWriter
 from jobs.stream.writers import BatchOutput, BatchWriter
-from schemas.tables import ALERTS, DEVICES, FLOWS_SCORED, QUARANTINE, TRAFFIC_1M
+from schemas.tables import ALERTS, DEVICES, EXPLANATION, FLOWS_SCORED, QUARANTINE, TRAFFIC_1M
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,8 @@ def partition_output(scored_rows: pa.Table, context: TaskContext,
     scored = table_rows.flows_scored(good, context.batch_id, context.scored_at)
     partition = spark_partition() if partition is None else partition
     output = BatchOutput(batch_id=context.batch_id, partition=partition, tables={
-        FLOWS_SCORED: scored, ALERTS: table_rows.alerts(scored),
+        FLOWS_SCORED: scored,
+        ALERTS: table_rows.alerts(scored, good[EXPLANATION] if EXPLANATION in good.column_names else None),
         QUARANTINE: table_rows.quarantine(bad, context.batch_id, context.scored_at),
         TRAFFIC_1M: table_rows.traffic_per_minute(scored, context.batch_id)})
     return output, table_rows.devices(scored, context.batch_id), bad.num_rows
