@@ -131,6 +131,32 @@ class DeltaAppender:
          .when_matched_update(DEVICE_MERGE).when_not_matched_insert_all().execute())
         return True
 
+    def read(self, name: str) -> pa.Table | None:
+        """Every row of ``name`` in its definition's types, or None when the table does not exist yet
+        (small tables: a merge may write ``string_view`` columns, which pyarrow cannot filter on)."""
+        table = self._table(name)
+        if table is None:
+            return None
+        rows = table.to_pyarrow_dataset().to_table()
+        return rows.select(list(TABLES[name].column_names)).cast(TABLES[name].arrow_schema())
+
+    def upsert(self, name: str, rows: pa.Table, batch_id: int, key: str) -> bool:
+        """Merge ``rows`` into ``name`` by ``key`` (a row with a known key replaces it whole, others are
+        inserted), once per batch; the first batch creates the table."""
+        from deltalake import CommitProperties, Transaction
+
+        table = self._table(name)
+        if table is None or rows.num_rows == 0:
+            return self.append(name, rows, batch_id)
+        if self._holds(table, batch_id):
+            log.info("%s already holds batch %d of %s: skipped", name, batch_id, self.app_id)
+            return False
+        (table.merge(rows, predicate=f"t.{key} = s.{key}", source_alias="s", target_alias="t",
+                     commit_properties=CommitProperties(app_transactions=[Transaction(app_id=self.app_id,
+                                                                                      version=batch_id)]))
+         .when_matched_update_all().when_not_matched_insert_all().execute())
+        return True
+
     def append(self, name: str, rows: pa.Table, batch_id: int, skip_empty: bool = True) -> bool:
         """Append ``rows`` as batch ``batch_id``; False when nothing was written because the table
         already has the batch, or (``skip_empty``) the rows are empty and the table exists (an empty
