@@ -19,10 +19,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from models.training.pipeline import TrainingDataError
     from models.training.baseline import BaselineDataError
     from models.training.split import SplitConfigError
+    from models.training.reference import ReferenceDataError
     from models.training.training_rows import TrainingRowsError
 
     return (DatasetNotFoundError, NoHeldOutRowsError, TrainingDataError, SplitConfigError, ThresholdError,
-            BaselineDataError, TrainingRowsError)
+            BaselineDataError, ReferenceDataError, TrainingRowsError)
 
 
 # (subcommand, module, one-line help) — in the order --help lists them.
@@ -33,7 +34,8 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("baseline", "jobs.model_tools.baseline", "learn a site's normal traffic (captures or a time range) into a new bundle version"),
     ("compile", "jobs.model_tools.compile", "add a bundle's forests compiled to ONNX (onnxruntime scoring) and pin them in its manifest"),
     ("training-rows", "jobs.model_tools.training_rows", "record in an existing bundle which rows it was made from (for evaluate)"),
-    ("evaluate", "jobs.model_tools.evaluate", "evaluate a model bundle on held-out rows: JSON metrics and an HTML report"),
+    ("reference", "jobs.model_tools.reference", "add the benign reference (p1, median, p99 per feature of the benign training rows) that explanations cite to a bundle"),
+    ("evaluate", "jobs.model_tools.evaluate", "evaluate a model bundle on the rows it never learnt from: JSON metrics and an HTML report"),
     ("stream", "jobs.stream.score_stream", "run the streaming scoring job (Kafka or files -> Delta + InfluxDB)"),
     ("influx-tokens", "jobs.ops.influx_tokens", "create (or keep) InfluxDB tokens scoped to the bucket: write-only for the job, read-only for Grafana"),
     ("grafana", "jobs.grafana.command", "generate the Grafana dashboards and alert rules (docker/grafana) from code"),

@@ -225,12 +225,22 @@ class StreamConfig:
     app_id: str = "iomt-ad-score-stream"  # txnAppId of the Delta writes
     model_dir: Path = DEFAULT_BUNDLE
     model_trust: ModelTrustConfig = field(default_factory=ModelTrustConfig)  # pin; unpickling refused
+    # an incident (jobs.stream.incidents) closes once the stream's event time is this long past its last alert
+    incident_quiet_time: str = "10 minutes"
 
     @property
     def event_time_bounds(self) -> tuple[timedelta, timedelta]:
         """(max_past, max_future) of ``event_time`` around the ingest time."""
         return duration(self.event_time_max_past, "stream.event_time_max_past"), duration(
             self.event_time_max_future, "stream.event_time_max_future")
+
+    @property
+    def incident_quiet(self) -> timedelta:
+        """``incident_quiet_time`` as a duration (more than zero)."""
+        quiet = duration(self.incident_quiet_time, "stream.incident_quiet_time")
+        if quiet <= timedelta(0):
+            raise ConfigError(f"stream.incident_quiet_time: {self.incident_quiet_time!r} must be more than zero")
+        return quiet
 
     @property
     def tables(self) -> TablesLocation:
@@ -310,6 +320,7 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
     if stream.quarantine_max_chars < 0:
         raise ConfigError("stream.quarantine_max_chars must not be negative")
     stream.event_time_bounds  # noqa: B018 - validates both durations now, not at the first batch
+    stream.incident_quiet  # noqa: B018 - validated now too
     try:
         stream.tables  # noqa: B018 - validates tables_dir (a path, or a supported object store URI)
     except UserError as exc:

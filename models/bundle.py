@@ -3,8 +3,8 @@
 Layout of ``models/<version>/``::
 
     manifest.json      schema version, feature order and hash, preprocessing values, thresholds,
-                       ensemble rule, library versions, training files (sha256), seed, split, metrics,
-                       and the sha256 of every model file below
+                       ensemble rule, benign reference (models.reference), library versions, training
+                       files (sha256), seed, split, metrics, and the sha256 of every model file below
     lstm_ae.keras      the Keras LSTM autoencoder
     iforest.joblib     the scikit-learn Isolation Forest
     classifier.joblib  the scikit-learn attack classifier
@@ -45,6 +45,7 @@ from models.ensemble import EnsembleRule
 from models.iforest import IForestDetector
 from models.lstm_ae import LstmAutoencoder, config_from_dict
 from models.preprocess import Preprocessor
+from models.reference import BenignReference, reference_of
 from models.thresholds import Threshold
 from schemas.flow_record import FEATURES, SCHEMA_VERSION, feature_schema_hash
 
@@ -112,6 +113,7 @@ class Bundle:
     classifier: AttackClassifier
     ensemble: EnsembleRule
     thresholds: dict[str, Threshold]
+    reference: BenignReference | None = None  # what explanations compare features with (models.reference)
 
     @property
     def version(self) -> str:
@@ -285,4 +287,4 @@ def load_bundle(bundle_dir: str | Path, compiled: bool = True, trust: BundleTrus
              "onnxruntime" if classifier.compiled is not None else "scikit-learn")
     return Bundle(path=bundle_dir, manifest=manifest, preprocessor=preprocessor, lstm_ae=ae, iforest=iforest,
                   classifier=classifier, ensemble=EnsembleRule.from_dict(manifest["ensemble"]),
-                  thresholds=thresholds)
+                  thresholds=thresholds, reference=reference_of(manifest))

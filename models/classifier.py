@@ -147,6 +147,10 @@ class AttackClassifier:
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(class names, category names, attack probability, attack logit) per row."""
+        return self.predict_with_confidence(x)[:4]
+
+    def predict_with_confidence(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`predict` plus the probability of each row's predicted class (explanations cite it)."""
         proba = np.asarray(self.proba(x), dtype=np.float64)
         classes, to_category, benign_index = self.layout()
         predicted = classes[proba.argmax(axis=1)]
@@ -156,6 +160,6 @@ class AttackClassifier:
         category = np.asarray(CATEGORIES, dtype=object)[category_proba.argmax(axis=1)]
         benign = proba[:, benign_index]
         attack = np.delete(proba, benign_index, axis=1).sum(axis=1)  # same summation order as before
-        return predicted, category, 1.0 - benign, attack_logit(attack, benign)
+        return predicted, category, 1.0 - benign, attack_logit(attack, benign), proba.max(axis=1)
 
 

@@ -20,6 +20,7 @@ QUARANTINE: Final[str] = "quarantine"
 TRAFFIC_1M: Final[str] = "traffic_1m"
 BATCH_LOG: Final[str] = "batch_log"
 DEVICES: Final[str] = "devices"
+INCIDENTS: Final[str] = "incidents"
 FLOWS_RESCORED: Final[str] = "flows_rescored"
 SCORING_RUNS: Final[str] = "scoring_runs"
 
@@ -32,6 +33,8 @@ DEFAULT_QUARANTINE_MAX_CHARS: Final[int] = 8192
 # Set by the scoring UDF, instead of the scores, on a record the models could not score; the
 # streaming job sends such a record to quarantine (it is never a column of flows_scored).
 SCORING_ERROR: Final[str] = "scoring_error"
+# Why an alert was flagged, in words (models.explain): a column of alerts and incidents only.
+EXPLANATION: Final[str] = "explanation"
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,8 @@ _SCORED: Final[tuple[Column, ...]] = (
 
 TABLES: Final[dict[str, TableSpec]] = {spec.name: spec for spec in (
     TableSpec(FLOWS_SCORED, ("event_date",), "every valid record with its features, scores and decision", _SCORED),
-    TableSpec(ALERTS, ("event_date",), "the records whose is_anomaly is true", _SCORED),
+    TableSpec(ALERTS, ("event_date",), "the records whose is_anomaly is true, each with why it was flagged",
+              (*_SCORED, *_columns((EXPLANATION, STRING)))),
     TableSpec(QUARANTINE, ("ingest_date",),
               "records that failed parsing or validation, with the reason and raw payload", _columns(
                   ("record_id", STRING), ("reason", STRING), ("raw_value", STRING), ("raw_bytes", LONG),
@@ -117,6 +121,14 @@ TABLES: Final[dict[str, TableSpec]] = {spec.name: spec for spec in (
               _columns(("device_id", STRING), ("device_mac", STRING), ("device_ip", STRING), ("device_vendor", STRING),
                        ("first_seen", TIMESTAMP), ("last_seen", TIMESTAMP), ("records", LONG), ("anomalies", LONG),
                        ("last_severity", STRING), ("last_anomaly", TIMESTAMP), ("batch_id", LONG))),
+    TableSpec(INCIDENTS, (), "alerts grouped per device (or source) and attack category, each saying why "
+              "(jobs.stream.incidents)", _columns(
+                  ("incident_id", STRING), ("subject", STRING), ("category", STRING), ("device_id", STRING),
+                  ("device_mac", STRING), ("device_ip", STRING), ("device_vendor", STRING), ("source_id", STRING),
+                  ("predicted_classes", pa.list_(STRING)), ("first_seen", TIMESTAMP), ("last_seen", TIMESTAMP),
+                  ("alerts", LONG), ("max_severity", STRING), ("max_ensemble_score", DOUBLE), (EXPLANATION, STRING),
+                  ("model_version", STRING), ("state", STRING), ("closed_at", TIMESTAMP), ("opened_batch", LONG),
+                  ("batch_id", LONG), ("updated_at", TIMESTAMP))),
     TableSpec(BATCH_LOG, (), "one row per micro-batch: counts, durations, sink failures", _columns(
         ("batch_id", LONG), ("records", LONG), ("quarantined", LONG), ("anomalies", LONG),
         ("influx_written", LONG), ("influx_failed", LONG), ("influx_error", STRING), ("seconds", DOUBLE),
@@ -133,7 +145,7 @@ TABLES: Final[dict[str, TableSpec]] = {spec.name: spec for spec in (
         ("anomalies", LONG), ("started_at", TIMESTAMP), ("finished_at", TIMESTAMP), ("seconds", DOUBLE),
         ("spark_app_id", STRING))),
 )}
-STREAM_TABLES: Final[tuple[str, ...]] = (FLOWS_SCORED, ALERTS, QUARANTINE, TRAFFIC_1M, DEVICES, BATCH_LOG)
+STREAM_TABLES: Final[tuple[str, ...]] = (FLOWS_SCORED, ALERTS, QUARANTINE, TRAFFIC_1M, DEVICES, INCIDENTS, BATCH_LOG)
 
 
 def score_struct_ddl() -> str:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from models.lstm_ae import top_features
 from schemas.flow_record import PROTOCOL_NAMES
-from schemas.tables import SCORING_ERROR
+from schemas.tables import EXPLANATION, SCORING_ERROR
 
 if TYPE_CHECKING:
     from models.bundle import Bundle
@@ -43,18 +43,26 @@ def detector_scores(x: np.ndarray, bundle: "Bundle", data: pd.DataFrame | np.nda
             clf_input = bundle.classifier.inputs(bundle.preprocessor, data, scaled=x, cleaned=cleaned)
         else:
             clf_input = bundle.classifier.inputs(bundle.preprocessor, data, scaled=x)
-    predicted, category, attack_proba, logit = bundle.classifier.predict(clf_input)
+    # the predicted class's probability, for explanations: a classifier offering only predict() has none
+    with_confidence = getattr(bundle.classifier, "predict_with_confidence", None)
+    if with_confidence is not None:
+        predicted, category, attack_proba, logit, class_proba = with_confidence(clf_input)
+    else:
+        predicted, category, attack_proba, logit = bundle.classifier.predict(clf_input)
+        class_proba = np.full(len(predicted), np.nan)
     return {"lstm_ae": errors.mean(axis=1).astype(np.float64), "iforest": bundle.iforest.score(x),
-            "classifier": attack_proba, "classifier_logit": logit, "_errors": errors, "_class": predicted, "_category": category}
+            "classifier": attack_proba, "classifier_logit": logit, "_errors": errors, "_class": predicted,
+            "_category": category, "_class_proba": class_proba}
 
 
-def score_frame(pdf: pd.DataFrame, bundle: "Bundle") -> pd.DataFrame:
+def score_frame(pdf: pd.DataFrame, bundle: "Bundle", explain: bool = False) -> pd.DataFrame:
     """Score a frame holding (at least) the 39 feature columns under their dataset names.
 
     The features are read and cleaned once; the scaled matrix (AE, Isolation Forest) and the
-    classifier's input both come from that one cleaned matrix."""
+    classifier's input both come from that one cleaned matrix. ``explain``: also ``explanation``,
+    why each anomalous record was flagged (:mod:`models.explain`; null for the others)."""
     if len(pdf) == 0:
-        return pd.DataFrame({name: pd.Series(dtype=object) for name in OUTPUT_COLUMNS})
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in OUTPUT_COLUMNS + ((EXPLANATION,) if explain else ())})
     preprocessor = bundle.preprocessor
     if hasattr(preprocessor, "clean_and_transform"):
         cleaned, x = preprocessor.clean_and_transform(pdf)
@@ -64,18 +72,41 @@ def score_frame(pdf: pd.DataFrame, bundle: "Bundle") -> pd.DataFrame:
         scores = detector_scores(x, bundle, pdf)
     ensemble = bundle.ensemble
     ensemble_score = ensemble.score(scores)
-    return pd.DataFrame({
+    is_anomaly = ensemble.is_anomaly(ensemble_score)
+    out = pd.DataFrame({
         "ae_error": scores["lstm_ae"],
         "if_score": scores["iforest"],
         "clf_attack_proba": scores["classifier"],
         "ensemble_score": ensemble_score,
-        "is_anomaly": ensemble.is_anomaly(ensemble_score),
+        "is_anomaly": is_anomaly,
         "severity": ensemble.severity(ensemble_score),
         "predicted_class": scores["_class"],
         "predicted_category": scores["_category"],
         "top_features": top_features(scores["_errors"], bundle.preprocessor.inputs, k=3),
         "model_version": bundle.version,
     }, index=pdf.index)
+    if explain:
+        out[EXPLANATION] = explanations(pdf, bundle, scores, ensemble_score, is_anomaly)
+    return out
+
+
+def explanations(pdf: pd.DataFrame, bundle: "Bundle", scores: dict[str, np.ndarray], ensemble_score: np.ndarray,
+                 is_anomaly: np.ndarray) -> np.ndarray:
+    """The ``explanation`` column: :func:`models.explain.explain` for the anomalous rows, None elsewhere."""
+    from models.explain import explain
+
+    out = np.full(len(pdf), None, dtype=object)
+    rows = np.flatnonzero(is_anomaly)
+    if len(rows) == 0:
+        return out
+    features = list(bundle.preprocessor.features)
+    raw = pdf[features].to_numpy(dtype=np.float64)[rows]
+    picked = {name: np.asarray(scores[name])[rows] for name in ("lstm_ae", "iforest", "classifier")}
+    picked["ensemble"] = np.asarray(ensemble_score)[rows]
+    columns = [features.index(name) for name in bundle.preprocessor.inputs]
+    out[rows] = explain(raw, picked, np.asarray(scores["_class"])[rows], np.asarray(scores["_class_proba"])[rows],
+                        bundle.thresholds, bundle.reference, columns)
+    return out
 
 
 MAX_ERROR_CHARS = 300
@@ -93,20 +124,20 @@ def protocol_names(protocol_type: np.ndarray, arp: np.ndarray) -> np.ndarray:
     return names
 
 
-def score_frame_guarded(pdf: pd.DataFrame, bundle: "Bundle") -> pd.DataFrame:
+def score_frame_guarded(pdf: pd.DataFrame, bundle: "Bundle", explain: bool = False) -> pd.DataFrame:
     """:func:`score_frame` plus ``scoring_error``: null where a row was scored, the error where the
     models could not score it. One row that breaks the models must not stop the stream, but a
     broken bundle must: when a chunk fails, a reference row (the bundle's training medians) is
     scored first, and if that fails too the error is raised (the batch fails and is retried);
     otherwise the chunk's rows are scored one by one and only those that fail get the error."""
     try:
-        scored = score_frame(pdf, bundle)
+        scored = score_frame(pdf, bundle, explain)
     except Exception as chunk_error:  # noqa: BLE001 - sorted out below
         if not _reference_row_scores(bundle):
             raise
         log.error("scoring a chunk of %d rows failed (%s: %s); scoring its rows one by one",
                   len(pdf), type(chunk_error).__name__, chunk_error)
-        return pd.concat([_score_row(pdf.iloc[[i]], bundle).astype(object) for i in range(len(pdf))])
+        return pd.concat([_score_row(pdf.iloc[[i]], bundle, explain).astype(object) for i in range(len(pdf))])
     scored[SCORING_ERROR] = None
     return scored
 
@@ -121,13 +152,14 @@ def _reference_row_scores(bundle: "Bundle") -> bool:
     return True
 
 
-def _score_row(row: pd.DataFrame, bundle: "Bundle") -> pd.DataFrame:
+def _score_row(row: pd.DataFrame, bundle: "Bundle", explain: bool = False) -> pd.DataFrame:
     try:
-        scored = score_frame(row, bundle)
+        scored = score_frame(row, bundle, explain)
         scored[SCORING_ERROR] = None
         return scored
     except Exception as exc:  # noqa: BLE001 - this row goes to quarantine with the error
-        failed = pd.DataFrame({name: pd.Series([None], dtype=object, index=row.index) for name in OUTPUT_COLUMNS})
+        columns = OUTPUT_COLUMNS + ((EXPLANATION,) if explain else ())
+        failed = pd.DataFrame({name: pd.Series([None], dtype=object, index=row.index) for name in columns})
         failed["model_version"] = bundle.version
         failed[SCORING_ERROR] = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
         return failed

@@ -70,6 +70,7 @@ def _summary(spark: "SparkSession", config: AppConfig, seconds: float) -> str:
     tables = config.stream.tables_dir
     scored = spark.read.format("delta").load(str(tables / "flows_scored"))
     quarantine = spark.read.format("delta").load(str(tables / "quarantine"))
+    incidents = spark.read.format("delta").load(str(tables / "incidents"))
     seed = int(read_manifest(config.stream.model_dir)["split"]["seed"])
     def split_of_source(source_id: str) -> str:
         source_file, row_number = source_id.rsplit(":", 1)
@@ -86,6 +87,8 @@ def _summary(spark: "SparkSession", config: AppConfig, seconds: float) -> str:
         "IoMT-AD demo — embedded default (Spark local mode, files source, Delta tables)",
         f"  records scored        {total:>8}   ({tables / 'flows_scored'})",
         f"  anomalies (alerts)    {anomalies:>8}   ({tables / 'alerts'})",
+        f"  incidents             {incidents.count():>8}   ({tables / 'incidents'}: per source and category; "
+        f"{incidents.filter(F.col('state') == 'open').count()} open)",
         f"  quarantined           {quarantine.count():>8}   ({tables / 'quarantine'})",
         f"  stream wall time      {seconds:>8.1f} s  -> {total / max(seconds, 1e-9):,.0f} records/s end to end "
         "(includes Spark start-up and model loading)",

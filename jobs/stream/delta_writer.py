@@ -110,6 +110,7 @@ class DeltaAppender:
             return False
         if not adds:
             return False
+        _add_missing_columns(table, spec.arrow_schema())
         table.create_write_transaction(adds, mode="append", schema=spec.arrow_schema(),
                                        partition_by=list(spec.partition_by) or None, commit_properties=commit)
         return True
@@ -128,6 +129,32 @@ class DeltaAppender:
                      commit_properties=CommitProperties(app_transactions=[Transaction(app_id=self.app_id,
                                                                                       version=batch_id)]))
          .when_matched_update(DEVICE_MERGE).when_not_matched_insert_all().execute())
+        return True
+
+    def read(self, name: str) -> pa.Table | None:
+        """Every row of ``name`` in its definition's types, or None when the table does not exist yet
+        (small tables: a merge may write ``string_view`` columns, which pyarrow cannot filter on)."""
+        table = self._table(name)
+        if table is None:
+            return None
+        rows = table.to_pyarrow_dataset().to_table()
+        return rows.select(list(TABLES[name].column_names)).cast(TABLES[name].arrow_schema())
+
+    def upsert(self, name: str, rows: pa.Table, batch_id: int, key: str) -> bool:
+        """Merge ``rows`` into ``name`` by ``key`` (a row with a known key replaces it whole, others are
+        inserted), once per batch; the first batch creates the table."""
+        from deltalake import CommitProperties, Transaction
+
+        table = self._table(name)
+        if table is None or rows.num_rows == 0:
+            return self.append(name, rows, batch_id)
+        if self._holds(table, batch_id):
+            log.info("%s already holds batch %d of %s: skipped", name, batch_id, self.app_id)
+            return False
+        (table.merge(rows, predicate=f"t.{key} = s.{key}", source_alias="s", target_alias="t",
+                     commit_properties=CommitProperties(app_transactions=[Transaction(app_id=self.app_id,
+                                                                                      version=batch_id)]))
+         .when_matched_update_all().when_not_matched_insert_all().execute())
         return True
 
     def append(self, name: str, rows: pa.Table, batch_id: int, skip_empty: bool = True) -> bool:
@@ -155,6 +182,19 @@ class DeltaAppender:
             with self._lock:
                 self._open[name] = DeltaTable(self.path(name), storage_options=self.options)
         return True
+
+
+def _add_missing_columns(table, schema: pa.Schema) -> None:
+    """Give a table written by an earlier version the columns added to its definition since (null in
+    its older rows): a write transaction keeps the table's schema, so the new columns of committed
+    files would stay invisible otherwise."""
+    from deltalake import Schema
+
+    present = set(table.schema().to_arrow().names)
+    missing = [field for field in schema if field.name not in present]
+    if missing:
+        table.alter.add_columns(list(Schema.from_arrow(pa.schema(missing)).fields))
+        log.info("%s: columns %s added", table.table_uri, [field.name for field in missing])
 
 
 # How a batch's device rows merge into the devices table (one row per device): counts add up, the

@@ -1,7 +1,7 @@
 """What each Spark task of a micro-batch does with its prepared records, on the executor: score them
 (:mod:`jobs.stream.scoring`), build the rows of every table (:mod:`jobs.stream.table_rows`), write them as Parquet data files into the
 Delta tables' directories, write its InfluxDB points, and hand the driver only a description of
-what it wrote (one small row per data file, its counts, its devices' summary). The driver commits
+what it wrote (one small row per data file, its counts, its devices' and its alerts' summaries). The driver commits
 the files (:mod:`jobs.stream.delta_writer`); no record passes through it.
 
 Files are named by batch, table and a random id: a task retried, or a batch replayed after a crash,
@@ -21,10 +21,10 @@ import pyarrow as pa
 
 from jobs.config import AppConfig
 from jobs.storage import TablesLocation
-from jobs.stream import table_rows
+from jobs.stream import incidents, table_rows
 from jobs.stream.delta_writer import DeltaFilesWriter
 from jobs.stream.writers import BatchOutput, BatchWriter
-from schemas.tables import ALERTS, DEVICES, FLOWS_SCORED, QUARANTINE, TRAFFIC_1M
+from schemas.tables import ALERTS, DEVICES, EXPLANATION, FLOWS_SCORED, INCIDENTS, QUARANTINE, TRAFFIC_1M
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 REPORT_SCHEMA = pa.schema([pa.field("kind", pa.string()), pa.field("table", pa.string()),
                            pa.field("payload", pa.string())])
 REPORT_DDL = "kind string, table string, payload string"
-FILE, OUTCOME, COUNTS, DEVICE_ROWS = "file", "outcome", "counts", "devices"
+FILE, OUTCOME, COUNTS, DEVICE_ROWS, INCIDENT_ROWS = "file", "outcome", "counts", "devices", "incidents"
 WRITTEN_TABLES = (FLOWS_SCORED, ALERTS, QUARANTINE, TRAFFIC_1M)
 
 
@@ -68,7 +68,8 @@ def partition_output(scored_rows: pa.Table, context: TaskContext,
     scored = table_rows.flows_scored(good, context.batch_id, context.scored_at)
     partition = spark_partition() if partition is None else partition
     output = BatchOutput(batch_id=context.batch_id, partition=partition, tables={
-        FLOWS_SCORED: scored, ALERTS: table_rows.alerts(scored),
+        FLOWS_SCORED: scored,
+        ALERTS: table_rows.alerts(scored, good[EXPLANATION] if EXPLANATION in good.column_names else None),
         QUARANTINE: table_rows.quarantine(bad, context.batch_id, context.scored_at),
         TRAFFIC_1M: table_rows.traffic_per_minute(scored, context.batch_id)})
     return output, table_rows.devices(scored, context.batch_id), bad.num_rows
@@ -136,5 +137,8 @@ def write_partition(batches: Iterator[pa.RecordBatch], context: TaskContext) -> 
                                            "anomalies": output.tables[ALERTS].num_rows, "quarantined": quarantined})))
     if devices.num_rows:
         report.append((DEVICE_ROWS, DEVICES, to_text(devices)))
+    # the partition's alerts as episodes, and its latest event time (incidents close on it)
+    report.append((INCIDENT_ROWS, INCIDENTS, to_text(incidents.episodes(
+        output.tables[ALERTS], stream.incident_quiet, incidents.stream_time(output.tables[FLOWS_SCORED])))))
     yield pa.RecordBatch.from_arrays([pa.array([r[i] for r in report], pa.string()) for i in range(3)],
                                      schema=REPORT_SCHEMA)

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from jobs.stream.parse import QUARANTINE_REASON, RAW_BYTES, RAW_SHA256, RAW_VALUE
 from schemas.flow_record import DEVICE_FIELDS, FEATURE_COLUMNS, FEATURES, METADATA_FIELDS
-from schemas.tables import SCORE_COLUMNS, SCORING_ERROR
+from schemas.tables import EXPLANATION, SCORE_COLUMNS, SCORING_ERROR
 
 if TYPE_CHECKING:
     from models.bundle import BundleTrust
@@ -29,7 +29,7 @@ SCORE_TYPES = {c.name: c.type for c in SCORE_COLUMNS}
 def score_partition(records: pa.Table, bundle_dir: str, quarantine_max_chars: int, bundle=None,
                     trust: "BundleTrust | None" = None) -> pa.Table:
     """``records`` (prepared: features under their column names) with the score columns, ``protocol``,
-    and the records the models could not score moved to the quarantine. ``bundle``: an already
+    ``explanation`` (why an anomalous record was flagged: :mod:`models.explain`), and the records the models could not score moved to the quarantine. ``bundle``: an already
     loaded bundle (tests); else the worker's cached load of ``bundle_dir``, checked against
     ``trust`` (the pinned manifest, no unpickling unless allowed: :class:`models.bundle.BundleTrust`)."""
     from udfs.model_cache import get_bundle
@@ -40,7 +40,7 @@ def score_partition(records: pa.Table, bundle_dir: str, quarantine_max_chars: in
     bundle = bundle if bundle is not None else get_bundle(bundle_dir, trust)
     features = records.select(list(FEATURE_COLUMNS)).to_pandas()
     features.columns = list(FEATURES)
-    scored = score_frame_guarded(features.astype(np.float64), bundle).reset_index(drop=True)
+    scored = score_frame_guarded(features.astype(np.float64), bundle, explain=True).reset_index(drop=True)
     out = records
     for name, kind in SCORE_TYPES.items():
         if name == "protocol":
@@ -48,6 +48,7 @@ def score_partition(records: pa.Table, bundle_dir: str, quarantine_max_chars: in
         else:
             values = scored[name].tolist() if name == "top_features" else scored[name].to_numpy()
         out = out.append_column(pa.field(name, kind), pa.array(values, kind, from_pandas=True))
+    out = out.append_column(pa.field(EXPLANATION, pa.string()), pa.array(scored[EXPLANATION].tolist(), pa.string()))
     failed = scored[SCORING_ERROR].notna().to_numpy()
     return _quarantine_failed(out, scored[SCORING_ERROR].tolist(), failed, quarantine_max_chars) if failed.any() else out
 

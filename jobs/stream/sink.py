@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -136,6 +136,7 @@ class ForeachBatchSink:
         import pyarrow as pa
 
         from jobs.stream.executor import from_text
+        from jobs.stream.incident_store import commit_incidents
 
         devices = (table_rows.combine_devices(pa.concat_tables([from_text(t) for t in summary.devices]))
                    if summary.devices else table_rows.empty(DEVICES))
@@ -143,6 +144,9 @@ class ForeachBatchSink:
             futures = [pool.submit(self.delta.commit_files, name, summary.files.get(name, []), batch_id)
                        for name in WRITTEN_TABLES]
             futures.append(pool.submit(self.delta.merge_devices, DEVICES, devices, batch_id))
+            # the incidents, from the alerts' summaries (jobs.stream.incident_store)
+            futures.append(pool.submit(commit_incidents, self.delta, summary.incidents, batch_id,
+                                       self.config.stream.incident_quiet, datetime.now(timezone.utc)))
             for future in futures:
                 future.result()
 
@@ -165,12 +169,13 @@ class BatchReports:
     outcomes: dict[str, dict]
     counts: dict[str, int]
     devices: list[str]
+    incidents: list[str] = field(default_factory=list)  # each task's alert episodes (jobs.stream.incidents)
 
     @classmethod
     def of(cls, rows) -> "BatchReports":
         import json
 
-        from jobs.stream.executor import COUNTS, DEVICE_ROWS, FILE, OUTCOME
+        from jobs.stream.executor import COUNTS, DEVICE_ROWS, FILE, INCIDENT_ROWS, OUTCOME
 
         summary = cls(files={}, outcomes={}, counts={"records": 0, "anomalies": 0, "quarantined": 0}, devices=[])
         for row in rows:
@@ -187,6 +192,8 @@ class BatchReports:
                     summary.counts[key] += value
             elif row["kind"] == DEVICE_ROWS:
                 summary.devices.append(row["payload"])
+            elif row["kind"] == INCIDENT_ROWS:
+                summary.incidents.append(row["payload"])
         return summary
 
 

@@ -15,7 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.stream.parse import INGEST_TIME, OFFSET, ORIGIN, PARTITION, QUARANTINE_REASON, RAW_BYTES, RAW_SHA256, RAW_VALUE
-from schemas.tables import ALERTS, BATCH_LOG, DEVICES, FLOWS_SCORED, QUARANTINE, TABLES, TIMESTAMP, TRAFFIC_1M
+from schemas.tables import (ALERTS, BATCH_LOG, DEVICES, EXPLANATION, FLOWS_SCORED, QUARANTINE, TABLES, TIMESTAMP,
+                            TRAFFIC_1M)
 
 UTC_MICROS = TIMESTAMP
 TRAFFIC_KEYS: tuple[str, ...] = ("protocol", "predicted_class", "predicted_category", "is_anomaly",
@@ -73,14 +74,20 @@ def split(batch: pa.Table) -> tuple[pa.Table, pa.Table]:
 
 
 def flows_scored(good: pa.Table, batch_id: int, scored_at: datetime) -> pa.Table:
-    rows = good.drop_columns([QUARANTINE_REASON, RAW_VALUE, RAW_BYTES, RAW_SHA256])
+    dropped = [QUARANTINE_REASON, RAW_VALUE, RAW_BYTES, RAW_SHA256, *([EXPLANATION] if EXPLANATION in good.column_names else [])]
+    rows = good.drop_columns(dropped)
     rows = rows.append_column("batch_id", _constant(batch_id, pa.int64(), len(rows)))
     rows = rows.append_column("scored_at", _constant(scored_at, UTC_MICROS, len(rows)))
     return conform(rows.append_column("event_date", utc_date(rows["event_time"])), FLOWS_SCORED)
 
 
-def alerts(scored: pa.Table) -> pa.Table:
-    return conform(scored.filter(pc.fill_null(scored["is_anomaly"], False)), ALERTS)
+def alerts(scored: pa.Table, explanation: pa.ChunkedArray | pa.Array | None = None) -> pa.Table:
+    """The anomalous rows of ``scored`` (flows_scored rows) with ``explanation`` (one per row of
+    ``scored``, in its order; null without one)."""
+    if explanation is None:
+        explanation = pa.nulls(scored.num_rows, pa.string())
+    rows = scored.append_column(EXPLANATION, explanation)
+    return conform(rows.filter(pc.fill_null(scored["is_anomaly"], False)), ALERTS)
 
 
 def quarantine(bad: pa.Table, batch_id: int, quarantined_at: datetime) -> pa.Table:

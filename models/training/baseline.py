@@ -24,6 +24,7 @@ import pandas as pd
 
 from models.bundle import MANIFEST, load_bundle, sha256_of
 from models.ensemble import EnsembleRule, Normaliser
+from models.reference import SECTION as REFERENCE_SECTION, BenignReference
 from models.iforest import IForestDetector
 from models.thresholds import Threshold
 from models.training.autoencoder import train_lstm_ae
@@ -95,6 +96,8 @@ def fit_site_baseline(base_dir: str | Path, site: pd.DataFrame, out_dir: str | P
     extra = {key: base.manifest[key] for key in ("seed", "split", "target_fpr", "window_invariant", "training_files",
                                                   "configs", "training_metrics") if key in base.manifest}
     extra["site_baseline"] = fit
+    # explanations compare alerts with the site's own normal traffic (models.reference)
+    extra[REFERENCE_SECTION] = BenignReference.of_rows(train_rows.to_numpy(), tuple(FEATURES), source="site_train").to_dict()
     save_bundle(Path(out_dir), version=version, preprocessor=preprocessor, lstm_ae=ae, iforest=iforest,
                 classifier=base.classifier, ensemble=ensemble, thresholds=thresholds, extra=extra)
     log.info("site baseline %s from %s: %d training and %d validation windows, %.1f s", version, base.version,

@@ -21,6 +21,7 @@ from sklearn.metrics import roc_auc_score
 
 from models.training.training_rows import pin_training_rows
 from models.training.datasets import list_flow_csvs, load_flows_pandas
+from models.reference import SECTION as REFERENCE_SECTION, BenignReference
 from models.bundle import sha256_of
 from models.training.bundle_writer import save_bundle
 from models.classifier import INVARIANT, SCALED, AttackClassifier
@@ -173,6 +174,9 @@ def train_bundle(data: Sequence[str | Path], out_dir: str | Path, version: str |
         "configs": {"preprocess": {k: getattr(config.preprocess, k) for k in config.preprocess.__dataclass_fields__},
                     "classifier": config.classifier.to_dict()},
         "training_metrics": metrics,
+        # what explanations compare an alert's features with (models.reference)
+        REFERENCE_SECTION: BenignReference.of_rows(parts["benign_train"][list(preprocessor.features)].to_numpy(),
+                                                   tuple(preprocessor.features)).to_dict(),
     }
     save_bundle(out_dir, version=version, preprocessor=preprocessor, lstm_ae=ae, iforest=iforest,
                 classifier=classifier, ensemble=ensemble, thresholds=thresholds, extra=extra)

@@ -114,6 +114,30 @@ def test_a_table_of_an_earlier_version_gains_new_columns(tmp_path) -> None:
     assert [(r["record_id"], r["raw_bytes"]) for r in rows] == [("r0", None), ("r1", None), ("r2", 7), ("r3", 8)]
 
 
+def test_committed_files_bring_their_new_columns_into_an_older_table(tmp_path) -> None:
+    """An alerts table from before ``explanation`` existed: files committed with it show it."""
+    from deltalake import DeltaTable, write_deltalake
+
+    from jobs.stream.delta_writer import write_data_files
+
+    def alert_rows(ids: list[str], explanation: list) -> pa.Table:
+        spec = TABLES["alerts"]
+        rows = pa.table({c.name: pa.nulls(len(ids), c.type) for c in spec.columns}).cast(spec.arrow_schema())
+        for name, values in (("record_id", ids), ("explanation", explanation),
+                             ("event_date", [datetime(2026, 3, 1).date()] * len(ids))):
+            rows = rows.set_column(rows.schema.get_field_index(name), name, pa.array(values, spec.arrow_schema().field(name).type))
+        return rows
+
+    write_deltalake(str(tmp_path / "alerts"), alert_rows(["r0", "r1"], [None, None]).drop_columns(["explanation"]),
+                    partition_by=["event_date"])
+    appender = DeltaAppender(tmp_path, "app-1")
+    newer = alert_rows(["r2"], ["ensemble 9 > 1.03"])
+    assert appender.commit_files("alerts", write_data_files(appender.tables, "alerts", newer, 1), 1)
+    rows = DeltaTable(str(tmp_path / "alerts")).to_pyarrow_table().sort_by("record_id").to_pylist()
+    assert [(r["record_id"], r["explanation"]) for r in rows] == [("r0", None), ("r1", None),
+                                                                   ("r2", "ensemble 9 > 1.03")]
+
+
 def test_a_batch_that_does_not_fit_the_table_fails_loudly(tmp_path) -> None:
     appender = DeltaAppender(tmp_path, "app-1")
     appender.append("alerts", _rows(0, 2), 0)
