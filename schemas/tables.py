@@ -22,6 +22,7 @@ BATCH_LOG: Final[str] = "batch_log"
 DEVICES: Final[str] = "devices"
 FLOWS_RESCORED: Final[str] = "flows_rescored"
 SCORING_RUNS: Final[str] = "scoring_runs"
+INFLUX_BACKFILLS: Final[str] = "influx_backfills"
 
 TIMESTAMP: Final[pa.DataType] = pa.timestamp("us", tz="UTC")
 STRING, DOUBLE, LONG, INT, BOOLEAN, DATE = pa.string(), pa.float64(), pa.int64(), pa.int32(), pa.bool_(), pa.date32()
@@ -132,6 +133,9 @@ TABLES: Final[dict[str, TableSpec]] = {spec.name: spec for spec in (
         ("range_from", TIMESTAMP), ("range_to", TIMESTAMP), ("rows_read", LONG), ("rows_written", LONG),
         ("anomalies", LONG), ("started_at", TIMESTAMP), ("finished_at", TIMESTAMP), ("seconds", DOUBLE),
         ("spark_app_id", STRING))),
+    TableSpec(INFLUX_BACKFILLS, (), "one row per batch iomt-ad influx-backfill sent to InfluxDB again", _columns(
+        ("batch_id", LONG), ("app_id", STRING), ("points_written", LONG), ("points_failed", LONG),
+        ("error", STRING), ("reason", STRING), ("run_id", STRING), ("backfilled_at", TIMESTAMP))),
 )}
 STREAM_TABLES: Final[tuple[str, ...]] = (FLOWS_SCORED, ALERTS, QUARANTINE, TRAFFIC_1M, DEVICES, BATCH_LOG)
 
