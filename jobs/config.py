@@ -154,6 +154,9 @@ class InfluxConfig:
     max_retries: int = 3
     timeout_ms: int = 10000
     parallel_writes: int = 2    # requests of one micro-batch in flight at once
+    # the most one task of a micro-batch waits for InfluxDB (requests, retries, backoff): points not
+    # sent by then are counted failed in batch_log, for `iomt-ad influx-backfill`
+    max_batch_delay_s: float = 5.0
     # which records get a point of their own (flow_scores): "anomalies" (default) or "all" (small
     # sites); every record is counted in the per-device aggregates (device_traffic) either way
     record_points: str = "anomalies"
@@ -166,6 +169,9 @@ class InfluxConfig:
             raise ConfigError(f"influxdb.record_points must be one of {list(RECORD_POINTS)}, "
                               f"not {self.record_points!r}")
         self.aggregate_interval_ns  # noqa: B018 - validates the interval now, not at the first batch
+        if not isinstance(self.max_batch_delay_s, (int, float)) or not 0 < self.max_batch_delay_s <= 3600:
+            raise ConfigError(f"influxdb.max_batch_delay_s must be a number of seconds above 0 and at most 3600, "
+                              f"not {self.max_batch_delay_s!r}")
 
     @property
     def aggregate_interval_ns(self) -> int:

@@ -41,6 +41,13 @@ measurement ``flow_scores``: one point per anomalous record (per record with ``r
           from ``record_id``: two records of one source in the same millisecond stay two points,
           and a replayed batch writes the very same points again (an overwrite, not a duplicate).
 
+measurement ``kafka_gaps`` (:data:`GAP_MEASUREMENT`): one point per Kafka partition and batch in which
+  records expired unread (the driver of the stream writes it; the ``kafka_gaps`` Delta table has
+  the same gaps)
+  tags    topic, partition
+  fields  (floats) lost_records, from_offset, to_offset (the first and last offsets lost)
+  time    when the gap was found (the batch's ``detected_at``)
+
 Tag values are strings: ``is_anomaly`` is ``"true"`` or ``"false"``, a missing tag value is
 ``"unknown"``. Every point carries every score field, so ``ensemble_score`` is the field to count
 the records that have a point by. Dashboards and alert rules (``jobs.grafana``) query these names only.
@@ -82,6 +89,9 @@ AGGREGATE_FIELDS: Final[dict[str, str]] = {
     "benign_rate_sum": "sum", "benign_rate_sq_sum": "sum", "benign_rate_records": "sum", "last_seen": "max",
 }
 RECORDS_FIELD: Final[str] = "records"
+GAP_MEASUREMENT: Final[str] = "kafka_gaps"
+GAP_TAGS: Final[tuple[str, ...]] = ("topic", "partition")
+GAP_FIELDS: Final[tuple[str, ...]] = ("lost_records", "from_offset", "to_offset")
 OTHER: Final[str] = "other"         # the label tag of a label that names none of the known classes
 PARTITION_SLOTS: Final[int] = 4096  # tasks per batch with distinct aggregate offsets
 

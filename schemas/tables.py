@@ -23,6 +23,8 @@ DEVICES: Final[str] = "devices"
 INCIDENTS: Final[str] = "incidents"
 FLOWS_RESCORED: Final[str] = "flows_rescored"
 SCORING_RUNS: Final[str] = "scoring_runs"
+INFLUX_BACKFILLS: Final[str] = "influx_backfills"
+KAFKA_GAPS: Final[str] = "kafka_gaps"
 
 TIMESTAMP: Final[pa.DataType] = pa.timestamp("us", tz="UTC")
 STRING, DOUBLE, LONG, INT, BOOLEAN, DATE = pa.string(), pa.float64(), pa.int64(), pa.int32(), pa.bool_(), pa.date32()
@@ -132,7 +134,11 @@ TABLES: Final[dict[str, TableSpec]] = {spec.name: spec for spec in (
     TableSpec(BATCH_LOG, (), "one row per micro-batch: counts, durations, sink failures", _columns(
         ("batch_id", LONG), ("records", LONG), ("quarantined", LONG), ("anomalies", LONG),
         ("influx_written", LONG), ("influx_failed", LONG), ("influx_error", STRING), ("seconds", DOUBLE),
-        ("app_id", STRING), ("query_id", STRING), ("logged_at", TIMESTAMP))),
+        ("app_id", STRING), ("query_id", STRING), ("logged_at", TIMESTAMP), ("kafka_offsets", STRING),
+        ("kafka_lost", LONG))),
+    TableSpec(KAFKA_GAPS, (), "Kafka records that expired before the stream read them, per partition and batch",
+              _columns(("topic", STRING), ("partition", INT), ("from_offset", LONG), ("to_offset", LONG),
+                       ("records", LONG), ("batch_id", LONG), ("app_id", STRING), ("detected_at", TIMESTAMP))),
     TableSpec(FLOWS_RESCORED, ("event_date", "model_version"),
               "stored flows scored again with a chosen model version (iomt-ad rescore)", (
                   *RECORD_COLUMNS, *_columns(("stream_model_version", STRING), ("stream_is_anomaly", BOOLEAN),
@@ -144,6 +150,9 @@ TABLES: Final[dict[str, TableSpec]] = {spec.name: spec for spec in (
         ("range_from", TIMESTAMP), ("range_to", TIMESTAMP), ("rows_read", LONG), ("rows_written", LONG),
         ("anomalies", LONG), ("started_at", TIMESTAMP), ("finished_at", TIMESTAMP), ("seconds", DOUBLE),
         ("spark_app_id", STRING))),
+    TableSpec(INFLUX_BACKFILLS, (), "one row per batch iomt-ad influx-backfill sent to InfluxDB again", _columns(
+        ("batch_id", LONG), ("app_id", STRING), ("points_written", LONG), ("points_failed", LONG),
+        ("error", STRING), ("reason", STRING), ("run_id", STRING), ("backfilled_at", TIMESTAMP))),
 )}
 STREAM_TABLES: Final[tuple[str, ...]] = (FLOWS_SCORED, ALERTS, QUARANTINE, TRAFFIC_1M, DEVICES, INCIDENTS, BATCH_LOG)
 

@@ -193,6 +193,14 @@ def anomaly_rate() -> str:
             '  |> map(fn: (r) => ({_field: "anomaly rate %", _value: 100.0 * r.anomalies / r.records}))')
 
 
+def kafka_records_lost() -> str:
+    """One value: the Kafka records that expired unread in the time range (no row when none did)."""
+    return (_from(schema.GAP_MEASUREMENT, ["lost_records"]) + "\n"
+            "  |> group()\n"
+            "  |> sum()\n"
+            '  |> set(key: "_field", value: "records lost")')
+
+
 def recent_anomalies(limit: int = 50) -> str:
     fields = [*schema.SCORE_FIELDS, "label"]
     keep = ["_time", "source", "protocol", "predicted_class", "predicted_category", "severity",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from typing import TYPE_CHECKING
 
@@ -228,16 +229,31 @@ class DeltaFilesWriter:
         from jobs.stream.writers import WriteOutcome
 
         files = [{**described, "table": name} for name in self.tables
-                 for described in write_data_files(self.location, name, batch.tables[name], batch.batch_id)]
+                 for described in write_data_files(self.location, name, batch.tables[name], batch.batch_id,
+                                                   batch.partition)]
         return WriteOutcome(written=sum(f["records"] for f in files), files=tuple(files))
 
     def close(self) -> None:
         pass
 
 
-def write_data_files(location: "TablesLocation", name: str, rows: pa.Table, batch_id: int) -> list[dict]:
+# A data file's name: its batch, the Spark task partition that wrote it (the slot of its InfluxDB
+# aggregates: ``iomt-ad influx-backfill`` rebuilds the very same points from it), the writer, a random id.
+DATA_FILE = re.compile(r"part-(?P<batch>\d{8})-t(?P<task>\d{5})-[^/]*\.snappy\.parquet$")
+
+
+def task_partition(path: str) -> int | None:
+    """The task partition a data file's name records (None: a file of an older version, or one
+    OPTIMIZE rewrote)."""
+    match = DATA_FILE.search(path)
+    return int(match.group("task")) if match else None
+
+
+def write_data_files(location: "TablesLocation", name: str, rows: pa.Table, batch_id: int,
+                     partition: int = 0) -> list[dict]:
     """Parquet files of ``rows`` under table ``name``'s directory, one per partition value; a
-    description of each (its path relative to the table, size, partition values, record count)."""
+    description of each (its path relative to the table, size, partition values, record count).
+    ``partition``: the Spark task's, kept in the file names (:data:`DATA_FILE`)."""
     import json
     import os
     import socket
@@ -265,8 +281,8 @@ def write_data_files(location: "TablesLocation", name: str, rows: pa.Table, batc
         directory = "/".join(f"{column}={values[column]}" for column in spec.partition_by)
         # the batch, and the process that wrote it (the cluster test checks executors write the files)
         writer = f"{socket.gethostname()}.{os.getpid()}".replace("-", "_")
-        relative = (f"{directory + '/' if directory else ''}part-{batch_id:08d}-{writer}-{uuid.uuid4().hex}"
-                    ".snappy.parquet")
+        relative = (f"{directory + '/' if directory else ''}part-{batch_id:08d}-t{partition % 100_000:05d}-"
+                    f"{writer}-{uuid.uuid4().hex}.snappy.parquet")
         path = f"{table_root}/{relative}"
         if location.is_local:  # an object store has no directories to create
             filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)

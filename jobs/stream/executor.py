@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 REPORT_SCHEMA = pa.schema([pa.field("kind", pa.string()), pa.field("table", pa.string()),
                            pa.field("payload", pa.string())])
 REPORT_DDL = "kind string, table string, payload string"
-FILE, OUTCOME, COUNTS, DEVICE_ROWS, INCIDENT_ROWS = "file", "outcome", "counts", "devices", "incidents"
+FILE, OUTCOME, COUNTS, DEVICE_ROWS, INCIDENT_ROWS, OFFSETS = ("file", "outcome", "counts", "devices", "incidents",
+                                                              "offsets")
 WRITTEN_TABLES = (FLOWS_SCORED, ALERTS, QUARANTINE, TRAFFIC_1M)
 
 
@@ -118,13 +119,16 @@ def executor_writers(context: TaskContext) -> list[BatchWriter]:
 
 def write_partition(batches: Iterator[pa.RecordBatch], context: TaskContext) -> Iterator[pa.RecordBatch]:
     """The ``mapInArrow`` function: one partition's prepared records in, the report of what was written out."""
+    from jobs.stream.kafka_gaps import task_offsets
     from jobs.stream.scoring import score_partition
 
     batches = list(batches)
     if not batches:
         return
     stream = context.config.stream
-    scored = score_partition(pa.Table.from_batches(batches), str(stream.model_dir), stream.quarantine_max_chars,
+    prepared = pa.Table.from_batches(batches)
+    offsets = task_offsets(prepared)  # the Kafka offsets read, for the driver's gap check
+    scored = score_partition(prepared, str(stream.model_dir), stream.quarantine_max_chars,
                              trust=stream.model_trust.bundle_trust())
     output, devices, quarantined = partition_output(scored, context)
     report: list[tuple[str, str, str]] = []
@@ -140,5 +144,7 @@ def write_partition(batches: Iterator[pa.RecordBatch], context: TaskContext) -> 
     # the partition's alerts as episodes, and its latest event time (incidents close on it)
     report.append((INCIDENT_ROWS, INCIDENTS, to_text(incidents.episodes(
         output.tables[ALERTS], stream.incident_quiet, incidents.stream_time(output.tables[FLOWS_SCORED])))))
+    if offsets:
+        report.append((OFFSETS, "", json.dumps(offsets)))
     yield pa.RecordBatch.from_arrays([pa.array([r[i] for r in report], pa.string()) for i in range(3)],
                                      schema=REPORT_SCHEMA)

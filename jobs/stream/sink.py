@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
     from jobs.stream.checkpoint_guard import TablesState
+    from jobs.stream.kafka_gaps import OffsetTracker
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class BatchStats:
     influx_error: str | None
     seconds: float
     query_id: str | None
+    kafka_offsets: str | None = None  # the offset expected next per Kafka partition (jobs.stream.kafka_gaps)
+    kafka_lost: int = 0               # records found expired unread before this batch
 
 
 class ForeachBatchSink:
@@ -54,6 +57,7 @@ class ForeachBatchSink:
         self.app_id = config.stream.app_id
         self.delta = DeltaAppender(config.stream.tables, self.app_id)
         self._query_id: str | None = None
+        self._offsets: "OffsetTracker | None" = None  # loaded from batch_log at the first batch
 
     def query_id(self) -> str | None:
         """The id of the query this sink writes for, from its checkpoint (there once the query runs)."""
@@ -104,15 +108,58 @@ class ForeachBatchSink:
         written = time.monotonic() - started
         summary = BatchReports.of(reports)
         self._commit(summary, batch_id)
+        offsets, lost = self._kafka_gaps(summary, batch_id, context.scored_at)
         pause_point(BEFORE_BATCH_LOG, batch_id)
         influx = summary.outcomes.get("influxdb", {"written": 0, "failed": 0, "error": None})
         stats = BatchStats(
             batch_id=batch_id, records=summary.counts["records"], quarantined=summary.counts["quarantined"],
             anomalies=summary.counts["anomalies"], influx_written=influx["written"], influx_failed=influx["failed"],
-            influx_error=influx["error"], seconds=round(time.monotonic() - started, 3), query_id=self.query_id())
+            influx_error=influx["error"], seconds=round(time.monotonic() - started, 3), query_id=self.query_id(),
+            kafka_offsets=offsets.to_json(), kafka_lost=lost)
         self._log_batch(stats)
+        self._offsets = offsets
         log.debug("batch %d: parse, score and write on the executors %.2f s, commit %.2f s", batch_id, written,
                   stats.seconds - written)
+
+    def _kafka_gaps(self, summary: "BatchReports", batch_id: int, detected_at: datetime) -> tuple["OffsetTracker", int]:
+        """Kafka records that expired unread before this batch (:mod:`jobs.stream.kafka_gaps`):
+        recorded in ``kafka_gaps`` and sent to InfluxDB; the offsets expected after the batch."""
+        from jobs.stream.kafka_gaps import OffsetTracker, gap_rows, merge_offsets
+        from schemas.tables import KAFKA_GAPS
+
+        if self._offsets is None:
+            last = self.delta.last_batch(BATCH_LOG)
+            rows = self.delta.rows(BATCH_LOG, last, ["kafka_offsets"]) if last is not None else []
+            self._offsets = OffsetTracker.from_json(rows[0].get("kafka_offsets") if rows else None)
+        gaps, after = self._offsets.after(merge_offsets(summary.offsets))
+        if not gaps:
+            return after, 0
+        for gap in gaps:
+            log.warning("Kafka %s partition %d: %d records (offsets %d-%d) expired before the job read them",
+                        gap.topic, gap.partition, gap.records, gap.from_offset, gap.to_offset)
+        self.delta.append(KAFKA_GAPS, gap_rows(gaps, batch_id, self.app_id, detected_at), batch_id)
+        self._send_gaps(gaps, detected_at)
+        return after, sum(gap.records for gap in gaps)
+
+    def _send_gaps(self, gaps: list, detected_at: datetime) -> None:
+        """The gaps as InfluxDB points, for Grafana's alert; trouble is logged (the table has them)."""
+        import pyarrow as pa
+
+        from jobs.stream.influx_writer import InfluxWriter
+        from jobs.stream.kafka_gaps import gap_lines
+
+        token = self._influx_token()
+        if token is None:
+            return
+        writer = InfluxWriter(self.config.influxdb, token)
+        try:
+            result = writer.write_table(pa.table({}), gap_lines(gaps, detected_at),
+                                        deadline=time.monotonic() + self.config.influxdb.max_batch_delay_s)
+        finally:
+            writer.close()
+        if result.failed:
+            log.error("InfluxDB: the Kafka gap points were not written (%s); the kafka_gaps table has them",
+                      result.error)
 
     def _influx_token(self) -> str | None:
         """InfluxDB's token for the executors, or None (disabled, or missing: then every point of the
@@ -170,12 +217,13 @@ class BatchReports:
     counts: dict[str, int]
     devices: list[str]
     incidents: list[str] = field(default_factory=list)  # each task's alert episodes (jobs.stream.incidents)
+    offsets: list[list] = field(default_factory=list)  # every task's Kafka offsets (kafka_gaps.task_offsets)
 
     @classmethod
     def of(cls, rows) -> "BatchReports":
         import json
 
-        from jobs.stream.executor import COUNTS, DEVICE_ROWS, FILE, INCIDENT_ROWS, OUTCOME
+        from jobs.stream.executor import COUNTS, DEVICE_ROWS, FILE, INCIDENT_ROWS, OFFSETS, OUTCOME
 
         summary = cls(files={}, outcomes={}, counts={"records": 0, "anomalies": 0, "quarantined": 0}, devices=[])
         for row in rows:
@@ -194,6 +242,8 @@ class BatchReports:
                 summary.devices.append(row["payload"])
             elif row["kind"] == INCIDENT_ROWS:
                 summary.incidents.append(row["payload"])
+            elif row["kind"] == OFFSETS:
+                summary.offsets.extend(json.loads(row["payload"]))
         return summary
 
 

@@ -150,3 +150,39 @@ def aggregate_total(server, bucket: str, field: str = "records") -> float:
     return flux_total(server, f'from(bucket:"{bucket}") |> range(start: -40d, stop: 1h) '
                               f'|> filter(fn: (r) => r._measurement == "{schema.AGGREGATE_MEASUREMENT}" '
                               f'and r._field == "{field}") |> group() |> sum()')
+
+
+class SilentServer:
+    """A TCP server on loopback that accepts every connection and never answers: a hung InfluxDB host
+    (what a closed port cannot show: the client waits for its time-outs, not a refusal)."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.accepted: list = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(connection)  # kept open, never read, never answered
+
+    def close(self) -> None:
+        self.sock.close()
+        for connection in self.accepted:
+            connection.close()
+
+    def __enter__(self) -> "SilentServer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
