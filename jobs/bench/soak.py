@@ -202,16 +202,18 @@ def table(tables: Path, name: str, columns: list[str]):
     return DeltaTable(str(path)).to_pyarrow_table(columns=columns)
 
 
-def wait_drained(tables: Path, expected: int, process: subprocess.Popen, timeout_s: float) -> int:
-    """Records in batch_log (scored + quarantined) once they reach ``expected``, or at the timeout."""
-    deadline = time.monotonic() + timeout_s
-    done = 0
-    while time.monotonic() < deadline and process.poll() is None:
+def wait_drained(tables: Path, expected: int, process: subprocess.Popen, stall_s: float) -> int:
+    """Records in batch_log (scored + quarantined) once they reach ``expected``; gives up when the
+    job makes no progress for ``stall_s`` seconds (a backlog left by a slow run still drains)."""
+    done, progressed = 0, time.monotonic()
+    while process.poll() is None and time.monotonic() - progressed < stall_s:
         batches = table(tables, "batch_log", ["records", "quarantined"])
         if batches is not None:
-            done = int(np.sum(batches["records"].to_numpy()) + np.sum(batches["quarantined"].to_numpy()))
-            if done >= expected:
-                return done
+            now = int(np.sum(batches["records"].to_numpy()) + np.sum(batches["quarantined"].to_numpy()))
+            if now >= expected:
+                return now
+            if now > done:
+                done, progressed = now, time.monotonic()
         time.sleep(5)
     return done
 
@@ -310,7 +312,7 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             warmup = replay_to_kafka(broker.bootstrap, topic, 0, WARMUP_RECORDS, args.data)
             if warmup.wait() != 0:
                 raise RuntimeError(warmup.stderr.read().decode()[-2000:])
-            if wait_drained(work / "delta", WARMUP_RECORDS, job, timeout_s=600) < WARMUP_RECORDS:
+            if wait_drained(work / "delta", WARMUP_RECORDS, job, stall_s=600) < WARMUP_RECORDS:
                 raise RuntimeError(f"the job did not take the warm-up records in 600 s: see {work / 'job.log'}")
             warm_batches = last_batch(work / "delta")
             replayer = replay_to_kafka(broker.bootstrap, topic, args.rate, total, args.data)
@@ -324,7 +326,7 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             if replayer.returncode != 0:
                 raise RuntimeError(replayer.stderr.read().decode()[-2000:])
             in_kafka = topic_records(broker.bootstrap, topic)
-            drained = wait_drained(work / "delta", in_kafka, job, timeout_s=600)
+            drained = wait_drained(work / "delta", in_kafka, job, stall_s=300)
             log.info("replay done: %d records in Kafka, %d through the job", in_kafka, drained)
         finally:
             for process in [*others, *([job] if job else [])]:
