@@ -13,8 +13,9 @@ from tests.services.ports import free_port
 
 
 class HttpReceiver:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, hang_limit_s: float = 600) -> None:
         self.port = port or free_port()
+        self.hang_limit_s = hang_limit_s  # a hanging request answers after this at the latest
         self.requests: list[dict[str, Any]] = []
         self.status = 200
         self.hang = threading.Event()   # set: every request waits until release()
@@ -33,7 +34,7 @@ class HttpReceiver:
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if receiver.hang.is_set():
-                    receiver._released.wait(120)
+                    receiver._released.wait(receiver.hang_limit_s)
                 with receiver._lock:
                     if receiver.status < 300:
                         receiver.requests.append({"path": self.path, "headers": dict(self.headers),
