@@ -38,6 +38,7 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("evaluate", "jobs.model_tools.evaluate", "evaluate a model bundle on the rows it never learnt from: JSON metrics and an HTML report"),
     ("stream", "jobs.stream.score_stream", "run the streaming scoring job (Kafka or files -> Delta + InfluxDB)"),
     ("influx-backfill", "jobs.ops.influx_backfill", "send InfluxDB again the points of batches whose write failed (batch_log), rebuilt from Delta; idempotent"),
+    ("notify", "jobs.outputs.command", "deliver queued incident updates to the alert outputs (syslog CEF, OCSF to Kafka or a webhook, Slack)"),
     ("influx-tokens", "jobs.ops.influx_tokens", "create (or keep) InfluxDB tokens scoped to the bucket: write-only for the job, read-only for Grafana"),
     ("grafana", "jobs.grafana.command", "generate the Grafana dashboards and alert rules (docker/grafana) from code"),
     ("dashboard", "jobs.dashboard", "serve the operator dashboard (Streamlit) over the Delta tables"),

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from jobs.errors import UserError
+from jobs.outputs.config import AlertsConfig, alerts_from_mapping
 from jobs.storage import StorageConfig, TablesLocation
 from models import DEFAULT_BUNDLE
 from schemas.flow_record import DEFAULT_MAX_MISSING_SHARE
@@ -273,6 +274,7 @@ class AppConfig:
     spark: SparkConfig = field(default_factory=SparkConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     influxdb: InfluxConfig = field(default_factory=InfluxConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)  # incident outputs (jobs.outputs)
     source_path: Path | None = None
 
 
@@ -313,9 +315,9 @@ def _text(value: Any) -> str:
 
 
 def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None) -> AppConfig:
-    unknown = sorted(set(raw) - {"spark", "stream", "influxdb"})
+    unknown = sorted(set(raw) - {"spark", "stream", "influxdb", "alerts"})
     if unknown:
-        raise ConfigError(f"unknown top-level keys {unknown}; allowed: spark, stream, influxdb")
+        raise ConfigError(f"unknown top-level keys {unknown}; allowed: spark, stream, influxdb, alerts")
     stream = _build(StreamConfig, raw.get("stream"), "stream",
                     {"kafka": KafkaSourceConfig, "files": FilesSourceConfig, "storage": StorageConfig,
                      "model_trust": ModelTrustConfig})
@@ -339,6 +341,7 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
         spark=_build(SparkConfig, raw.get("spark"), "spark"),
         stream=stream,
         influxdb=influxdb,
+        alerts=alerts_from_mapping(raw.get("alerts"), _build, duration, ConfigError),
         source_path=source_path,
     )
 

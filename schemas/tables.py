@@ -25,6 +25,8 @@ FLOWS_RESCORED: Final[str] = "flows_rescored"
 SCORING_RUNS: Final[str] = "scoring_runs"
 INFLUX_BACKFILLS: Final[str] = "influx_backfills"
 KAFKA_GAPS: Final[str] = "kafka_gaps"
+OUTBOX: Final[str] = "outbox"
+DELIVERIES: Final[str] = "deliveries"
 
 TIMESTAMP: Final[pa.DataType] = pa.timestamp("us", tz="UTC")
 STRING, DOUBLE, LONG, INT, BOOLEAN, DATE = pa.string(), pa.float64(), pa.int64(), pa.int32(), pa.bool_(), pa.date32()
@@ -154,6 +156,16 @@ TABLES: Final[dict[str, TableSpec]] = {spec.name: spec for spec in (
         ("batch_id", LONG), ("app_id", STRING), ("points_written", LONG), ("points_failed", LONG),
         ("error", STRING), ("reason", STRING), ("run_id", STRING), ("backfilled_at", TIMESTAMP))),
 )}
+# incident updates queued for the outputs, and what each output did with them (jobs.outputs)
+_INCIDENT_COLUMNS: Final[tuple[Column, ...]] = TABLES[INCIDENTS].columns
+TABLES[OUTBOX] = TableSpec(OUTBOX, (), "every change of an incident, queued once per batch for the alert outputs "
+                           "(jobs.outputs.outbox)", (
+                               *_columns(("update_id", STRING), ("change", STRING)), *_INCIDENT_COLUMNS,
+                               *_columns(("queued_at", TIMESTAMP))))
+TABLES[DELIVERIES] = TableSpec(DELIVERIES, (), "each outbox update an output delivered or suppressed "
+                               "(jobs.outputs.notifier)", _columns(
+                                   ("update_id", STRING), ("incident_id", STRING), ("output", STRING),
+                                   ("status", STRING), ("attempts", LONG), ("recorded_at", TIMESTAMP)))
 STREAM_TABLES: Final[tuple[str, ...]] = (FLOWS_SCORED, ALERTS, QUARANTINE, TRAFFIC_1M, DEVICES, INCIDENTS, BATCH_LOG)
 
 

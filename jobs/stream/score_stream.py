@@ -82,11 +82,21 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.conf)
     spark = build_spark(config, "iomt-ad-score-stream")
     query = start_query(spark, config, available_now=True if args.available_now else None)
+    notifier = None
+    if config.alerts.notify.in_stream:  # incident outputs, delivered from a background thread (jobs.outputs)
+        from jobs.outputs.notifier import notifier_for
+
+        notifier = notifier_for(config)
+        if notifier is not None:
+            notifier.start()
     try:
         query.awaitTermination()
     except KeyboardInterrupt:
         log.info("stopping the query (its checkpoint keeps the progress)")
         query.stop()
+    finally:
+        if notifier is not None:
+            notifier.stop()
     return 0
 
 

@@ -109,6 +109,10 @@ class ForeachBatchSink:
         summary = BatchReports.of(reports)
         self._commit(summary, batch_id)
         offsets, lost = self._kafka_gaps(summary, batch_id, context.scored_at)
+        if self.config.alerts.outputs.enabled():  # the incident updates, queued for the outputs (jobs.outputs)
+            from jobs.outputs.outbox import queue_updates
+
+            queue_updates(self.delta, batch_id, datetime.now(timezone.utc))
         pause_point(BEFORE_BATCH_LOG, batch_id)
         influx = summary.outcomes.get("influxdb", {"written": 0, "failed": 0, "error": None})
         stats = BatchStats(

@@ -1,0 +1,212 @@
+"""Delivers the ``outbox`` to the outputs, at least once, apart from the stream.
+
+One thread per output reads the outbox (again only when the table has a new version), takes the
+updates that output has not yet recorded in ``deliveries``, oldest batch first, and sends them in
+order. A failed send stops that output's pass: it waits (``alerts.notify.retry_initial``, doubled on
+each failure in a row up to ``retry_max``) and tries the same update again, so a receiver that is
+down loses nothing and gets the updates in order when it returns. A delivery is recorded after the
+receiver took it: one recorded late (a crash in between) is sent again, with the same update id.
+A slow or dead receiver holds only its own thread: the stream only appends to the outbox.
+
+``notify_filter`` decides per update whether to send it (default: every one); an update it turns
+down is recorded as ``suppressed`` and not sent (the hook for muting incidents).
+Run one notifier per tables directory: two would each deliver every update.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Final
+
+import pyarrow as pa
+
+from jobs.outputs.base import Output
+from schemas.tables import DELIVERIES, OUTBOX, TABLES
+
+if TYPE_CHECKING:
+    from jobs.storage import TablesLocation
+
+log = logging.getLogger(__name__)
+
+DELIVERED: Final[str] = "delivered"
+SUPPRESSED: Final[str] = "suppressed"
+NotifyFilter = Callable[[dict[str, Any]], bool]
+
+
+def notify_all(update: dict[str, Any]) -> bool:
+    return True
+
+
+class OutboxStore:
+    """The ``outbox`` (read) and ``deliveries`` (appended) tables, shared by the output threads."""
+
+    def __init__(self, tables: "TablesLocation") -> None:
+        self.tables = tables.resolved()
+        self.options = self.tables.storage_options()
+        self._lock = threading.Lock()
+        self._outbox = None
+        self._version: int | None = None
+        self._rows: list[dict[str, Any]] = []
+
+    def updates(self) -> list[dict[str, Any]]:
+        """Every queued update, oldest batch first (read again only when the table changed)."""
+        from deltalake import DeltaTable
+
+        with self._lock:
+            if self._outbox is None:
+                if not DeltaTable.is_deltatable(self.tables.uri(OUTBOX), storage_options=self.options):
+                    return []
+                self._outbox = DeltaTable(self.tables.uri(OUTBOX), storage_options=self.options)
+            else:
+                self._outbox.update_incremental()
+            if self._outbox.version() != self._version:
+                spec = TABLES[OUTBOX]
+                table = self._outbox.to_pyarrow_dataset().to_table()
+                rows = table.select(list(spec.column_names)).cast(spec.arrow_schema()).to_pylist()
+                self._rows = sorted(rows, key=lambda r: (r["batch_id"], r["queued_at"], r["update_id"]))
+                self._version = self._outbox.version()
+            return self._rows
+
+    def recorded(self, output: str) -> set[str]:
+        """The update ids ``output`` delivered or suppressed."""
+        from deltalake import DeltaTable
+
+        path = self.tables.uri(DELIVERIES)
+        with self._lock:
+            if not DeltaTable.is_deltatable(path, storage_options=self.options):
+                return set()
+            rows = DeltaTable(path, storage_options=self.options).to_pyarrow_dataset().to_table(
+                columns=["update_id", "output"])
+        return {r["update_id"] for r in rows.to_pylist() if r["output"] == output}
+
+    def record(self, rows: list[dict[str, Any]]) -> None:
+        from deltalake import write_deltalake
+
+        if not rows:
+            return
+        spec = TABLES[DELIVERIES]
+        table = pa.Table.from_pylist([{name: row.get(name) for name in spec.column_names} for row in rows],
+                                     schema=spec.arrow_schema())
+        with self._lock:  # one writer at a time: the output threads share the table
+            write_deltalake(self.tables.uri(DELIVERIES), table, mode="append", schema_mode="merge",
+                            storage_options=self.options)
+
+
+class Notifier:
+    """Background delivery of the outbox to ``outputs`` (:func:`jobs.outputs.base.build_outputs`)."""
+
+    def __init__(self, store: OutboxStore, outputs: Sequence[Output], poll_interval: timedelta,
+                 retry_initial: timedelta, retry_max: timedelta, notify_filter: NotifyFilter = notify_all) -> None:
+        self.store = store
+        self.outputs = list(outputs)
+        self.poll_interval = poll_interval.total_seconds()
+        self.retry_initial = retry_initial.total_seconds()
+        self.retry_max = retry_max.total_seconds()
+        self.notify_filter = notify_filter
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._done: dict[str, set[str]] = {}
+        self.failures: dict[str, int] = {output.name: 0 for output in self.outputs}  # failed sends so far
+
+    def start(self) -> "Notifier":
+        for output in self.outputs:
+            thread = threading.Thread(target=self._run, args=(output,), name=f"iomt-notify-{output.name}",
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("notifier started: %s", ", ".join(o.name for o in self.outputs) or "no outputs")
+        return self
+
+    def stop(self, timeout_s: float = 30) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout_s)
+        for output in self.outputs:
+            output.close()
+
+    def wait(self) -> None:
+        """Until :meth:`stop` (from another thread) or an interrupt."""
+        self._stop.wait()
+
+    def _run(self, output: Output) -> None:
+        backoff = self.retry_initial
+        while not self._stop.is_set():
+            try:
+                ok = self.deliver_pending(output)
+            except Exception:  # a table read or write (object store down...): log, wait, go on
+                log.exception("notifier %s: pass failed", output.name)
+                ok = False
+            if ok:
+                backoff = self.retry_initial
+                self._stop.wait(self.poll_interval)
+            else:
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.retry_max)
+
+    def pending(self, output: Output) -> list[dict[str, Any]]:
+        if output.name not in self._done:
+            self._done[output.name] = self.store.recorded(output.name)
+        done = self._done[output.name]
+        return [u for u in self.store.updates() if u["update_id"] not in done]
+
+    def deliver_pending(self, output: Output) -> bool:
+        """One pass: send ``output``'s pending updates in order; False when a send failed (the rest wait)."""
+        from jobs.outputs.base import OutputError
+
+        records: list[dict[str, Any]] = []
+        ok = True
+        try:
+            for update in self.pending(output):
+                if self._stop.is_set():
+                    break
+                status = DELIVERED
+                if not self.notify_filter(update):
+                    status = SUPPRESSED
+                else:
+                    try:
+                        output.send(update)
+                    except OutputError as exc:
+                        self.failures[output.name] += 1
+                        log.warning("notifier %s: %s (update %s; retried later)", output.name, exc, update["update_id"])
+                        ok = False
+                        break
+                records.append({"update_id": update["update_id"], "incident_id": update["incident_id"],
+                                "output": output.name, "status": status, "attempts": 1,
+                                "recorded_at": datetime.now(timezone.utc)})
+        finally:
+            if records:
+                self.store.record(records)
+                self._done[output.name].update(r["update_id"] for r in records)
+                log.info("notifier %s: %d updates delivered or suppressed", output.name, len(records))
+        return ok
+
+    def drain(self, timeout_s: float) -> bool:
+        """Deliver everything pending now, in this thread, retrying with backoff until ``timeout_s``
+        (``iomt-ad notify --once``); True when nothing is left."""
+        deadline = time.monotonic() + timeout_s
+        left = list(self.outputs)
+        backoff = self.retry_initial
+        while left and time.monotonic() < deadline:
+            left = [o for o in left if not self.deliver_pending(o) or self.pending(o)]
+            if left:
+                time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+                backoff = min(backoff * 2, self.retry_max)
+        return not left
+
+
+def notifier_for(config, notify_filter: NotifyFilter = notify_all) -> Notifier | None:
+    """The notifier ``config`` (:class:`jobs.config.AppConfig`) asks for, not started; None without outputs."""
+    from jobs.config import duration
+    from jobs.outputs.base import build_outputs
+
+    outputs = build_outputs(config)
+    if not outputs:
+        return None
+    notify = config.alerts.notify
+    return Notifier(OutboxStore(config.stream.tables), outputs,
+                    poll_interval=duration(notify.poll_interval, "alerts.notify.poll_interval"),
+                    retry_initial=duration(notify.retry_initial, "alerts.notify.retry_initial"),
+                    retry_max=duration(notify.retry_max, "alerts.notify.retry_max"), notify_filter=notify_filter)
