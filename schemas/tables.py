@@ -23,6 +23,8 @@ DEVICES: Final[str] = "devices"
 INCIDENTS: Final[str] = "incidents"
 FLOWS_RESCORED: Final[str] = "flows_rescored"
 SCORING_RUNS: Final[str] = "scoring_runs"
+INCIDENT_ACTIONS: Final[str] = "incident_actions"
+MUTES: Final[str] = "mutes"
 
 TIMESTAMP: Final[pa.DataType] = pa.timestamp("us", tz="UTC")
 STRING, DOUBLE, LONG, INT, BOOLEAN, DATE = pa.string(), pa.float64(), pa.int64(), pa.int32(), pa.bool_(), pa.date32()
@@ -144,6 +146,16 @@ TABLES: Final[dict[str, TableSpec]] = {spec.name: spec for spec in (
         ("range_from", TIMESTAMP), ("range_to", TIMESTAMP), ("rows_read", LONG), ("rows_written", LONG),
         ("anomalies", LONG), ("started_at", TIMESTAMP), ("finished_at", TIMESTAMP), ("seconds", DOUBLE),
         ("spark_app_id", STRING))),
+    # analysts' actions (jobs.incidents): append-only, written by `iomt-ad incidents` and the dashboard,
+    # never by the stream (whose driver alone writes `incidents`)
+    TableSpec(INCIDENT_ACTIONS, (), "who acknowledged, resolved, reopened or commented an incident, and when",
+              _columns(("action_id", STRING), ("incident_id", STRING), ("action", STRING), ("who", STRING),
+                       ("at", TIMESTAMP), ("note", STRING), ("incident_alerts", LONG), ("via", STRING))),
+    TableSpec(MUTES, (), "mutes and maintenance windows of a device, source, class or category, and their "
+              "early ends (unmute)", _columns(
+                  ("mute_id", STRING), ("kind", STRING), ("scope", STRING), ("value", STRING),
+                  ("starts", TIMESTAMP), ("ends", TIMESTAMP), ("reason", STRING), ("who", STRING),
+                  ("created", TIMESTAMP), ("via", STRING))),
 )}
 STREAM_TABLES: Final[tuple[str, ...]] = (FLOWS_SCORED, ALERTS, QUARANTINE, TRAFFIC_1M, DEVICES, INCIDENTS, BATCH_LOG)
 
