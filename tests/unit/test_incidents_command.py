@@ -16,36 +16,13 @@ from jobs.cli import main
 from jobs.incidents.actions_store import IncidentBook
 from jobs.incidents.lifecycle import notification_suppressed
 from jobs.storage import TablesLocation
-from jobs.stream import incidents
-from jobs.stream.delta_writer import DeltaAppender
-from jobs.stream.executor import to_text
-from jobs.stream.incident_store import commit_incidents
-from jobs.stream.table_rows import utc_date
-from schemas.tables import ALERTS, INCIDENT_ACTIONS, MUTES
-from tests.unit.test_incidents import alerts
-
-QUIET = timedelta(minutes=10)
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+from schemas.tables import INCIDENT_ACTIONS, MUTES
+from tests.helpers.incidents import write_incidents
 
 
 @pytest.fixture()
 def tables(tmp_path: Path) -> Path:
-    """Two batches as the stream writes them: a DDoS incident of mac:a (3 alerts), a Recon one of
-    mac:b (1 alert), and a DDoS one of mac:a that closed before (1 alert, 40 minutes earlier)."""
-    appender = DeltaAppender(tmp_path, "app-1")
-    batches = [alerts((-40, "mac:a", "s", "DDoS", "DDoS-SYN", "low", 2)),
-               alerts((0, "mac:a", "s", "DDoS", "DDoS-SYN", "medium", 4), (2, "mac:a", "s", "DDoS", "DDoS-UDP", "critical", 30),
-                      (3, "mac:b", "s", "Recon", "Recon-Port_Scan", "low", 1.5),
-                      (4, "mac:a", "s", "DDoS", "DDoS-SYN", "high", 9))]
-    for batch_id, rows in enumerate(batches):
-        rows = rows.set_column(rows.schema.get_field_index("event_date"), "event_date", utc_date(rows["event_time"]))
-        rows = rows.set_column(rows.schema.get_field_index("record_id"), "record_id",
-                               pa.array([f"r{batch_id}-{i}" for i in range(rows.num_rows)]))
-        assert appender.append(ALERTS, rows, batch_id)
-        latest = max(rows["event_time"].to_pylist())
-        assert commit_incidents(appender, [to_text(incidents.episodes(rows, QUIET, latest))], batch_id, QUIET,
-                                datetime.now(timezone.utc))
-    return tmp_path
+    return write_incidents(tmp_path)
 
 
 def cli(capsys, *argv: str) -> tuple[int, str]:
