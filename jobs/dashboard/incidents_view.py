@@ -38,7 +38,7 @@ def _done(text: str) -> None:
 
 
 def _label(row: dict[str, Any]) -> str:
-    return f"{row['incident']} · {row['max_severity']} · {row['subject']} · {row['category']} · {row['status']}"
+    return f"{row['incident']} · {row['max_severity']} · {row['subject']} · {row['category']}"
 
 
 def _mute_targets(incident: dict[str, Any]) -> list[tuple[str, str]]:
