@@ -89,7 +89,8 @@ def render(book: IncidentBook, who: str) -> None:
         return
     now = datetime.now(timezone.utc)
     everything = st.toggle("Closed and resolved incidents too", key="incidents-all")
-    rows = overview(incidents, book.actions(), book.mutes(), now, everything=everything)
+    actions, mutes = book.actions(), book.mutes()  # read once per drawing
+    rows = overview(incidents, actions, mutes, now, everything=everything)
     st.caption(f"{len(rows)} {'incidents' if everything else 'open incidents nobody resolved'}, most severe first "
                f"· acting as {who}")
     if not rows:
@@ -99,14 +100,14 @@ def render(book: IncidentBook, who: str) -> None:
     by_id = {row["incident_id"]: row for row in rows}
     chosen = st.selectbox("Incident", list(by_id), format_func=lambda i: _label(by_id[i]), key="incident")
     incident = next(r for r in incidents if r["incident_id"] == chosen)
-    status = incident_status(incident, book.actions(chosen))
+    status = incident_status(incident, actions)
     st.markdown(f"**{incident['max_severity']}** · {incident['subject']} · {incident['category']} · "
                 f"{incident['alerts']} alerts from {incident['first_seen']:%Y-%m-%d %H:%M:%S} to "
                 f"{incident['last_seen']:%H:%M:%S} UTC · {incident['state']} · **{status.status}**"
                 + (f" by {status.who}" if status.who else ""))
     if incident.get("explanation"):
         st.text(incident["explanation"])
-    for mute in matching_mutes(incident, book.mutes(), now):
+    for mute in matching_mutes(incident, mutes, now):
         st.warning(mute.describe())
     _actions(book, incident, who)
     alerts = book.alerts_of(incident, ALERT_COLUMNS, 200).to_pandas()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 
+from jobs.storage import TablesLocation
 from jobs.stream import incidents
 from jobs.stream.delta_writer import DeltaAppender
 from jobs.stream.executor import to_text
@@ -16,9 +18,10 @@ from schemas.tables import ALERTS
 from tests.unit.test_incidents import alerts
 
 QUIET = timedelta(minutes=10)
+Tables = TypeVar("Tables", Path, TablesLocation)
 
 
-def write_incidents(tables: Path) -> Path:
+def write_incidents(tables: Tables) -> Tables:
     """Two batches: a DDoS incident of mac:a (3 alerts, the worst critical), a Recon one of mac:b
     (1 alert), and a DDoS one of mac:a that closed before (1 alert, 40 minutes earlier)."""
     appender = DeltaAppender(tables, "app-1")
