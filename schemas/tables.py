@@ -27,6 +27,8 @@ INFLUX_BACKFILLS: Final[str] = "influx_backfills"
 KAFKA_GAPS: Final[str] = "kafka_gaps"
 OUTBOX: Final[str] = "outbox"
 DELIVERIES: Final[str] = "deliveries"
+INCIDENT_ACTIONS: Final[str] = "incident_actions"
+MUTES: Final[str] = "mutes"
 
 TIMESTAMP: Final[pa.DataType] = pa.timestamp("us", tz="UTC")
 STRING, DOUBLE, LONG, INT, BOOLEAN, DATE = pa.string(), pa.float64(), pa.int64(), pa.int32(), pa.bool_(), pa.date32()
@@ -155,6 +157,16 @@ TABLES: Final[dict[str, TableSpec]] = {spec.name: spec for spec in (
     TableSpec(INFLUX_BACKFILLS, (), "one row per batch iomt-ad influx-backfill sent to InfluxDB again", _columns(
         ("batch_id", LONG), ("app_id", STRING), ("points_written", LONG), ("points_failed", LONG),
         ("error", STRING), ("reason", STRING), ("run_id", STRING), ("backfilled_at", TIMESTAMP))),
+    # analysts' actions (jobs.incidents): append-only, written by `iomt-ad incidents` and the dashboard,
+    # never by the stream (whose driver alone writes `incidents`)
+    TableSpec(INCIDENT_ACTIONS, (), "who acknowledged, resolved, reopened or commented an incident, and when",
+              _columns(("action_id", STRING), ("incident_id", STRING), ("action", STRING), ("who", STRING),
+                       ("at", TIMESTAMP), ("note", STRING), ("incident_alerts", LONG), ("via", STRING))),
+    TableSpec(MUTES, (), "mutes and maintenance windows of a device, source, class or category, and their "
+              "early ends (unmute)", _columns(
+                  ("mute_id", STRING), ("kind", STRING), ("scope", STRING), ("value", STRING),
+                  ("starts", TIMESTAMP), ("ends", TIMESTAMP), ("reason", STRING), ("who", STRING),
+                  ("created", TIMESTAMP), ("via", STRING))),
 )}
 # incident updates queued for the outputs, and what each output did with them (jobs.outputs)
 _INCIDENT_COLUMNS: Final[tuple[Column, ...]] = TABLES[INCIDENTS].columns

@@ -1,7 +1,9 @@
 """``iomt-ad dashboard``: the operator dashboard (Streamlit, Plotly) over the job's Delta tables.
 
-Reads ``flows_scored``, ``alerts``, ``traffic_1m`` and ``batch_log`` with the ``deltalake`` package (no
-JVM) and the ensemble threshold from the model bundle's manifest; re-reads every few seconds.
+Reads ``flows_scored``, ``alerts``, ``traffic_1m``, ``batch_log`` and ``incidents`` with the ``deltalake``
+package (no JVM) and the ensemble threshold from the model bundle's manifest; re-reads every few seconds.
+Analysts' actions on incidents are appended to ``incident_actions`` and ``mutes`` (``jobs.incidents``)
+as the signed-in user (``local`` without sign-in).
 The page is ``jobs/dashboard/app.py``; the command replaces itself with ``streamlit run`` on it.
 
 Sign-in (:mod:`jobs.dashboard.auth`): users from ``--users-file`` or one password from the

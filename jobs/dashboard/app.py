@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import streamlit as st
 
-from jobs.dashboard import auth, charts, data
+from jobs.dashboard import auth, charts, data, incidents_view
 
 st.set_page_config(page_title="IoMT-AD operator dashboard", page_icon="🩺", layout="wide")
 SIGNED_IN = "iomt_ad_user"
@@ -87,4 +87,13 @@ def live() -> None:
     st.caption(f"read {snapshot.read_at:%H:%M:%S} UTC · {int(figures['quarantined'])} records quarantined")
 
 
+@st.fragment(run_every=settings.refresh_seconds)
+def incidents() -> None:
+    from jobs.incidents.actions_store import IncidentBook
+
+    who = st.session_state.get(SIGNED_IN) if auth.credentials_from_env() is not None else None
+    incidents_view.render(IncidentBook(settings.tables), who or "local")
+
+
 live()
+incidents()

@@ -84,6 +84,29 @@ def _start_dashboard(tables: Path, port: int, log_path: Path, *extra: str, ca_fi
     raise TimeoutError(f"the dashboard did not answer in 90 s: {log_path.read_text()[-2000:]}")
 
 
+def _acknowledge_in_browser(page, tables: Path, note: str) -> dict:
+    """In the incidents view: the open incidents the stream made are listed, the first (most severe)
+    one's alerts are shown; acknowledge it with ``note``. Returns the action's row read from Delta."""
+    from deltalake import DeltaTable
+
+    from schemas.tables import INCIDENT_ACTIONS, INCIDENTS
+
+    incidents = DeltaTable(str(tables / INCIDENTS)).to_pyarrow_table().to_pylist()
+    assert incidents, "the stream made no incidents"
+    page.get_by_text("Incidents", exact=True).wait_for(timeout=60_000)
+    page.get_by_text("Alerts of incident").wait_for(timeout=60_000)
+    caption = page.get_by_text("Alerts of incident").inner_text()  # "Alerts of incident <id> (newest n of m)"
+    short = caption.split()[3]
+    incident = next(r for r in incidents if r["incident_id"].startswith(short))
+    assert f"newest {min(200, incident['alerts'])} of {incident['alerts']}" in caption
+    page.get_by_label("Note (optional)").fill(note)
+    page.get_by_role("button", name="Acknowledge").click()
+    page.get_by_text(f"incident {short} acknowledged by").wait_for(timeout=60_000)
+    rows = [r for r in DeltaTable(str(tables / INCIDENT_ACTIONS)).to_pyarrow_table().to_pylist() if r["note"] == note]
+    assert [(r["incident_id"], r["action"], r["via"]) for r in rows] == [(incident["incident_id"], "ack", "dashboard")]
+    return rows[0]
+
+
 def _servers_on(port: int) -> list[int]:
     """Pids of processes whose command line serves Streamlit on ``port``."""
     import psutil
@@ -156,6 +179,9 @@ def test_dashboard_renders_in_headless_chromium(streamed, tmp_path) -> None:
                 assert page.locator("[data-testid='stMetric']").count() == 5
                 page.wait_for_timeout(1500)  # let the charts finish their transitions
                 page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
+                acknowledged = _acknowledge_in_browser(page, streamed.tables_dir, "paged the ward")
+                assert acknowledged["who"] == "local"  # no sign-in
+                page.screenshot(path=str(OUTPUT / "incidents.png"), full_page=True)
                 assert not errors, errors
             finally:
                 context.close()
@@ -211,6 +237,7 @@ def test_signed_in_over_https_in_headless_chromium(streamed, tmp_path) -> None:
                     f"document.querySelectorAll('.js-plotly-plot').length >= {N_CHARTS}", timeout=120_000)
                 assert page.locator("[data-testid='stMetric']").count() == 5
                 page.get_by_text("signed in as nurse").wait_for(timeout=30_000)
+                assert _acknowledge_in_browser(page, streamed.tables_dir, "nurse on it")["who"] == "nurse"
             finally:
                 browser.close()
     finally:
