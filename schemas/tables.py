@@ -177,7 +177,8 @@ TABLES[OUTBOX] = TableSpec(OUTBOX, (), "every change of an incident, queued once
 TABLES[DELIVERIES] = TableSpec(DELIVERIES, (), "each outbox update an output delivered or suppressed "
                                "(jobs.outputs.notifier)", _columns(
                                    ("update_id", STRING), ("incident_id", STRING), ("output", STRING),
-                                   ("status", STRING), ("attempts", LONG), ("recorded_at", TIMESTAMP)))
+                                   ("status", STRING), ("reason", STRING), ("attempts", LONG),
+                                   ("recorded_at", TIMESTAMP)))
 STREAM_TABLES: Final[tuple[str, ...]] = (FLOWS_SCORED, ALERTS, QUARANTINE, TRAFFIC_1M, DEVICES, INCIDENTS, BATCH_LOG)
 
 

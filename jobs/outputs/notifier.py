@@ -8,8 +8,9 @@ down loses nothing and gets the updates in order when it returns. A delivery is 
 receiver took it: one recorded late (a crash in between) is sent again, with the same update id.
 A slow or dead receiver holds only its own thread: the stream only appends to the outbox.
 
-``notify_filter`` decides per update whether to send it (default: every one); an update it turns
-down is recorded as ``suppressed`` and not sent (the hook for muting incidents).
+``notify_filter`` says per update why it must not be sent, or None (:func:`notifier_for` uses the
+analysts' mutes and maintenance windows, :class:`jobs.outputs.mutes.MuteFilter`); an update it turns
+down is recorded as ``suppressed`` with that reason and not sent.
 Run one notifier per tables directory: two would each deliver every update.
 """
 from __future__ import annotations
@@ -33,11 +34,11 @@ log = logging.getLogger(__name__)
 
 DELIVERED: Final[str] = "delivered"
 SUPPRESSED: Final[str] = "suppressed"
-NotifyFilter = Callable[[dict[str, Any]], bool]
+NotifyFilter = Callable[[dict[str, Any]], "str | None"]  # why the update must not be sent, or None
 
 
-def notify_all(update: dict[str, Any]) -> bool:
-    return True
+def notify_all(update: dict[str, Any]) -> str | None:
+    return None
 
 
 class OutboxStore:
@@ -162,9 +163,10 @@ class Notifier:
             for update in self.pending(output):
                 if self._stop.is_set():
                     break
-                status = DELIVERED
-                if not self.notify_filter(update):
+                status, reason = DELIVERED, self.notify_filter(update)
+                if reason is not None:
                     status = SUPPRESSED
+                    log.info("notifier %s: update %s not sent: %s", output.name, update["update_id"], reason)
                 else:
                     try:
                         output.send(update)
@@ -174,7 +176,7 @@ class Notifier:
                         ok = False
                         break
                 records.append({"update_id": update["update_id"], "incident_id": update["incident_id"],
-                                "output": output.name, "status": status, "attempts": 1,
+                                "output": output.name, "status": status, "reason": reason, "attempts": 1,
                                 "recorded_at": datetime.now(timezone.utc)})
         finally:
             if records:
@@ -197,10 +199,12 @@ class Notifier:
         return not left
 
 
-def notifier_for(config, notify_filter: NotifyFilter = notify_all) -> Notifier | None:
-    """The notifier ``config`` (:class:`jobs.config.AppConfig`) asks for, not started; None without outputs."""
+def notifier_for(config, notify_filter: NotifyFilter | None = None) -> Notifier | None:
+    """The notifier ``config`` (:class:`jobs.config.AppConfig`) asks for, not started; None without
+    outputs. Updates of muted incidents are suppressed unless another ``notify_filter`` is given."""
     from jobs.config import duration
     from jobs.outputs.base import build_outputs
+    from jobs.outputs.mutes import MuteFilter
 
     outputs = build_outputs(config)
     if not outputs:
@@ -209,4 +213,5 @@ def notifier_for(config, notify_filter: NotifyFilter = notify_all) -> Notifier |
     return Notifier(OutboxStore(config.stream.tables), outputs,
                     poll_interval=duration(notify.poll_interval, "alerts.notify.poll_interval"),
                     retry_initial=duration(notify.retry_initial, "alerts.notify.retry_initial"),
-                    retry_max=duration(notify.retry_max, "alerts.notify.retry_max"), notify_filter=notify_filter)
+                    retry_max=duration(notify.retry_max, "alerts.notify.retry_max"),
+                    notify_filter=notify_filter or MuteFilter(config.stream.tables))

@@ -146,7 +146,7 @@ def test_a_hanging_receiver_holds_only_its_own_output_and_the_filter_suppresses(
     muted = f"{2:032x}"
     outputs = {"ocsf_webhook": {"enabled": True, "url": hanging.url, "timeout_seconds": 30},
                "slack_webhook": {"enabled": True, "url": fine.url}}
-    notifier = _notifier(tables, outputs, notify_filter=lambda u: u["incident_id"] != muted).start()
+    notifier = _notifier(tables, outputs, notify_filter=lambda u: "muted" if u["incident_id"] == muted else None).start()
     try:
         started = time.monotonic()
         received = fine.wait_for(2, timeout_s=10)
