@@ -186,8 +186,13 @@ def parse_flows(raw: "DataFrame", strict: bool = False,
     slow_reason = F.concat_ws("; ", *_reason_parts(fields_col))
     fast_reason = F.concat_ws("; ", *_metadata_reason_parts(typed_col))
     is_object = ~F.col("_suspicious") | fields_col.isNotNull()
-    field_reason = F.when(F.col("_suspicious"), slow_reason).otherwise(fast_reason)
+    # Each expression used more than once below becomes a column of its own first (``_stage``):
+    # written inline, every use would copy its whole expression tree into the plan, which Spark
+    # optimizes again for every micro-batch (the driver's main cost per batch).
+    staged, field_reason = _stage(staged, "_field_reason",
+                                  F.when(F.col("_suspicious"), slow_reason).otherwise(fast_reason))
     reason = F.concat_ws("; ", _message_reason(F.col(RAW_VALUE), is_object), F.when(field_reason != "", field_reason))
+    staged, reason = _stage(staged, "_reason", reason)
     if strict:
         allowed = F.array(*[F.lit(name) for name in (*METADATA_FIELDS, *DEVICE_FIELDS, *FEATURES)])
         unknown = F.array_sort(F.array_except(F.col("_keys"), allowed))
@@ -198,19 +203,22 @@ def parse_flows(raw: "DataFrame", strict: bool = False,
             F.lit("unknown fields: "), F.array_join(unknown, ", "))),
             F.when(F.size(keys) != F.size(F.array_distinct(keys)), F.concat(
                 F.lit("duplicate keys: "), F.array_join(duplicated, ", "))))
+        staged, reason = _stage(staged, "_reason", reason)
 
     def value(name: str) -> "Column":
         return F.when(F.col("_suspicious"), fields_col.getItem(name)).otherwise(typed_col[name])
 
-    feature_values = {f: F.when(F.col("_suspicious"), _as_double(fields_col.getItem(f))).otherwise(typed_col[f])
-                      for f in FEATURES}
-    missing = reduce(lambda a, b: a + b, [F.when(v.isNull() | F.isnan(v), 1).otherwise(0)
-                                          for v in feature_values.values()])
+    feature_values = {}
+    for f in FEATURES:
+        staged, feature_values[f] = _stage(staged, f"_feature_{column_name(f)}", F.when(
+            F.col("_suspicious"), _as_double(fields_col.getItem(f))).otherwise(typed_col[f]))
+    staged, missing = _stage(staged, "_missing", reduce(lambda a, b: a + b, [
+        F.when(v.isNull() | F.isnan(v), 1).otherwise(0) for v in feature_values.values()]))
     allowed_missing = int(max_missing_share * len(FEATURES))
-    reason = F.concat_ws("; ", F.when(reason != "", reason), F.when(
+    staged, reason = _stage(staged, "_reason", F.concat_ws("; ", F.when(reason != "", reason), F.when(
         (reason == "") & (missing > allowed_missing),
         F.concat(F.lit("too many missing features: "), missing.cast("string"),
-                 F.lit(f" of {len(FEATURES)} are null or NaN (at most {allowed_missing} are imputed)"))))
+                 F.lit(f" of {len(FEATURES)} are null or NaN (at most {allowed_missing} are imputed)")))))
     features = [value.alias(column_name(f)) for f, value in feature_values.items()]
     return staged.select(
         F.col(RAW_VALUE), F.col(ORIGIN), F.col(PARTITION), F.col(OFFSET), F.col(INGEST_TIME),
@@ -224,6 +232,13 @@ def parse_flows(raw: "DataFrame", strict: bool = False,
           for name in DEVICE_PORT_FIELDS],
         *features,
     )
+
+
+def _stage(frame: "DataFrame", name: str, column: "Column") -> tuple["DataFrame", "Column"]:
+    """``frame`` with ``column`` added as ``name`` (replacing one of that name), and a reference to it."""
+    from pyspark.sql import functions as F
+
+    return frame.withColumn(name, column), F.col(name)
 
 
 CLAIMED_EVENT_TIME = "claimed_event_time"  # a record's own event_time (ISO text) when out of bounds, else null
