@@ -95,6 +95,8 @@ class KafkaSourceConfig:
     ssl_keystore_password_env: str | None = None   # environment variable holding the keystore's password
     ssl_keystore_password_file: str | None = None  # or a file holding it
     options: Mapping[str, str] = field(default_factory=dict)  # more kafka.* options (no secrets)
+    wire_format: str = "json"                # or "avro": Confluent wire format, schema from schemas/ (jobs/wire.py)
+    avro_schema_id: int = 1                  # the schema id Avro messages carry (pinned: no registry)
 
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -314,6 +316,16 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def check_wire_format(kafka: KafkaSourceConfig, where: str = "stream.kafka") -> None:
+    from jobs.wire import MAX_SCHEMA_ID, WIRE_FORMATS
+
+    if kafka.wire_format not in WIRE_FORMATS:
+        raise ConfigError(f"{where}.wire_format must be one of {', '.join(WIRE_FORMATS)}, not {kafka.wire_format!r}")
+    schema_id = kafka.avro_schema_id
+    if isinstance(schema_id, bool) or not isinstance(schema_id, int) or not 0 <= schema_id <= MAX_SCHEMA_ID:
+        raise ConfigError(f"{where}.avro_schema_id must be an integer from 0 to {MAX_SCHEMA_ID}, not {schema_id!r}")
+
+
 def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None) -> AppConfig:
     unknown = sorted(set(raw) - {"spark", "stream", "influxdb", "alerts"})
     if unknown:
@@ -334,6 +346,7 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
     except UserError as exc:
         raise ConfigError(str(exc)) from exc
     check_kafka_security(stream.kafka)
+    check_wire_format(stream.kafka)
     check_model_trust(stream.model_trust)
     influxdb = _build(InfluxConfig, raw.get("influxdb"), "influxdb")
     check_influx_tls(influxdb)

@@ -1,6 +1,6 @@
 """Where producers of flow records (the replayer, the sensor) send them: a Kafka topic, keyed (the
 device, or the replayed file and row), or a directory of JSON-lines files for the streaming job's
-file source (the embedded default)."""
+file source (the embedded default); and in which wire format (JSON, or Avro to Kafka: :mod:`jobs.wire`)."""
 from __future__ import annotations
 
 import logging
@@ -8,9 +8,12 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from jobs.errors import UserError
+
+if TYPE_CHECKING:
+    from jobs.wire import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,46 @@ def add_kafka_security_argument(parser) -> None:
     parser.add_argument("--conf", metavar="FILE",
                         help="a configuration (conf/*.yaml) whose stream.kafka TLS and SASL keys the producer uses "
                              "(security_protocol, sasl_*, ssl_*); default: plaintext, no authentication")
+
+
+def add_wire_format_arguments(parser) -> None:
+    """``--wire-format`` and ``--schema-id``: how records are encoded (:mod:`jobs.wire`)."""
+    from jobs.wire import WIRE_FORMATS
+
+    parser.add_argument("--wire-format", choices=WIRE_FORMATS, default=None,
+                        help="message encoding on Kafka: json, or avro (Confluent wire format, the schema of "
+                             "schemas/flow_record_avro.py); default: --conf's stream.kafka.wire_format, else json")
+    parser.add_argument("--schema-id", type=int, default=None, metavar="N",
+                        help="the Avro schema id the messages carry (pinned: no registry); default: --conf's "
+                             "stream.kafka.avro_schema_id, else 1")
+
+
+def wire_choice(args) -> tuple[str, int]:
+    """(wire format, Avro schema id) as ``--wire-format``/``--schema-id`` ask, else as ``--conf``'s
+    ``stream.kafka`` keys say, else JSON and id 1. Avro goes to Kafka only: the job's file source
+    reads JSON lines."""
+    from jobs.wire import DEFAULT_SCHEMA_ID, MAX_SCHEMA_ID
+
+    kafka = None
+    if getattr(args, "conf", None):
+        from jobs.config import load_config
+
+        kafka = load_config(args.conf).stream.kafka
+    wire_format = args.wire_format or (kafka.wire_format if kafka else "json")
+    schema_id = args.schema_id if args.schema_id is not None else (kafka.avro_schema_id if kafka else DEFAULT_SCHEMA_ID)
+    if not 0 <= schema_id <= MAX_SCHEMA_ID:
+        raise UserError(f"--schema-id must be from 0 to {MAX_SCHEMA_ID}, not {schema_id}")
+    if wire_format != "json" and getattr(args, "to_dir", None):
+        raise UserError(f"--to-dir writes JSON-lines files (what the job's file source reads): "
+                        f"--wire-format {wire_format} needs --bootstrap")
+    return wire_format, schema_id
+
+
+def message_encoder_for(args) -> "Encoder":
+    """The encoder :func:`wire_choice` picks."""
+    from jobs.wire import message_encoder
+
+    return message_encoder(*wire_choice(args))
 
 
 def kafka_sink(bootstrap: str, topic: str, conf: str | None = None) -> "KafkaSink":

@@ -43,12 +43,11 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory):
-    from jobs.config import SparkConfig, AppConfig, cache_dir
+    from jobs.config import SparkConfig, AppConfig
     from jobs.session import build_spark, spark_jars
 
     warehouse = tmp_path_factory.mktemp("spark-warehouse")
-    # the job's jars, plus spark-avro (conf/jars/pom.xml profile wire) for tests/spark/test_wire_format.py
-    jars = [*spark_jars(None), *sorted((cache_dir() / "jars" / "wire").glob("*.jar"))]
+    jars = spark_jars(None)  # the job's jars (spark-avro among them, for the Avro wire format)
     config = AppConfig(
         spark=SparkConfig(
             master="local[2]",

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Fetch IoMT-AD's JVM jars from Maven Central into the cache, once per pom version.
 #   conf/jars/fetch_jars.sh [CACHE_DIR]
-# Result: CACHE/jars/spark/*.jar (Kafka source + Delta for Spark) and CACHE/jars/broker/*.jar
-# (a Kafka broker for tests) and CACHE/jars/wire/*.jar (spark-avro, for the wire-format benchmark). A stamp holding the pom's sha256 makes reruns a no-op.
+# Result: CACHE/jars/spark/*.jar (Kafka source, Delta, spark-avro, S3A for Spark) and CACHE/jars/broker/*.jar
+# (a Kafka broker for tests). A stamp holding the pom's sha256 makes reruns a no-op.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="${1:-${IOMT_AD_CACHE:-$HOME/.cache/iomt-ad}}"
 pom="$here/pom.xml"
 stamp_value="$(sha256sum "$pom" | cut -d' ' -f1)"
 
-for profile in spark broker wire; do
+for profile in spark broker; do
   out="$cache/jars/$profile"
   if [[ -f "$out/.stamp" && "$(cat "$out/.stamp")" == "$stamp_value" ]]; then
     continue

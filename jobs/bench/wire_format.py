@@ -15,8 +15,8 @@ in the Confluent wire format, on the same real CICIoMT2024 records.
   variant writes to Spark's ``noop`` sink, which forces every output column:
   ``*_floor`` reads the bytes only (the cost every variant shares), ``json_from_json`` /
   ``avro_from_avro`` decode only, ``json_parse_flows`` is the job's parse step as it is
-  (``jobs.stream.parse.parse_flows``) and ``avro_parse`` the same step for Avro with the checks
-  that still apply (``jobs.bench.wire_codecs.avro_parse``).
+  (``jobs.stream.parse.parse_flows``) and ``avro_parse`` the job's step for Avro with the checks
+  that still apply (``jobs.stream.parse_avro.parse_avro_flows``).
   Rounds interleave the variants (the order rotates each round); figures are medians over rounds:
   wall time (records/s, us a record) and the JVM's CPU time a record (all its threads).
 - checks (untimed): the Avro path yields the JSON path's records, decode-only and parse step
@@ -53,20 +53,8 @@ VARIANTS: tuple[str, ...] = ("json_floor", "json_from_json", "json_parse_flows",
                              "avro_floor", "avro_from_avro", "avro_parse")
 
 
-def wire_jars() -> list[Path]:
-    """spark-avro, fetched by conf/jars/fetch_jars.sh (profile ``wire``) beside the job's jars."""
-    from jobs.config import cache_dir
-    from jobs.session import MissingJarsError
-
-    directory = cache_dir() / "jars" / "wire"
-    jars = sorted(directory.glob("spark-avro_*.jar"))
-    if not jars:
-        raise MissingJarsError(f"no spark-avro jar in {directory}: run conf/jars/fetch_jars.sh (or `make jars`)")
-    return jars
-
-
 def build_session(flight_recorder: bool = False) -> "SparkSession":
-    """``local[2]`` as the job runs locally (build_spark's local settings), plus spark-avro; with
+    """``local[2]`` as the job runs locally (build_spark's local settings, the job's jars); with
     ``flight_recorder``, the JVM records itself from its start (dumped by ``jcmd``, see run)."""
     from jobs.config import AppConfig, SparkConfig
     from jobs.session import LOCAL_SETTINGS, build_spark, spark_jars
@@ -79,7 +67,7 @@ def build_session(flight_recorder: bool = False) -> "SparkSession":
         "spark.sql.shuffle.partitions": "2", "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true", "spark.driver.memory": "3g",
         "spark.driver.extraJavaOptions": java_options,
-        "spark.jars": ",".join(str(p) for p in (*spark_jars(None), *wire_jars())),
+        "spark.jars": ",".join(str(p) for p in spark_jars(None)),
     }
     spark = build_spark(AppConfig(spark=SparkConfig(master="local[2]", conf=conf)), "iomt-ad-wire-format")
     spark.sparkContext.setLogLevel("WARN")
@@ -102,8 +90,9 @@ def _median(values: Sequence[float]) -> float:
 
 def measure_encode(messages: list[dict[str, Any]], rounds: int) -> tuple[dict[str, Any], dict[str, list[bytes]]]:
     """Producer side: us a message for each encoder (interleaved rounds, median) and the bytes."""
-    from jobs.bench.wire_codecs import (avro_encoder, avro_specialised_encoder, json_encoder, protobuf_encoder,
-                                        wire_record)
+    from jobs.bench.wire_codecs import avro_encoder, protobuf_encoder
+    from jobs.wire import avro_record_encoder as avro_specialised_encoder
+    from jobs.wire import json_encoder, wire_record
 
     records = [wire_record(m) for m in messages]  # a binary producer builds these instead of the JSON dicts
     encoders: dict[str, tuple[Callable[[Any], bytes], list[dict[str, Any]]]] = {
@@ -150,16 +139,10 @@ def as_kafka_rows(spark: "SparkSession", values: list[bytes], timestamp: datetim
 
 
 def _raw(kafka: "DataFrame", binary: bool) -> "DataFrame":
-    """Kafka rows -> the parse step's ``raw`` input: ``raw_value`` as text (``kafka_to_raw``, the
-    job's JSON path) or as the binary value itself (an Avro path)."""
-    from pyspark.sql import functions as F
+    """Kafka rows -> the parse step's ``raw`` input as the job builds it (text for JSON, bytes for Avro)."""
+    from jobs.stream.parse import kafka_to_raw
 
-    from jobs.stream.parse import INGEST_TIME, OFFSET, ORIGIN, PARTITION, RAW_VALUE, kafka_to_raw
-
-    if not binary:
-        return kafka_to_raw(kafka)
-    return kafka.select(F.col("value").alias(RAW_VALUE), F.col("topic").alias(ORIGIN), F.col("partition").alias(PARTITION),
-                        F.col("offset").alias(OFFSET), F.col("timestamp").alias(INGEST_TIME))
+    return kafka_to_raw(kafka, binary=binary)
 
 
 def variants(json_rows: "DataFrame", avro_rows: "DataFrame") -> dict[str, "DataFrame"]:
@@ -167,7 +150,9 @@ def variants(json_rows: "DataFrame", avro_rows: "DataFrame") -> dict[str, "DataF
     from pyspark.sql import functions as F
     from pyspark.sql.avro.functions import from_avro
 
-    from jobs.bench.wire_codecs import CONFLUENT_HEADER_BYTES, avro_parse, avro_schema_json
+    from jobs.stream.parse_avro import parse_avro_flows
+    from jobs.wire import CONFLUENT_HEADER_BYTES
+    from schemas.flow_record_avro import avro_schema_json
     from jobs.stream.parse import CORRUPT, _typed_schema, parse_flows
 
     json_options = {"mode": "PERMISSIVE", "allowNonNumericNumbers": "true", "columnNameOfCorruptRecord": CORRUPT}
@@ -180,7 +165,7 @@ def variants(json_rows: "DataFrame", avro_rows: "DataFrame") -> dict[str, "DataF
         "avro_floor": avro_rows.select(F.octet_length("value").alias("n")),
         "avro_from_avro": avro_rows.select(from_avro(F.expr(f"substring(value, {CONFLUENT_HEADER_BYTES + 1})"),
                                                      schema, {"mode": "PERMISSIVE"}).alias("r")).select("r.*"),
-        "avro_parse": avro_parse(_raw(avro_rows, binary=True), schema, SCHEMA_ID),
+        "avro_parse": parse_avro_flows(_raw(avro_rows, binary=True), SCHEMA_ID),
     }
 
 

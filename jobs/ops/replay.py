@@ -1,4 +1,5 @@
-"""``iomt-ad replay``: stream CICIoMT2024 CSV rows as JSON flow records, at a chosen rate.
+"""``iomt-ad replay``: stream CICIoMT2024 CSV rows as flow records (JSON, or Avro with
+``--wire-format avro``), at a chosen rate.
 
 Each row becomes one JSON message with the schema's field names (the 39 features as the dataset
 names them, plus ``record_id`` (unique), ``source_id`` (file and row number: the message key),
@@ -9,7 +10,6 @@ Destinations: a Kafka topic (``--bootstrap`` + ``--topic``) or a directory of JS
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import time
@@ -21,7 +21,9 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
-from jobs.publish import DirectorySink, Sink, add_kafka_security_argument, kafka_sink
+from jobs.publish import (DirectorySink, Sink, add_kafka_security_argument, add_wire_format_arguments, kafka_sink,
+                          message_encoder_for)
+from jobs.wire import Encoder, json_encoder
 from models.training.datasets import LABEL_COLUMN, ROW_NUMBER_COLUMN, SOURCE_FILE_COLUMN, load_flows_pandas
 from schemas.flow_record import EVENT_TIME, FEATURES, LABEL, RECORD_ID, SOURCE_ID
 
@@ -70,13 +72,16 @@ def iter_messages(flows: pd.DataFrame, options: ReplayOptions) -> Iterator[tuple
             return
 
 
-def replay(flows: pd.DataFrame, sink: Sink, options: ReplayOptions, progress: bool = True) -> int:
-    """Send ``flows`` to ``sink`` at ``options.rate`` messages/s; returns the number sent."""
+def replay(flows: pd.DataFrame, sink: Sink, options: ReplayOptions, progress: bool = True,
+           encode: Encoder | None = None) -> int:
+    """Send ``flows`` to ``sink`` at ``options.rate`` messages/s, each message as ``encode``
+    writes it (default JSON); returns the number sent."""
     from tqdm import tqdm
 
     total = None if options.loop else min(len(flows), options.limit or len(flows))
     sent = 0
     started = time.monotonic()
+    encode = encode or json_encoder()
     bar = tqdm(total=total, unit="msg", disable=not progress, smoothing=0.1)
     try:
         for key, message in iter_messages(flows, options):
@@ -85,7 +90,7 @@ def replay(flows: pd.DataFrame, sink: Sink, options: ReplayOptions, progress: bo
                 delay = due - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            sink.send(key, json.dumps(message).encode("utf-8"))
+            sink.send(key, encode(message))
             sent += 1
             bar.update(1)
             if sent % 1000 == 0:
@@ -108,6 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--to-dir", metavar="DIR", help="write JSON-lines files here instead of Kafka")
     parser.add_argument("--topic", default=DEFAULT_TOPIC, help=f"Kafka topic (default {DEFAULT_TOPIC})")
     add_kafka_security_argument(parser)
+    add_wire_format_arguments(parser)
     parser.add_argument("--rate", type=float, default=1000.0, help="messages per second (0 = unthrottled)")
     parser.add_argument("--limit", type=int, default=None, help="stop after N messages")
     parser.add_argument("--loop", action="store_true", help="start over when the data ends")
@@ -117,8 +123,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    encode = message_encoder_for(args)  # before loading: a wrong flag fails fast
     flows = load_flows_pandas(args.data)
     sink: Sink = kafka_sink(args.bootstrap, args.topic, args.conf) if args.bootstrap else DirectorySink(args.to_dir)
     options = ReplayOptions(rate=args.rate, limit=args.limit, loop=args.loop, shuffle=args.shuffle, seed=args.seed)
-    replay(flows, sink, options, progress=not args.no_progress)
+    replay(flows, sink, options, progress=not args.no_progress, encode=encode)
     return 0

@@ -3,6 +3,7 @@ features -> flow records for the streaming job (Kafka, keyed by device, or a dir
 offline report of a capture scored with a bundle.
 
     iomt-ad sensor --pcap FILE... --bootstrap HOST:PORT [--topic T]      # feed the running job
+    iomt-ad sensor --pcap FILE... --bootstrap ... --wire-format avro      # Avro (Confluent wire format)
     iomt-ad sensor --pcap FILE... --to-dir var/incoming                   # the embedded default
     iomt-ad sensor --pcap FILE... --report OUT.json [--model DIR]         # analyse a capture offline
     iomt-ad sensor --interface eth0 [--bpf 'not port 22'] --bootstrap ... # live (root or capabilities)
@@ -18,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jobs.publish import add_kafka_security_argument
+from jobs.publish import add_kafka_security_argument, add_wire_format_arguments
 from jobs.sensor.capture import CaptureReport, PacketBatch, read_files, read_live
 from jobs.sensor.decode import decode
 from jobs.sensor.devices import DEFAULT_GATEWAY_IPS, DEFAULT_HOME_NETS, DeviceRegistry
-from jobs.sensor.records import json_lines, record_frame
+from jobs.sensor.records import json_lines, messages, record_frame
 from jobs.sensor.windows import DEFAULT_IDLE_S, DEFAULT_TIMEOUT_S, DEFAULT_WINDOW, Windower, Windows
 from models import DEFAULT_BUNDLE
 
@@ -46,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="score the capture offline and write a per-device report (no broker, no Spark)")
     parser.add_argument("--topic", default=DEFAULT_TOPIC, help=f"Kafka topic (default {DEFAULT_TOPIC})")
     add_kafka_security_argument(parser)
+    add_wire_format_arguments(parser)
     parser.add_argument("--model", type=Path, default=DEFAULT_BUNDLE, help=f"bundle for --report (default {DEFAULT_BUNDLE})")
     parser.add_argument("--window", type=int, default=DEFAULT_WINDOW,
                         help=f"packets per window and device (default {DEFAULT_WINDOW})")
@@ -97,14 +99,21 @@ def run(args: argparse.Namespace) -> int:
         _run_until_stopped(batches, windower, keep, bool(args.interface))
         _write_report(args, frames, report, time.monotonic() - started)
         return 0 if report.damage is None else 1
-    from jobs.publish import DirectorySink, kafka_sink
+    from jobs.publish import DirectorySink, kafka_sink, wire_choice
+    from jobs.wire import message_encoder
 
+    wire_format, schema_id = wire_choice(args)
+    encode = None if wire_format == "json" else message_encoder(wire_format, schema_id)  # None: JSON lines
     sink = kafka_sink(args.bootstrap, args.topic, args.conf) if args.bootstrap else DirectorySink(args.to_dir)
 
     def publish(windows: Windows) -> None:
         frame = record_frame(windows, args.label)
-        for key, line in zip(frame["device_id"], json_lines(frame)):
-            sink.send(key, line.encode("utf-8"))
+        if encode is None:
+            for key, line in zip(frame["device_id"], json_lines(frame)):
+                sink.send(key, line.encode("utf-8"))
+        else:
+            for key, message in zip(frame["device_id"], messages(frame)):
+                sink.send(key, encode(message))
         result.records += len(frame)
         result.devices.update(windows.device)
 

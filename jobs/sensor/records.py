@@ -48,5 +48,14 @@ def json_lines(frame: pd.DataFrame) -> list[str]:
     return frame.to_json(orient="records", lines=True, double_precision=15, date_format="iso").splitlines()
 
 
+def messages(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """Each record as a dict under the JSON names (nulls as None), for a binary wire format
+    (:func:`jobs.wire.message_encoder`; it takes the ``Infinity`` tokens as numbers)."""
+    if frame.empty:
+        return []
+    return [{name: (None if value is pd.NA or (isinstance(value, float) and np.isnan(value)) else value)
+             for name, value in row.items()} for row in frame.astype(object).to_dict(orient="records")]
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()

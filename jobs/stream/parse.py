@@ -212,18 +212,13 @@ def parse_flows(raw: "DataFrame", strict: bool = False,
     for f in FEATURES:
         staged, feature_values[f] = _stage(staged, f"_feature_{column_name(f)}", F.when(
             F.col("_suspicious"), _as_double(fields_col.getItem(f))).otherwise(typed_col[f]))
-    staged, missing = _stage(staged, "_missing", reduce(lambda a, b: a + b, [
-        F.when(v.isNull() | F.isnan(v), 1).otherwise(0) for v in feature_values.values()]))
-    allowed_missing = int(max_missing_share * len(FEATURES))
-    staged, reason = _stage(staged, "_reason", F.concat_ws("; ", F.when(reason != "", reason), F.when(
-        (reason == "") & (missing > allowed_missing),
-        F.concat(F.lit("too many missing features: "), missing.cast("string"),
-                 F.lit(f" of {len(FEATURES)} are null or NaN (at most {allowed_missing} are imputed)")))))
+    staged, missing = _stage(staged, "_missing", missing_count(list(feature_values.values())))
+    staged, reason = _stage(staged, "_reason", with_missing_check(reason, missing, max_missing_share))
     features = [value.alias(column_name(f)) for f, value in feature_values.items()]
     return staged.select(
         F.col(RAW_VALUE), F.col(ORIGIN), F.col(PARTITION), F.col(OFFSET), F.col(INGEST_TIME),
         F.when(reason == "", F.lit(None).cast("string")).otherwise(reason).alias(QUARANTINE_REASON),
-        F.coalesce(F.nullif(F.trim(value(RECORD_ID)), F.lit("")), origin_record_id()).alias(RECORD_ID),
+        record_id_or_origin(value(RECORD_ID)).alias(RECORD_ID),
         value(SOURCE_ID).alias(SOURCE_ID),
         F.coalesce(F.try_to_timestamp(value(EVENT_TIME)), F.col(INGEST_TIME)).alias(EVENT_TIME),
         value(LABEL).alias(LABEL),
@@ -232,6 +227,34 @@ def parse_flows(raw: "DataFrame", strict: bool = False,
           for name in DEVICE_PORT_FIELDS],
         *features,
     )
+
+
+def missing_count(features: list["Column"]) -> "Column":
+    """How many of ``features`` (the 39 values as doubles) are null or NaN."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    return reduce(lambda a, b: a + b, [F.when(v.isNull() | F.isnan(v), 1).otherwise(0) for v in features])
+
+
+def with_missing_check(reason: "Column", missing: "Column", max_missing_share: float) -> "Column":
+    """``reason`` (empty when the record passed every other check), or why a record with too many
+    missing features (more than ``max_missing_share`` of them) is not scored."""
+    from pyspark.sql import functions as F
+
+    allowed_missing = int(max_missing_share * len(FEATURES))
+    return F.concat_ws("; ", F.when(reason != "", reason), F.when(
+        (reason == "") & (missing > allowed_missing),
+        F.concat(F.lit("too many missing features: "), missing.cast("string"),
+                 F.lit(f" of {len(FEATURES)} are null or NaN (at most {allowed_missing} are imputed)"))))
+
+
+def record_id_or_origin(record_id: "Column") -> "Column":
+    """A record's own id (trimmed), or when it has none the id of where it came from."""
+    from pyspark.sql import functions as F
+
+    return F.coalesce(F.nullif(F.trim(record_id), F.lit("")), origin_record_id())
 
 
 def _stage(frame: "DataFrame", name: str, column: "Column") -> tuple["DataFrame", "Column"]:
@@ -268,12 +291,14 @@ def bound_event_time(flows: "DataFrame", max_past: timedelta, max_future: timede
             .withColumn(EVENT_TIME, F.when(kept, F.col(EVENT_TIME)).otherwise(reference)))
 
 
-def kafka_to_raw(kafka: "DataFrame") -> "DataFrame":
-    """Spark's Kafka source rows -> the ``raw`` input of :func:`parse_flows`."""
+def kafka_to_raw(kafka: "DataFrame", binary: bool = False) -> "DataFrame":
+    """Spark's Kafka source rows -> the ``raw`` input of :func:`parse_flows` (``raw_value`` as
+    text), or with ``binary`` of :func:`jobs.stream.parse_avro.parse_avro_flows` (the bytes as is)."""
     from pyspark.sql import functions as F
 
+    value = F.col("value") if binary else F.col("value").cast("string")
     return kafka.select(
-        F.col("value").cast("string").alias(RAW_VALUE),
+        value.alias(RAW_VALUE),
         F.col("topic").alias(ORIGIN),
         F.col("partition").alias(PARTITION),
         F.col("offset").alias(OFFSET),
@@ -298,12 +323,15 @@ def cap_quarantined_payloads(parsed: "DataFrame", quarantine_max_chars: int = DE
     """Parsed records as the sink's tasks take them (they score and write them,
     :mod:`jobs.stream.executor`): ``raw_value`` kept for quarantined records only, cut to its first
     ``quarantine_max_chars`` characters, with ``raw_bytes`` and ``raw_sha256`` of the whole message.
+    A binary ``raw_value`` (the Avro wire format) is kept as base64 text: the first
+    ``quarantine_max_chars`` characters of the base64 of the whole message.
     Part of the streaming query's plan, built once."""
     from pyspark.sql import functions as F
 
     quarantined = F.col(QUARANTINE_REASON).isNotNull()
     raw = F.col(RAW_VALUE)
+    text = F.base64(raw) if dict(parsed.dtypes)[RAW_VALUE] == "binary" else F.make_valid_utf8(raw)
     return parsed.select(*[F.col(c) for c in parsed.columns if c != RAW_VALUE],
-                         F.when(quarantined, F.left(F.make_valid_utf8(raw), F.lit(quarantine_max_chars))).alias(RAW_VALUE),
+                         F.when(quarantined, F.left(text, F.lit(quarantine_max_chars))).alias(RAW_VALUE),
                          F.when(quarantined, F.octet_length(raw)).alias(RAW_BYTES),
                          F.when(quarantined, F.sha2(raw.cast("binary"), 256)).alias(RAW_SHA256))

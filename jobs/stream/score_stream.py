@@ -22,13 +22,24 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def uses_avro(stream: StreamConfig) -> bool:
+    """Avro messages: only Kafka carries them (the file source reads JSON lines)."""
+    return stream.source == "kafka" and stream.kafka.wire_format == "avro"
+
+
 def prepared_records(raw: "DataFrame", stream: StreamConfig) -> "DataFrame":
-    """The query's plan from raw messages to what the sink takes: parse (quarantine reasons), bound
-    each event time, cap quarantined payloads. The sink's tasks score and write the records
+    """The query's plan from raw messages to what the sink takes: parse (quarantine reasons; JSON,
+    or Avro when the Kafka source's ``wire_format`` says so), bound each event time, cap
+    quarantined payloads. The sink's tasks score and write the records
     (:mod:`jobs.stream.executor`): one Python pass per record."""
     from jobs.stream.parse import bound_event_time, cap_quarantined_payloads, parse_flows
 
-    parsed = parse_flows(raw, strict=stream.strict_fields, max_missing_share=stream.max_missing_share)
+    if uses_avro(stream):
+        from jobs.stream.parse_avro import parse_avro_flows
+
+        parsed = parse_avro_flows(raw, stream.kafka.avro_schema_id, max_missing_share=stream.max_missing_share)
+    else:
+        parsed = parse_flows(raw, strict=stream.strict_fields, max_missing_share=stream.max_missing_share)
     parsed = bound_event_time(parsed, *stream.event_time_bounds)
     return cap_quarantined_payloads(parsed, quarantine_max_chars=stream.quarantine_max_chars)
 

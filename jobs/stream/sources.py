@@ -1,6 +1,7 @@
 """Where the streaming job reads: Spark's Kafka source (options from the configuration, TLS and SASL
 from :mod:`jobs.kafka_security`) or a directory of JSON-lines files (the embedded default),
-both turned into the raw rows :func:`jobs.stream.parse.parse_flows` takes."""
+both turned into the raw rows the parse step takes (Kafka's value as text for JSON, as bytes for
+Avro: ``stream.kafka.wire_format``)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -40,7 +41,7 @@ def read_source(spark: "SparkSession", config: AppConfig) -> "DataFrame":
         reader = spark.readStream.format("kafka")
         for key, value in kafka_options(stream.kafka).items():
             reader = reader.option(key, value)
-        return kafka_to_raw(reader.load())
+        return kafka_to_raw(reader.load(), binary=stream.kafka.wire_format == "avro")
     stream.files.path.mkdir(parents=True, exist_ok=True)
     reader = spark.readStream.format("text")
     if stream.files.max_files_per_trigger:
