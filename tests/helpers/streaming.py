@@ -49,7 +49,8 @@ def produce(bootstrap: str, topic: str, good: list[tuple[str, dict]],
 
 
 def stream_conf(tmp: Path, bootstrap: str, topic: str, trigger: str = "availableNow",
-                max_offsets: int = 100000, influx_url: str | None = None, bucket: str = "iomt") -> Path:
+                max_offsets: int = 100000, influx_url: str | None = None, bucket: str = "iomt",
+                wire_format: str = "json", avro_schema_id: int = 1) -> Path:
     lines = [
         "spark:",
         "  master: local[2]",
@@ -66,6 +67,8 @@ def stream_conf(tmp: Path, bootstrap: str, topic: str, trigger: str = "available
         f"    topic: {topic}",
         "    starting_offsets: earliest",
         f"    max_offsets_per_trigger: {max_offsets}",
+        f"    wire_format: {wire_format}",
+        f"    avro_schema_id: {avro_schema_id}",
         f"  tables_dir: {tmp / 'delta'}",
         f"  trigger: {trigger}",
         f"  model_dir: {BUNDLE}",
