@@ -43,13 +43,13 @@ class MissingJarsError(UserError, RuntimeError):
 
 
 def spark_jars(jars_dir: Path | None) -> list[Path]:
-    """The jars Spark needs beside pyspark's own (Kafka source, Delta), fetched by ``make setup``."""
+    """The jars Spark needs beside pyspark's own (Kafka source, Delta, spark-avro), fetched by ``make setup``."""
     directory = jars_dir or cache_dir() / "jars" / "spark"
     jars = sorted(directory.glob("*.jar"))
     if not jars:
         raise MissingJarsError(
             f"no jars in {directory}: run `make setup` (or conf/jars/fetch_jars.sh) to fetch the "
-            "Kafka and Delta jars from Maven Central, or set spark.jars_dir in the configuration"
+            "Kafka, Delta and Avro jars from Maven Central, or set spark.jars_dir in the configuration"
         )
     return jars
 
