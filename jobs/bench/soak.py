@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA if DEFAULT_DATA.is_dir()
                         else REPO / "data" / "ciciomt2024-sample", help="CICIoMT2024 CSV rows to replay")
     parser.add_argument("--no-dashboard", action="store_true", help="leave the operator dashboard off")
+    parser.add_argument("--dashboard-window-minutes", type=int, default=15,
+                        help="minutes of data the dashboard shows (default 15: shorter than the run, so that "
+                             "its memory can level off)")
     parser.add_argument("--out", type=Path, default=Path("soak.json"), help="the figures as JSON (default soak.json)")
 
 
@@ -107,17 +110,26 @@ def rss_by_kind(roots: list[int]) -> dict[str, float]:
 
 
 def trend(times: list[float], values: list[float]) -> dict[str, float | None]:
-    """Memory at the start and the end of a run (medians of its first and last tenth), the peak, and
-    the fitted trend in MiB per hour."""
+    """Memory at the start, the middle and the end of a run (medians of its first, middle and last
+    tenth), the peak, and the fitted trend in MiB per hour over the whole run and over its second
+    half (after start-up, JIT and the first fills of caches and heaps: what keeps growing)."""
     t, v = np.asarray(times, float), np.asarray(values, float)
     keep = ~np.isnan(v)
     t, v = t[keep], v[keep]
-    if len(v) < 3:
-        return {"start_mb": None, "end_mb": None, "peak_mb": None, "mb_per_hour": None}
+    if len(v) < 6:
+        return {"start_mb": None, "middle_mb": None, "end_mb": None, "peak_mb": None, "mb_per_hour": None,
+                "second_half_mb_per_hour": None}
     tenth = max(len(v) // 10, 1)
-    slope = float(np.polyfit(t - t[0], v, 1)[0]) * 3600.0
-    return {"start_mb": round(float(np.median(v[:tenth])), 1), "end_mb": round(float(np.median(v[-tenth:])), 1),
-            "peak_mb": round(float(v.max()), 1), "mb_per_hour": round(slope, 1)}
+    middle = len(v) // 2
+    half = slice(middle, None)
+
+    def slope(x: np.ndarray, y: np.ndarray) -> float:
+        return round(float(np.polyfit(x - x[0], y, 1)[0]) * 3600.0, 1)
+
+    return {"start_mb": round(float(np.median(v[:tenth])), 1),
+            "middle_mb": round(float(np.median(v[middle - tenth // 2:middle + tenth // 2 + 1])), 1),
+            "end_mb": round(float(np.median(v[-tenth:])), 1), "peak_mb": round(float(v.max()), 1),
+            "mb_per_hour": slope(t, v), "second_half_mb_per_hour": slope(t[half], v[half])}
 
 
 def job_conf(work: Path, bootstrap: str, topic: str, influx_url: str, model: Path, trigger: str) -> Path:
@@ -151,11 +163,11 @@ def start_job(conf: Path, log_file: Path) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def start_dashboard(tables: Path, model: Path, port: int, log_file: Path) -> list[subprocess.Popen]:
+def start_dashboard(tables: Path, model: Path, port: int, log_file: Path, window_minutes: int) -> list[subprocess.Popen]:
     """The operator dashboard, and a headless Chromium holding its page open (none without Chromium)."""
     dashboard = subprocess.Popen(
         [sys.executable, "-m", "jobs.cli", "dashboard", "--tables", str(tables), "--model", str(model),
-         "--port", str(port), "--refresh-seconds", "10"],
+         "--port", str(port), "--refresh-seconds", "10", "--window-minutes", str(window_minutes)],
         stdout=log_file.open("ab"), stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
     browser = next((path for path in CHROMIUM if Path(path).exists()), None)
     if browser is None:
@@ -307,7 +319,8 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             job = start_job(job_conf(work, broker.bootstrap, topic, influx.url, args.model, args.trigger),
                             work / "job.log")
             if not args.no_dashboard:
-                others = start_dashboard(work / "delta", args.model, free_port(), work / "dashboard.log")
+                others = start_dashboard(work / "delta", args.model, free_port(), work / "dashboard.log",
+                                         args.dashboard_window_minutes)
             # the first batch loads the models in the Python workers: not part of the steady state
             warmup = replay_to_kafka(broker.bootstrap, topic, 0, WARMUP_RECORDS, args.data)
             if warmup.wait() != 0:
