@@ -96,7 +96,7 @@ def _check_dashboard(tmp_path: Path, monkeypatch) -> None:
     app = AppTest.from_file(str(APP), default_timeout=120)
     app.run()
     assert not app.exception, app.exception
-    assert [h.value for h in app.subheader] == ["Devices", "Recent alerts"]
+    assert [h.value for h in app.subheader] == ["Devices", "Recent alerts", "Incidents"]
     devices, alerts = app.dataframe[0].value, app.dataframe[1].value
     assert set(devices["device_id"]) <= set(_tables(tmp_path, "devices")["device_id"]) and len(devices) > 0
     assert len(alerts) and alerts["device"].str.match(r"^(mac|ip):").all()
