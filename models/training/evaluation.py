@@ -56,8 +56,10 @@ def binary_metrics(y: np.ndarray, score: np.ndarray, flagged: np.ndarray) -> dic
 
 
 def vector_keys(frame: pd.DataFrame) -> pd.Series:
-    """A 64-bit hash of each row's 39 feature values (NaN and inf hash like any value)."""
-    return pd.util.hash_pandas_object(frame.loc[:, list(FEATURES)], index=False)
+    """:func:`models.training.training_rows.vector_hashes` as a Series on ``frame``'s index."""
+    from models.training.training_rows import vector_hashes
+
+    return pd.Series(vector_hashes(frame), index=frame.index)
 
 
 def leakage(frame: pd.DataFrame, is_test: pd.Series) -> tuple[dict[str, Any], pd.Series]:
