@@ -68,10 +68,11 @@ def live() -> None:
     left, right = st.columns(2)
     left.plotly_chart(charts.anomaly_rate_figure(data.anomaly_rate_per_minute(snapshot.traffic)),
                       use_container_width=True, key="rate")
-    right.plotly_chart(charts.score_distribution_figure(snapshot.flows, model.threshold),
+    right.plotly_chart(charts.score_distribution_figure(data.score_histogram(snapshot.flows, model.threshold),
+                                                        model.threshold),
                        use_container_width=True, key="scores")
     left, right = st.columns(2)
-    left.plotly_chart(charts.per_class_figure(data.per_class(snapshot.flows)), use_container_width=True,
+    left.plotly_chart(charts.per_class_figure(data.per_class(snapshot.traffic)), use_container_width=True,
                       key="classes")
     right.plotly_chart(charts.protocol_figure(data.protocol_activity(snapshot.traffic)),
                        use_container_width=True, key="protocols")
@@ -84,7 +85,8 @@ def live() -> None:
     st.subheader("Recent alerts")
     st.dataframe(data.recent_alerts(snapshot.alerts), use_container_width=True, hide_index=True,
                  column_config={"ensemble_score": st.column_config.NumberColumn(format="%.3f")})
-    st.caption(f"read {snapshot.read_at:%H:%M:%S} UTC · {int(figures['quarantined'])} records quarantined")
+    st.caption(f"read {snapshot.read_at:%H:%M:%S} UTC · {int(figures['quarantined'])} records quarantined "
+               "in the window")
 
 
 @st.fragment(run_every=settings.refresh_seconds)

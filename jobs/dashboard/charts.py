@@ -1,12 +1,15 @@
 """Plotly figures of the operator dashboard, from the frames of ``jobs.dashboard.data``."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from jobs.dashboard.data import symlog
+
 ANOMALY_COLOR = "#d62728"
 NORMAL_COLOR = "#1f77b4"
+
+
 def minute_axis(minutes: pd.Series) -> dict:
     """An HH:MM time axis at least ten minutes wide, so a single minute's bar stays a bar."""
     if minutes.empty:
@@ -44,29 +47,22 @@ def per_class_figure(classes: pd.DataFrame) -> go.Figure:
     return figure
 
 
-def symlog(values: np.ndarray | float) -> np.ndarray:
-    """sign(x) * log10(1 + |x|): a log scale that keeps zero and negative scores."""
-    values = np.asarray(values, dtype=np.float64)
-    return np.sign(values) * np.log10(1.0 + np.abs(values))
-
-
-def score_distribution_figure(flows: pd.DataFrame, threshold: float) -> go.Figure:
-    """Histogram of ensemble scores, flagged vs not, with the bundle's threshold, on a symmetric log
-    axis: scores span from below zero to thousands, and the threshold sits near 1."""
-    scores = flows["ensemble_score"].astype(float).to_numpy()
-    flagged = flows["is_anomaly"].astype(bool).to_numpy()
+def score_distribution_figure(histogram: pd.DataFrame, threshold: float) -> go.Figure:
+    """Ensemble scores per bin (``jobs.dashboard.data.score_histogram``), flagged vs not, with the
+    bundle's threshold, on a symmetric log axis: scores span from below zero to thousands, and the
+    threshold sits near 1."""
     figure = go.Figure()
-    finite = scores[np.isfinite(scores)]
-    low = float(symlog(finite.min())) if len(finite) else 0.0
-    high = float(symlog(finite.max())) if len(finite) else 1.0
-    bins = dict(start=min(low, 0.0), end=max(high, float(symlog(threshold))) + 1e-9, size=0.05)
-    for mask, name, color in ((~flagged, "not flagged", NORMAL_COLOR), (flagged, "flagged", ANOMALY_COLOR)):
-        figure.add_histogram(x=symlog(scores[mask]), name=name, marker_color=color, xbins=bins, opacity=0.75)
-    figure.add_vline(x=float(symlog(threshold)), line=dict(color="black", dash="dash", width=2),
+    middle = (histogram["low"] + histogram["high"]) / 2
+    width = float((histogram["high"] - histogram["low"]).iloc[0]) if len(histogram) else 0.05
+    for column, name, color in (("not_flagged", "not flagged", NORMAL_COLOR), ("flagged", "flagged", ANOMALY_COLOR)):
+        figure.add_bar(x=middle, y=histogram[column], name=name, marker_color=color, width=width, opacity=0.75)
+    at = float(symlog(threshold))
+    figure.add_vline(x=at, line=dict(color="black", dash="dash", width=2),
                      annotation_text=f"threshold {threshold:.3f}", annotation_position="top right")
-    ticks = [value for value in (-10, -1, 0, 1, 10, 100, 1000, 10000)
-             if bins["start"] - 0.5 <= symlog(value) <= bins["end"] + 0.5]
-    figure.update_layout(title="Ensemble score distribution vs threshold", barmode="overlay",
+    low = float(histogram["low"].min()) if len(histogram) else 0.0
+    high = float(histogram["high"].max()) if len(histogram) else 1.0
+    ticks = [value for value in (-10, -1, 0, 1, 10, 100, 1000, 10000) if low - 0.5 <= symlog(value) <= high + 0.5]
+    figure.update_layout(title="Ensemble score distribution vs threshold", barmode="overlay", bargap=0,
                          xaxis=dict(title="ensemble score (log scale)", tickvals=[float(symlog(v)) for v in ticks],
                                     ticktext=[f"{v:g}" for v in ticks]),
                          yaxis_title="records", **LAYOUT)

@@ -31,14 +31,13 @@ ENV_MODEL = "IOMT_AD_DASHBOARD_MODEL"
 ENV_WINDOW = "IOMT_AD_DASHBOARD_WINDOW_MINUTES"
 ENV_REFRESH = "IOMT_AD_DASHBOARD_REFRESH_SECONDS"
 
-FLOW_COLUMNS = ["event_time", "protocol", "predicted_class", "predicted_category", "is_anomaly",
-                "ensemble_score", "severity", "label"]
+FLOW_COLUMNS = ["event_time", "is_anomaly", "ensemble_score"]  # the score histogram and the headline
 ALERT_COLUMNS = ["event_time", "source_id", "device_id", "device_ip", "device_vendor", "protocol", "predicted_class",
                  "predicted_category", "severity", "ensemble_score", "ae_error", "if_score", "top_features", "label",
                  "record_id"]
 DEVICE_COLUMNS = ["device_id", "device_mac", "device_ip", "device_vendor", "first_seen", "last_seen", "records",
                   "anomalies", "last_severity", "last_anomaly"]
-TRAFFIC_COLUMNS = ["minute", "protocol", "predicted_class", "is_anomaly", "records"]
+TRAFFIC_COLUMNS = ["minute", "protocol", "predicted_class", "predicted_category", "is_anomaly", "records"]
 BATCH_COLUMNS = ["batch_id", "records", "quarantined", "anomalies", "influx_failed", "seconds", "logged_at"]
 
 
@@ -91,28 +90,45 @@ def model_info(model_dir: Path) -> ModelInfo:
                      threshold=float(manifest["ensemble"]["threshold"]["value"]))
 
 
-def read_table(tables: "TablesLocation | Path | str", name: str, columns: list[str],
-               since: datetime | None = None) -> pd.DataFrame:
-    """A Delta table (only ``columns``; partitions from ``since``'s date on when it has
-    ``event_date``); an empty frame while the job has not created the table yet."""
-    from deltalake.exceptions import TableNotFoundError
-
+def _location(tables: "TablesLocation | Path | str") -> "TablesLocation":
     from jobs.storage import TablesLocation
 
-    location = tables if isinstance(tables, TablesLocation) else TablesLocation.of(tables)
-    path = location.uri(name)
+    return tables if isinstance(tables, TablesLocation) else TablesLocation.of(tables)
+
+
+def _delta_table(location: "TablesLocation", name: str):
+    """The table, or None while the job has not created it yet."""
+    from deltalake.exceptions import TableNotFoundError
+
     try:
-        table = location.delta_table(name)
+        return location.delta_table(name)
     except TableNotFoundError:
-        log.info("no Delta table at %s yet", path)
+        log.info("no Delta table at %s yet", location.uri(name))
+        return None
+
+
+def read_table(tables: "TablesLocation | Path | str", name: str, columns: list[str],
+               since: datetime | None = None, time_column: str | None = None) -> pd.DataFrame:
+    """A Delta table (only ``columns``); an empty frame while the job has not created the table yet.
+    With ``since``: only rows whose ``time_column`` is at or after it, read through the table's
+    partitions (``event_date``) and its files' statistics, so that a refresh reads the window and
+    not the day, however long the job has run."""
+    location = _location(tables)
+    table = _delta_table(location, name)
+    if table is None:
         return pd.DataFrame(columns=columns)
-    filters = None
-    if since is not None and "event_date" in table.metadata().partition_columns:
+    dataset = table.to_pyarrow_dataset()
+    condition = None
+    if since is not None:
         import pyarrow.dataset as pads
 
-        filters = pads.field("event_date") >= since.date()  # prunes whole partitions
-    present = set(table.schema().to_arrow().names)  # a table of an earlier version lacks newer columns
-    frame = table.to_pandas(columns=[c for c in columns if c in present], filters=filters)
+        if "event_date" in table.metadata().partition_columns:
+            condition = pads.field("event_date") >= since.date()  # prunes whole partitions
+        if time_column is not None:
+            after = pads.field(time_column) >= pd.Timestamp(since).to_pydatetime()
+            condition = after if condition is None else condition & after
+    present = set(dataset.schema.names)  # a table of an earlier version lacks newer columns
+    frame = dataset.to_table(columns=[c for c in columns if c in present], filter=condition).to_pandas()
     for column in columns:
         if column not in frame.columns:
             frame[column] = None
@@ -121,6 +137,30 @@ def read_table(tables: "TablesLocation | Path | str", name: str, columns: list[s
         if pd.api.types.is_datetime64_any_dtype(frame[column]) and frame[column].dt.tz is None:
             frame[column] = frame[column].dt.tz_localize("UTC")  # the job writes UTC
     return frame
+
+
+def newest(tables: "TablesLocation | Path | str", name: str, column: str) -> pd.Timestamp | None:
+    """The largest ``column`` in the table, from its files' statistics when every file has them (no
+    data file is opened), else read from the column; None for a missing or empty table."""
+    location = _location(tables)
+    table = _delta_table(location, name)
+    if table is None:
+        return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    actions = pa.table(table.get_add_actions(flatten=True))
+    bound = f"max.{column}"
+    if actions.num_rows == 0:
+        return None
+    if bound in actions.column_names and actions[bound].null_count == 0:
+        value = pc.max(actions[bound]).as_py()
+    else:  # files written before the job kept statistics
+        value = pc.max(table.to_pyarrow_dataset().to_table(columns=[column])[column]).as_py()
+    if value is None:
+        return None
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tz is None else stamp
 
 
 @dataclass(frozen=True)
@@ -139,21 +179,39 @@ class Snapshot:
 
 
 def load_snapshot(settings: DashboardSettings) -> Snapshot:
+    """The window's rows: traffic per minute, each record's score, the newest alerts, the devices.
+    What is read is bounded by the window, not by how long the job has run."""
     tables = settings.tables
-    traffic = read_table(tables, TRAFFIC_1M, TRAFFIC_COLUMNS)
-    batches = read_table(tables, BATCH_LOG, BATCH_COLUMNS)
-    if traffic.empty:
+    last_minute = newest(tables, TRAFFIC_1M, "minute")
+    if last_minute is None:
         empty = pd.DataFrame(columns=FLOW_COLUMNS)
-        return Snapshot(empty, pd.DataFrame(columns=ALERT_COLUMNS), traffic, batches, None)
+        return Snapshot(empty, pd.DataFrame(columns=ALERT_COLUMNS), pd.DataFrame(columns=TRAFFIC_COLUMNS),
+                        pd.DataFrame(columns=BATCH_COLUMNS), None)
     present = pd.Timestamp.now(tz="UTC").floor("min")
-    start = min(traffic["minute"].max(), present) - timedelta(minutes=settings.window_minutes)
-    flows = read_table(tables, FLOWS_SCORED, FLOW_COLUMNS, since=start.to_pydatetime())
-    flows = flows[flows["event_time"] >= start]
-    alerts = read_table(tables, ALERTS, ALERT_COLUMNS, since=start.to_pydatetime())
-    alerts = alerts[alerts["event_time"] >= start]
-    newest = min(flows["event_time"].max(), pd.Timestamp.now(tz="UTC")) if not flows.empty else None
+    start = (min(last_minute.floor("min"), present) - timedelta(minutes=settings.window_minutes)).to_pydatetime()
+    traffic = read_table(tables, TRAFFIC_1M, TRAFFIC_COLUMNS, since=start, time_column="minute")
+    batches = read_table(tables, BATCH_LOG, BATCH_COLUMNS, since=start, time_column="logged_at")
+    flows = read_table(tables, FLOWS_SCORED, FLOW_COLUMNS, since=start, time_column="event_time")
+    shown = min(flows["event_time"].max(), pd.Timestamp.now(tz="UTC")) if not flows.empty else None
+    alerts = newest_alerts(tables, start, shown)
     devices = read_table(tables, DEVICES, DEVICE_COLUMNS)
-    return Snapshot(flows, alerts, traffic[traffic["minute"] >= start], batches, newest, devices)
+    return Snapshot(flows, alerts, traffic, batches, shown, devices)
+
+
+def newest_alerts(tables: "TablesLocation", start: datetime, end: pd.Timestamp | None,
+                  limit: int = 50) -> pd.DataFrame:
+    """The ``limit`` newest alerts of the window (at most): read a minute back from its end, then
+    ten, then the whole window, until enough are found, so that a busy window's alerts are not all
+    read to show fifty of them."""
+    if end is None:
+        return pd.DataFrame(columns=ALERT_COLUMNS)
+    window_start = pd.Timestamp(start)
+    backs = (timedelta(minutes=1), timedelta(minutes=10))
+    for since in [*(end - back for back in backs if end - back > window_start), window_start]:
+        alerts = read_table(tables, ALERTS, ALERT_COLUMNS, since=since.to_pydatetime(), time_column="event_time")
+        if since == window_start or len(alerts) >= limit:
+            break
+    return alerts.sort_values("event_time", ascending=False).head(limit).reset_index(drop=True)
 
 
 def anomaly_rate_per_minute(traffic: pd.DataFrame) -> pd.DataFrame:
@@ -170,13 +228,39 @@ def protocol_activity(traffic: pd.DataFrame) -> pd.DataFrame:
             .sort_values(["minute", "protocol"]).reset_index(drop=True))
 
 
-def per_class(flows: pd.DataFrame) -> pd.DataFrame:
-    """Per predicted class: category, records, flagged records, flagged share; most records first."""
-    frame = flows.assign(flagged=flows["is_anomaly"].astype(bool).astype(int))
-    grouped = (frame.groupby(["predicted_class", "predicted_category"], as_index=False)
-               .agg(records=("flagged", "size"), flagged=("flagged", "sum")))
+def per_class(traffic: pd.DataFrame) -> pd.DataFrame:
+    """Per predicted class (from traffic_1m): category, records, flagged records, flagged share; most
+    records first."""
+    frame = traffic.assign(flagged=traffic["records"].where(traffic["is_anomaly"].astype(bool), 0),
+                           predicted_category=traffic["predicted_category"].fillna("unknown"))
+    grouped = frame.groupby(["predicted_class", "predicted_category"], as_index=False)[["records", "flagged"]].sum()
     grouped["flagged_pct"] = 100.0 * grouped["flagged"] / grouped["records"]
     return grouped.sort_values(["records", "predicted_class"], ascending=[False, True]).reset_index(drop=True)
+
+
+def score_histogram(flows: pd.DataFrame, threshold: float, width: float = 0.05) -> pd.DataFrame:
+    """Counts of ensemble scores per bin on a symmetric log scale (``symlog``), flagged and not:
+    the browser gets a hundred bars, not one value per record."""
+    import numpy as np
+
+    scores = flows["ensemble_score"].astype(float).to_numpy()
+    flagged = flows["is_anomaly"].astype(bool).to_numpy()
+    finite = np.isfinite(scores)
+    scores, flagged = symlog(scores[finite]), flagged[finite]
+    low = min(float(scores.min()) if len(scores) else 0.0, 0.0)
+    high = max(float(scores.max()) if len(scores) else 1.0, float(symlog(threshold)))
+    edges = np.arange(np.floor(low / width) * width, high + width + 1e-9, width)
+    not_flagged, _ = np.histogram(scores[~flagged], bins=edges)
+    flagged_counts, _ = np.histogram(scores[flagged], bins=edges)
+    return pd.DataFrame({"low": edges[:-1], "high": edges[1:], "not_flagged": not_flagged, "flagged": flagged_counts})
+
+
+def symlog(values):
+    """sign(x) * log10(1 + |x|): a log scale that keeps zero and negative scores."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    return np.sign(values) * np.log10(1.0 + np.abs(values))
 
 
 def recent_alerts(alerts: pd.DataFrame, limit: int = 50) -> pd.DataFrame:

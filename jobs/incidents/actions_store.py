@@ -119,13 +119,23 @@ class IncidentBook:
         if not DeltaTable.is_deltatable(uri, storage_options=self.options):
             return TABLES[ALERTS].arrow_schema().empty_table().select(list(columns))
         first, last = incident["first_seen"], incident["last_seen"]
-        condition = ((pads.field("event_date") >= first.date()) & (pads.field("event_date") <= last.date())
-                     & (pads.field("event_time") >= first) & (pads.field("event_time") <= last))
         dataset = DeltaTable(uri, storage_options=self.options).to_pyarrow_dataset()
-        rows = dataset.to_table(columns=[c for c in wanted if c in dataset.schema.names], filter=condition)
-        category = pc.fill_null(rows["predicted_category"], "unknown")
-        rows = rows.filter(pc.and_(pc.equal(subjects(rows), incident["subject"]),
-                                   pc.equal(category, incident["category"])))
+
+        def between(start: datetime) -> pa.Table:
+            condition = ((pads.field("event_date") >= start.date()) & (pads.field("event_date") <= last.date())
+                         & (pads.field("event_time") >= start) & (pads.field("event_time") <= last))
+            rows = dataset.to_table(columns=[c for c in wanted if c in dataset.schema.names], filter=condition)
+            category = pc.fill_null(rows["predicted_category"], "unknown")
+            return rows.filter(pc.and_(pc.equal(subjects(rows), incident["subject"]),
+                                       pc.equal(category, incident["category"])))
+
+        # with a limit, read back from the last alert a minute, then 10, 100, then all: a long
+        # incident's newest alerts without reading its whole history
+        backs = (timedelta(minutes=1), timedelta(minutes=10), timedelta(minutes=100)) if limit else ()
+        for start in [*(last - back for back in backs if last - back > first), first]:
+            rows = between(start)
+            if start == first or rows.num_rows >= limit:
+                break
         rows = rows.sort_by([("event_time", "descending")])
         return (rows.slice(0, limit) if limit else rows).select(list(columns))
 

@@ -289,8 +289,51 @@ def write_data_files(location: "TablesLocation", name: str, rows: pa.Table, batc
         pq.write_table(part.drop_columns(list(spec.partition_by)), path, filesystem=filesystem, compression="snappy")
         described.append({"path": relative, "size": filesystem.get_file_info(path).size, "partition_values": values,
                           "modification_time": int(time.time() * 1000),
-                          "stats": json.dumps({"numRecords": part.num_rows}), "records": part.num_rows})
+                          "stats": json.dumps(file_stats(part.drop_columns(list(spec.partition_by)))),
+                          "records": part.num_rows})
     return described
+
+
+def _stat_value(value: object) -> object:
+    """A min or max as Delta's statistics write it (timestamps in UTC with milliseconds)."""
+    import datetime as dt
+
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def file_stats(rows: pa.Table) -> dict:
+    """Delta statistics of one data file: its record count, and the null count, minimum and maximum of
+    its timestamp, date and integer columns, so that readers skip the files a filter on
+    ``event_time``, ``minute`` or ``batch_id`` excludes (Spark, delta-rs, the operator dashboard).
+    Timestamps are kept to the millisecond: the minimum rounded down, the maximum up, so that a
+    file's range always covers its rows. Strings and floats get no bounds (a truncated string or a
+    NaN would need care that no query here needs)."""
+    import pyarrow.compute as pc
+
+    stats: dict = {"numRecords": rows.num_rows, "minValues": {}, "maxValues": {}, "nullCount": {}}
+    for field in rows.schema:
+        kind = field.type
+        if not (pa.types.is_timestamp(kind) or pa.types.is_date(kind) or pa.types.is_integer(kind)):
+            continue
+        column = rows[field.name]
+        stats["nullCount"][field.name] = column.null_count
+        if column.null_count == len(column):
+            continue
+        bounds = pc.min_max(column)
+        low, high = bounds["min"], bounds["max"]
+        try:
+            if pa.types.is_timestamp(kind):
+                low = pc.floor_temporal(low, unit="millisecond")
+                high = pc.ceil_temporal(high, unit="millisecond")
+            low, high = _stat_value(low.as_py()), _stat_value(high.as_py())
+        except (ValueError, OverflowError, pa.ArrowInvalid):  # beyond what a datetime holds: no bounds
+            continue
+        stats["minValues"][field.name], stats["maxValues"][field.name] = low, high
+    return stats
 
 
 _FILESYSTEMS: dict = {}

@@ -40,3 +40,40 @@ def test_a_paused_stream_still_shows_its_last_hour(tmp_path) -> None:
     _tables(tmp_path, [last - timedelta(minutes=m) for m in (0, 30, 90)])
     snapshot = load_snapshot(DashboardSettings(tables_dir=tmp_path, model_dir=DEFAULT_BUNDLE_PATH, window_minutes=60))
     assert len(snapshot.flows) == 2  # the newest record and the one 30 minutes before it
+
+
+def test_the_score_histogram_counts_every_finite_score_once() -> None:
+    """The browser gets bins, not one value per record: the bins hold every finite score, flagged
+    apart from not flagged, and reach the threshold even when no score does."""
+    from jobs.dashboard.data import score_histogram, symlog
+
+    flows = pd.DataFrame({"ensemble_score": [-3.0, 0.0, 0.2, 0.9, 5.0, 5000.0, float("nan"), float("inf")],
+                          "is_anomaly": [False, False, False, False, True, True, True, True]})
+    bins = score_histogram(flows, threshold=1.03)
+    assert bins["not_flagged"].sum() == 4 and bins["flagged"].sum() == 2
+    assert bins["low"].min() <= symlog(-3.0) and bins["high"].max() >= symlog(5000.0)
+    assert len(bins) < 200
+    only_low = score_histogram(flows.iloc[:3], threshold=50.0)
+    assert only_low["high"].max() >= symlog(50.0)
+
+
+def test_the_window_is_read_through_file_statistics_and_shows_the_newest_alerts(tmp_path) -> None:
+    """traffic_1m's newest minute comes from its files' statistics; per class counts come from
+    traffic_1m; the alerts table shows the newest fifty of the window."""
+    from deltalake import write_deltalake
+
+    from jobs.dashboard.data import newest, per_class
+
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    times = [now - timedelta(seconds=s) for s in range(0, 600, 5)]  # 120 records over 10 minutes
+    _tables(tmp_path, times)
+    assert newest(tmp_path, "traffic_1m", "minute") == max(times).floor("min")
+    assert newest(tmp_path, "no_such_table", "minute") is None
+    alerts = pa.table({"event_time": pa.array([t.to_pydatetime() for t in times], pa.timestamp("us", tz="UTC")),
+                       "record_id": [str(i) for i in range(len(times))], "top_features": [["a", "b", "c"]] * len(times),
+                       "event_date": [t.date() for t in times]})
+    write_deltalake(str(tmp_path / "alerts"), alerts, partition_by=["event_date"])
+    snapshot = load_snapshot(DashboardSettings(tables_dir=tmp_path, model_dir=DEFAULT_BUNDLE_PATH, window_minutes=60))
+    assert snapshot.alerts["record_id"].tolist() == [str(i) for i in range(50)]  # newest first
+    classes = per_class(snapshot.traffic)
+    assert classes[["predicted_class", "records", "flagged"]].values.tolist() == [["Benign", 120, 0]]

@@ -192,3 +192,38 @@ def test_devices_rows_and_their_merge_count_each_batch_once(tmp_path) -> None:
     assert (a["records"], a["anomalies"]) == (3, 1)  # the replayed batch 2 counted once
     assert a["first_seen"] == NOW - timedelta(minutes=3) and a["last_seen"] == NOW + timedelta(minutes=2)
     assert a["last_severity"] == "high" and a["last_anomaly"] == NOW + timedelta(minutes=2)  # batch 2's record is older
+
+
+def test_committed_files_carry_bounds_that_let_readers_skip_them(tmp_path) -> None:
+    """Each data file the executors write says its event_time and batch_id range: a reader
+    filtering on event_time opens only the files that can hold matching rows, and reads every row
+    that matches (the maximum is rounded up, so a row at .9995 ms is not skipped)."""
+    import pyarrow.dataset as pads
+    from deltalake import DeltaTable
+
+    from jobs.stream.delta_writer import write_data_files
+
+    spec = TABLES["flows_scored"]
+
+    def batch(times: list[datetime]) -> pa.Table:
+        rows = pa.table({c.name: pa.nulls(len(times), c.type) for c in spec.columns}).cast(spec.arrow_schema())
+        for name, values in (("record_id", [t.isoformat() for t in times]), ("event_time", times),
+                             ("event_date", [t.date() for t in times])):
+            rows = rows.set_column(rows.schema.get_field_index(name), name, pa.array(values, spec.arrow_schema().field(name).type))
+        return rows
+
+    appender = DeltaAppender(tmp_path, "app-1")
+    early = [NOW - timedelta(minutes=20), NOW - timedelta(minutes=10)]
+    late = [NOW, NOW + timedelta(microseconds=999)]
+    for batch_id, times in enumerate((early, late)):
+        assert appender.commit_files("flows_scored", write_data_files(appender.tables, "flows_scored", batch(times),
+                                                                      batch_id), batch_id)
+    table = DeltaTable(str(tmp_path / "flows_scored"))
+    actions = pa.table(table.get_add_actions(flatten=True)).sort_by("max.event_time").to_pylist()
+    assert [(a["min.event_time"], a["max.event_time"]) for a in actions] == [
+        (early[0], early[1]), (NOW, NOW + timedelta(milliseconds=1))]
+    assert [a["null_count.event_time"] for a in actions] == [0, 0]
+    wanted = pads.field("event_time") >= NOW + timedelta(microseconds=999)
+    dataset = table.to_pyarrow_dataset()
+    assert len(list(dataset.get_fragments(filter=wanted))) == 1  # the early batch's file is not opened
+    assert dataset.to_table(filter=wanted)["record_id"].to_pylist() == [late[1].isoformat()]
