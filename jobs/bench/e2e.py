@@ -36,8 +36,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 LOAD_GENERATOR = "replayer"
-MEASUREMENT_TOOL = "measurement_tool"  # jstat, run by the benchmark itself: never part of the job
-MEASUREMENT_TOOLS = frozenset({"jstat"})
+MEASUREMENT_TOOL = "measurement_tool"  # jstat and jcmd, run by the benchmark itself: never part of the job
+MEASUREMENT_TOOLS = frozenset({"jstat", "jcmd"})
+JVM_SAMPLE_S = 3.0  # how often a drain reads the JVM's threads (the driver's share of the JVM)
 # latency climbing by more than 0.1 s per second of input (6 s a minute) means a growing backlog
 BACKLOG_SLOPE = 0.1
 
@@ -264,7 +265,7 @@ def _batch_log(spark, config: AppConfig):
 
 
 def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, max_offsets: int,
-             influx: Any = None) -> dict[str, Any]:
+             influx: Any = None, jvm_sample_s: float = JVM_SAMPLE_S) -> dict[str, Any]:
     topic = f"capacity-{int(time.time())}"
     broker.create_topic(topic, partitions=2)
     producer = replay_to_kafka(broker.bootstrap, topic, 0, records, data)
@@ -280,9 +281,10 @@ def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, 
     # CPU is counted from the end of the first batch (model loading) to the end, as the rate is
     while not query.recentProgress and query.isActive:
         time.sleep(0.05)
-    cpu_before, jit_before = cpu_seconds_by_kind(services), jit_seconds(spark_jvm_pids(services))
-    query.awaitTermination()
-    cpu_after, jit_after = cpu_seconds_by_kind(services), jit_seconds(spark_jvm_pids(services))
+    jvms = spark_jvm_pids(services)
+    cpu_before, jit_before = cpu_seconds_by_kind(services), jit_seconds(jvms)
+    threads = jvm_thread_samples(query, jvms, jvm_sample_s)
+    cpu_after, jit_after = cpu_seconds_by_kind(services), jit_seconds(jvms)
     batches = _batch_log(spark, config)
     steady = batches[1:]
     if not steady:
@@ -294,11 +296,53 @@ def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, 
             "sustained_rps": round(steady_records / seconds, 1),
             "batch_seconds_median": round(float(np.median([b["seconds"] for b in steady])), 2),
             **cpu_per_record(cpu_before, cpu_after, steady_records, os.cpu_count() or 1),
+            "jvm_threads_us_per_record": jvm_threads_per_record(threads, batches),
             # JIT compilation within spark_jvm's CPU: high in a fresh JVM, falling run after run
             "jvm_jit_us_per_record": (round((jit_after - jit_before) * 1e6 / steady_records, 1)
                                       if jit_before is not None and jit_after is not None else None),
             "influx_points_written": sum(b["influx_written"] for b in batches),
             "influx_points_failed": sum(b["influx_failed"] for b in batches), "topic": topic}
+
+
+def jvm_thread_samples(query, jvms: list[int], every_s: float) -> list[tuple[float, dict[str, float]]]:
+    """Until the query ends: every ``every_s`` seconds, the wall time and the CPU seconds of the JVM's
+    threads by role (:mod:`jobs.bench.jvm_threads`). Read while the query runs because the thread
+    that plans and commits its batches ends with it, taking its CPU with it."""
+    from jobs.bench.jvm_threads import cpu_by_role
+
+    samples: list[tuple[float, dict[str, float]]] = []
+    while query.isActive:
+        reading = cpu_by_role(jvms[0]) if len(jvms) == 1 else None
+        if reading is not None:
+            samples.append((time.time(), reading))
+        query.awaitTermination(every_s)
+    query.awaitTermination()
+    return samples
+
+
+def jvm_thread_samples_span(samples: list[tuple[float, dict[str, float]]], batches: list) -> tuple[int, dict] | None:
+    """The records committed between the first and the last sample (by ``batch_log.logged_at``)
+    and the threads' CPU seconds by role over that span; None with fewer than two samples or no
+    batch committed between them."""
+    if len(samples) < 2:
+        return None
+    (start, first), (end, last) = samples[0], samples[-1]
+    records = sum(b["records"] for b in batches if start < b["logged_at"].timestamp() <= end)
+    if records == 0:
+        return None
+    return records, {role: max(last[role] - first.get(role, 0.0), 0.0) for role in last}
+
+
+def jvm_threads_per_record(samples: list[tuple[float, dict[str, float]]], batches: list) -> dict[str, float] | None:
+    """The JVM's CPU per record by role, microseconds: ``driver`` (the threads that plan, schedule
+    and commit each batch: in local mode the driver's share of the one JVM), ``executor`` (task
+    threads; a floor, as idle task threads end and take their CPU along) and ``jvm_runtime`` (GC
+    and JIT, both roles')."""
+    span = jvm_thread_samples_span(samples, batches)
+    if span is None:
+        return None
+    records, used = span
+    return {role: round(seconds * 1e6 / records, 2) for role, seconds in sorted(used.items())}
 
 
 def _processed(query) -> int:

@@ -35,7 +35,7 @@ def test_a_drain_latency_run_and_baseline_on_the_real_broker_and_influxdb(
                              bucket=new_influx_bucket(influxdb, "bench-harness"))
     with ResourceSampler(interval_s=0.2, exclude={kafka_broker.process.pid, influxdb.process.pid}) as sampler:
         drain = capacity(spark, kafka_broker, tmp_path, DEFAULT_BUNDLE_PATH, sample_dir, records=3000,
-                         max_offsets=1000, influx=influx)
+                         max_offsets=1000, influx=influx, jvm_sample_s=0.5)
     # every record of the backlog went through in several batches, to Delta and to InfluxDB
     assert drain["records"] == 3000 and drain["batches"] >= 3
     assert len(DeltaTable(str(tmp_path / drain["topic"] / "flows_scored")).to_pandas(columns=["record_id"])) == 3000
@@ -45,6 +45,8 @@ def test_a_drain_latency_run_and_baseline_on_the_real_broker_and_influxdb(
     cpu = drain["cpu_us_per_record"]
     assert cpu["spark_jvm"] > 0 and cpu["python_workers"] > 0 and cpu["influxdb"] > 0
     assert cpu["total"] == pytest.approx(sum(v for k, v in cpu.items() if k != "total"), abs=0.5)
+    threads = drain["jvm_threads_us_per_record"]  # the driver's share of the one local-mode JVM
+    assert threads["driver"] > 0 and threads["executor"] > 0
     resources = sampler.summary()
     assert resources["peak_rss_mb_by_process"].get("spark_jvm", 0) > 100
     assert resources["peak_rss_mb"] >= resources["peak_rss_mb_by_process"]["spark_jvm"]

@@ -171,3 +171,27 @@ def test_the_drain_with_influxdb_elsewhere_is_reported_with_the_points_it_sent()
     assert "**21,000 records/s**" in text
     assert "  - with InfluxDB elsewhere, CPU per record while draining" in text and "influxdb_sink 3" in text
     assert report["targets"]["e2e_sustained_rps"] == (12_000, 20_000, False)  # judged with InfluxDB on these cores
+
+
+def test_the_driver_figure_counts_its_jvm_threads_between_the_first_and_last_reading() -> None:
+    """e2e.driver_us_per_record is the driver's Python plus its JVM threads, per record committed
+    between two thread readings; without readings there is no driver figure, not half of one."""
+    from datetime import datetime, timezone
+
+    from jobs.bench.command import driver_cpu_us
+    from jobs.bench.e2e import jvm_threads_per_record
+
+    def at(second: float) -> datetime:
+        return datetime.fromtimestamp(second, tz=timezone.utc)
+
+    samples = [(100.0, {"driver": 1.0, "executor": 5.0, "jvm_runtime": 2.0}),
+               (103.0, {"driver": 1.5, "executor": 9.0, "jvm_runtime": 2.5}),
+               (106.0, {"driver": 2.0, "executor": 13.0, "jvm_runtime": 3.0})]
+    batches = [{"records": 1000, "logged_at": at(99.0)},  # before the first reading: not in the span
+               {"records": 1000, "logged_at": at(102.0)}, {"records": 1000, "logged_at": at(105.0)}]
+    threads = jvm_threads_per_record(samples, batches)
+    assert threads == {"driver": 500.0, "executor": 4000.0, "jvm_runtime": 500.0}
+    assert jvm_threads_per_record(samples[:1], batches) is None
+    run = {"cpu_us_per_record": {"driver_python": 20.0}, "jvm_threads_us_per_record": threads}
+    assert driver_cpu_us(run) == 520.0
+    assert driver_cpu_us({"cpu_us_per_record": {"driver_python": 20.0}, "jvm_threads_us_per_record": None}) is None
