@@ -134,7 +134,8 @@ TABLES: Final[dict[str, TableSpec]] = {spec.name: spec for spec in (
                   ("predicted_classes", pa.list_(STRING)), ("first_seen", TIMESTAMP), ("last_seen", TIMESTAMP),
                   ("alerts", LONG), ("max_severity", STRING), ("max_ensemble_score", DOUBLE), (EXPLANATION, STRING),
                   ("model_version", STRING), ("state", STRING), ("closed_at", TIMESTAMP), ("opened_batch", LONG),
-                  ("batch_id", LONG), ("updated_at", TIMESTAMP))),
+                  ("batch_id", LONG), ("updated_at", TIMESTAMP), ("notified_batch", LONG),
+                  ("notified_severity", STRING), ("notified_seen", TIMESTAMP))),
     TableSpec(BATCH_LOG, (), "one row per micro-batch: counts, durations, sink failures", _columns(
         ("batch_id", LONG), ("records", LONG), ("quarantined", LONG), ("anomalies", LONG),
         ("influx_written", LONG), ("influx_failed", LONG), ("influx_error", STRING), ("seconds", DOUBLE),

@@ -75,6 +75,7 @@ class NotifyConfig:
     (``iomt-ad notify``); how often it looks for new updates; how it backs off from a failing output."""
 
     in_stream: bool = True
+    update_every: str = "15 minutes"  # an open incident's news at most this often (alert time) unless more severe
     poll_interval: str = "2 seconds"
     retry_initial: str = "1 second"
     retry_max: str = "5 minutes"
@@ -100,6 +101,8 @@ def alerts_from_mapping(raw: Mapping[str, Any] | None, build: Callable[..., Any]
     for key in ("poll_interval", "retry_initial", "retry_max"):
         if duration(getattr(alerts.notify, key), f"alerts.notify.{key}") <= timedelta(0):
             raise error(f"alerts.notify.{key} must be more than zero")
+    if duration(alerts.notify.update_every, "alerts.notify.update_every") < timedelta(0):
+        raise error("alerts.notify.update_every must not be negative (0: every change)")
     if outputs.syslog.facility not in FACILITIES:
         raise error(f"alerts.outputs.syslog.facility must be one of {sorted(FACILITIES)}")
     if bool(outputs.syslog.cert_file) != bool(outputs.syslog.key_file):

@@ -1,5 +1,7 @@
-"""The ``outbox`` table: every incident update, queued by the streaming job's driver once per batch,
-after the batch's incidents are committed and before its ``batch_log`` row (its commit mark).
+"""The ``outbox`` table: the incident updates worth a message (opened, closed, more severe, or
+``alerts.notify.update_every`` since the last one: :mod:`jobs.stream.incidents` rule 4), queued by the
+streaming job's driver once per batch, after the batch's incidents are committed and before its
+``batch_log`` row (its commit mark).
 
 An update is the incident's row as the batch left it, with ``update_id`` = ``<incident_id>:<batch_id>``
 and ``change`` (``opened``, ``updated`` or ``closed``). The append carries the batch's transaction
@@ -53,7 +55,9 @@ def queue_updates(appender: DeltaAppender, batch_id: int, queued_at: datetime) -
         log.info("%s already holds batch %d of %s: skipped", OUTBOX, batch_id, appender.app_id)
         return 0
     changed = appender.rows(INCIDENTS, batch_id, list(TABLES[INCIDENTS].column_names))
-    rows = outbox_rows(changed, queued_at)
+    # only the updates worth a message (jobs.stream.incidents rule 4: opened, closed, more severe, or
+    # alerts.notify.update_every since the last one); the incidents table has every change
+    rows = outbox_rows([row for row in changed if row.get("notified_batch") == batch_id], queued_at)
     appender.append(OUTBOX, rows, batch_id)
     if rows.num_rows:
         log.info("batch %d: %d incident updates queued for the outputs", batch_id, rows.num_rows)

@@ -134,12 +134,17 @@ class DeltaAppender:
 
     def read(self, name: str) -> pa.Table | None:
         """Every row of ``name`` in its definition's types, or None when the table does not exist yet
-        (small tables: a merge may write ``string_view`` columns, which pyarrow cannot filter on)."""
+        (small tables: a merge may write ``string_view`` columns, which pyarrow cannot filter on). A
+        column added since the table was written reads as nulls."""
         table = self._table(name)
         if table is None:
             return None
         rows = table.to_pyarrow_dataset().to_table()
-        return rows.select(list(TABLES[name].column_names)).cast(TABLES[name].arrow_schema())
+        schema = TABLES[name].arrow_schema()
+        for field in schema:
+            if field.name not in rows.column_names:
+                rows = rows.append_column(field.name, pa.nulls(rows.num_rows, field.type))
+        return rows.select(schema.names).cast(schema)
 
     def upsert(self, name: str, rows: pa.Table, batch_id: int, key: str) -> bool:
         """Merge ``rows`` into ``name`` by ``key`` (a row with a known key replaces it whole, others are
@@ -152,7 +157,7 @@ class DeltaAppender:
         if self._holds(table, batch_id):
             log.info("%s already holds batch %d of %s: skipped", name, batch_id, self.app_id)
             return False
-        (table.merge(rows, predicate=f"t.{key} = s.{key}", source_alias="s", target_alias="t",
+        (table.merge(rows, predicate=f"t.{key} = s.{key}", source_alias="s", target_alias="t", merge_schema=True,
                      commit_properties=CommitProperties(app_transactions=[Transaction(app_id=self.app_id,
                                                                                       version=batch_id)]))
          .when_matched_update_all().when_not_matched_insert_all().execute())

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def commit_incidents(appender: DeltaAppender, payloads: list[str], batch_id: int, quiet: timedelta,
-                     updated_at: datetime) -> bool:
+                     updated_at: datetime, notify_every: timedelta = timedelta(0)) -> bool:
     """Open, extend and close incidents with a batch's episodes (``payloads``: the tasks' reports);
     False when the table already holds the batch or nothing changed."""
     from jobs.stream.executor import from_text
@@ -35,8 +35,7 @@ def commit_incidents(appender: DeltaAppender, payloads: list[str], batch_id: int
     episodes = [row for table in tables for row in table.to_pylist()]
     table = appender.read(INCIDENTS)
     current = table.filter(pc.equal(table["state"], OPEN)).to_pylist() if table is not None else []
-    rows = update(current, episodes, batch_stream_time(tables), quiet,
-                  batch_id, updated_at)
+    rows = update(current, episodes, batch_stream_time(tables), quiet, batch_id, updated_at, notify_every)
     changed = incident_rows(rows)
     if changed.num_rows:
         log.info("batch %d: %d incidents opened or changed (%d open)", batch_id, changed.num_rows,

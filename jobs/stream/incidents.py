@@ -14,7 +14,11 @@ The rules, all on event time:
 3. A closed incident is never reopened: an alert after it opens a new one. An alert older than the
    open incident of its pair by more than the quiet time (late data) forms its own incident, closed
    at once: a later one of that pair exists already.
-4. An incident's ``alerts`` count every alert once; ``max_severity`` is the highest severity of its
+4. The outputs hear of an incident when it opens, when it closes, when its ``max_severity`` rises
+   above what they were last told, and otherwise at most once per ``alerts.notify.update_every`` of
+   its alerts' time (``notified_batch``, ``notified_severity`` and ``notified_seen`` record the last
+   update queued): an attack that lasts an hour is a handful of messages, not one per batch.
+5. An incident's ``alerts`` count every alert once; ``max_severity`` is the highest severity of its
    alerts and ``explanation`` that of its most severe alert (the highest ``ensemble_score`` among
    those of that severity); ``predicted_classes`` the classes of its alerts; the device's addresses
    and ``model_version`` those of its latest alert.
@@ -155,10 +159,23 @@ def _opened(episode: dict[str, Any], batch_id: int) -> dict[str, Any]:
             "state": OPEN, "closed_at": None, "opened_batch": batch_id}
 
 
+def worth_notifying(incident: dict[str, Any], batch_id: int, every: timedelta) -> bool:
+    """Whether a changed incident's update goes to the outputs (rule 4): it opened or closed in this
+    batch, its severity rose above the last update's, or ``every`` of alert time passed since it."""
+    if incident["state"] == CLOSED or incident.get("opened_batch") == batch_id or incident.get("notified_seen") is None:
+        return True
+    told = SEVERITY_RANK.get(incident.get("notified_severity") or "none", 0)
+    return SEVERITY_RANK.get(incident["max_severity"], 0) > told or \
+        incident["last_seen"] - incident["notified_seen"] >= every
+
+
 def update(open_incidents: Iterable[dict[str, Any]], episodes_rows: Iterable[dict[str, Any]],
-           now: datetime | None, quiet: timedelta, batch_id: int, updated_at: datetime) -> list[dict[str, Any]]:
+           now: datetime | None, quiet: timedelta, batch_id: int, updated_at: datetime,
+           notify_every: timedelta = timedelta(0)) -> list[dict[str, Any]]:
     """The incidents a batch opens or changes (rows of the ``incidents`` table): ``open_incidents``
-    the table's open rows, ``episodes_rows`` the batch's episodes, ``now`` the batch's stream time."""
+    the table's open rows, ``episodes_rows`` the batch's episodes, ``now`` the batch's stream time;
+    those whose update goes to the outputs (:func:`worth_notifying`, ``notify_every``) carry this
+    batch as ``notified_batch``."""
     current = {(row["subject"], row["category"]): dict(row) for row in open_incidents}
     changed: dict[str, dict[str, Any]] = {}
 
@@ -186,6 +203,9 @@ def update(open_incidents: Iterable[dict[str, Any]], episodes_rows: Iterable[dic
                 close(incident)
     for incident in changed.values():
         incident.update(batch_id=batch_id, updated_at=updated_at)
+        if worth_notifying(incident, batch_id, notify_every):
+            incident.update(notified_batch=batch_id, notified_severity=incident["max_severity"],
+                            notified_seen=incident["last_seen"])
     return list(changed.values())
 
 

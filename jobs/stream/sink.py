@@ -186,6 +186,7 @@ class ForeachBatchSink:
 
         import pyarrow as pa
 
+        from jobs.config import duration
         from jobs.stream.executor import from_text
         from jobs.stream.incident_store import commit_incidents
 
@@ -197,7 +198,8 @@ class ForeachBatchSink:
             futures.append(pool.submit(self.delta.merge_devices, DEVICES, devices, batch_id))
             # the incidents, from the alerts' summaries (jobs.stream.incident_store)
             futures.append(pool.submit(commit_incidents, self.delta, summary.incidents, batch_id,
-                                       self.config.stream.incident_quiet, datetime.now(timezone.utc)))
+                                       self.config.stream.incident_quiet, datetime.now(timezone.utc),
+                                       duration(self.config.alerts.notify.update_every, "alerts.notify.update_every")))
             for future in futures:
                 future.result()
 

@@ -25,7 +25,9 @@ def incident(n: int, batch_id: int, state: str = "open", opened_batch: int | Non
             "max_ensemble_score": 4.5, "explanation": HOSTILE_EXPLANATION, "model_version": "v3", "state": state,
             "closed_at": T0 + timedelta(minutes=n + 10) if state == "closed" else None,
             "opened_batch": batch_id if opened_batch is None else opened_batch, "batch_id": batch_id,
-            "updated_at": T0 + timedelta(minutes=n, seconds=batch_id), **extra}
+            "updated_at": T0 + timedelta(minutes=n, seconds=batch_id),
+            # an update worth a message (jobs.stream.incidents rule 4) unless a test says otherwise
+            "notified_batch": batch_id, "notified_severity": "high", "notified_seen": T0 + timedelta(minutes=n), **extra}
 
 
 def queue_batches(tables: Path, batches: dict[int, list[dict[str, Any]]], app_id: str = "test-app") -> DeltaAppender:

@@ -140,3 +140,45 @@ def test_quiet_time_is_configured_and_must_be_positive() -> None:
     assert config_from_mapping({"stream": {"incident_quiet_time": "90s"}}).stream.incident_quiet == timedelta(seconds=90)
     with pytest.raises(ConfigError, match="incident_quiet_time"):
         config_from_mapping({"stream": {"incident_quiet_time": "0s"}})
+
+
+def test_outputs_hear_of_an_incident_when_it_opens_worsens_closes_and_every_so_often() -> None:
+    """Rule 4: an incident that takes alerts every minute for 40 minutes is queued for the outputs
+    when it opens, when its severity rises, every 15 minutes of alert time, and when it closes;
+    the other changes are in the incidents table only."""
+    every = timedelta(minutes=15)
+    table: dict[str, dict] = {}
+    notified: list[tuple[int, str, str]] = []
+    for minute in range(41):
+        severity = "high" if minute >= 20 else "low"
+        task = alerts((minute, "mac:a", "s", "DoS", "DoS-TCP", severity, 2 + minute))
+        rows = incidents.episodes(task, QUIET, T0 + timedelta(minutes=minute)).to_pylist()
+        open_rows = [dict(r) for r in table.values() if r["state"] == incidents.OPEN]
+        for row in incidents.update(open_rows, rows, T0 + timedelta(minutes=minute), QUIET, minute, NOW, every):
+            table[row["incident_id"]] = row
+            if row.get("notified_batch") == minute:
+                notified.append((minute, row["max_severity"], row["state"]))
+    closing = incidents.update([dict(r) for r in table.values()], [], T0 + timedelta(minutes=60), QUIET, 41, NOW, every)
+    assert [(r["notified_batch"], r["state"]) for r in closing] == [(41, "closed")]
+    # opened at 0; 15 minutes later; more severe at 20; 15 minutes after that at 35; closed
+    assert notified == [(0, "low", "open"), (15, "low", "open"), (20, "high", "open"), (35, "high", "open")]
+    # without update_every (0), every change is worth a message
+    every_change = incidents.update([dict(r) for r in table.values()], incidents.episodes(
+        alerts((40, "mac:a", "s", "DoS", "DoS-TCP", "high", 2)), QUIET, None).to_pylist(), None, QUIET, 42, NOW)
+    assert [(r["notified_batch"], r["state"]) for r in every_change] == [(42, "open")]
+
+
+def test_an_incidents_table_from_before_notifications_gains_their_columns(tmp_path) -> None:
+    """A table written by an earlier version (no notified_* columns) takes the merge that brings them."""
+    from deltalake import DeltaTable
+
+    appender = DeltaAppender(tmp_path, "app-1")
+    first = [_payload(alerts((0, "mac:a", "s", "DoS", "DoS-TCP", "low", 2)), 1)]
+    old = incidents.incident_rows(incidents.update([], [r for p in first for r in incidents.episodes(
+        alerts((0, "mac:a", "s", "DoS", "DoS-TCP", "low", 2)), QUIET, None).to_pylist()], None, QUIET, 0, NOW))
+    appender.append("incidents", old.drop_columns(["notified_batch", "notified_severity", "notified_seen"]), 0)
+    later = [_payload(alerts((1, "mac:a", "s", "DoS", "DoS-TCP", "high", 9)), 1)]
+    assert commit_incidents(appender, later, 1, QUIET, NOW, timedelta(minutes=15))
+    rows = DeltaTable(str(tmp_path / "incidents")).to_pyarrow_table().to_pylist()
+    assert [(r["alerts"], r["max_severity"], r["notified_batch"], r["notified_severity"]) for r in rows] == [
+        (2, "high", 1, "high")]  # the table had no record of a notification: this update is one
