@@ -101,3 +101,19 @@ SELECT run_id, status, model_version, range_from, range_to, rows_read, rows_writ
 FROM scoring_runs
 ORDER BY started_at DESC
 LIMIT 20;
+
+-- name: alerts_per_incident
+-- Each incident beside the alerts it grouped, found again by its rule (jobs/stream/incidents.py):
+-- same subject (the alert's device_id, else its source_id up to the first ':'), same attack
+-- category, event time within the incident's first and last alert. alerts_found equals the
+-- incident's own count.
+SELECT i.incident_id, i.subject, i.category, i.state, i.max_severity, i.alerts AS incident_alerts,
+       count(a.record_id) AS alerts_found, round(max(a.ensemble_score), 3) AS max_score,
+       min(a.event_time) AS first_alert, max(a.event_time) AS last_alert
+FROM incidents i
+JOIN alerts a
+  ON coalesce(nullif(a.device_id, ''), split(coalesce(a.source_id, ''), ':')[0]) = i.subject
+ AND coalesce(a.predicted_category, 'unknown') = i.category
+ AND a.event_time BETWEEN i.first_seen AND i.last_seen
+GROUP BY i.incident_id, i.subject, i.category, i.state, i.max_severity, i.alerts
+ORDER BY incident_alerts DESC;

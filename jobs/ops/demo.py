@@ -45,7 +45,32 @@ def _reset(config: AppConfig) -> None:
     for path in (config.stream.files.path, config.stream.tables_dir, config.stream.checkpoint):
         if path.exists():
             shutil.rmtree(path)
+    if config.alerts.outputs.file.enabled:
+        Path(config.alerts.outputs.file.path).unlink(missing_ok=True)
     config.stream.files.path.mkdir(parents=True)
+
+
+def _notify(config: AppConfig, timeout_s: float = 120.0) -> str | None:
+    """Deliver the incident updates the run queued to the configured outputs (as the stream's
+    notifier or ``iomt-ad notify`` would) and say how many went where; None without outputs."""
+    from deltalake import DeltaTable
+
+    from jobs.outputs.notifier import notifier_for
+    from schemas.tables import DELIVERIES
+
+    notifier = notifier_for(config)
+    if notifier is None:
+        return None
+    if not notifier.drain(timeout_s):
+        log.warning("some incident updates were not delivered within %.0f s: `iomt-ad notify` sends them", timeout_s)
+    path = str(config.stream.tables_dir / DELIVERIES)
+    rows = (DeltaTable(path).to_pyarrow_table(columns=["output", "status"]).to_pylist()
+            if DeltaTable.is_deltatable(path) else [])
+    sent = {output.name: sum(1 for r in rows if r["output"] == output.name and r["status"] == "delivered")
+            for output in notifier.outputs}
+    where = ", ".join(f"{count} to {name}" + (f" ({config.alerts.outputs.file.path})" if name == "file" else "")
+                      for name, count in sent.items())
+    return f"  incident notifications {sum(sent.values()):>7}   ({where}; one per incident update worth a message)"
 
 
 def _replay(config: AppConfig, data: list[str]) -> int:
@@ -130,7 +155,9 @@ def run(args: argparse.Namespace) -> int:
         log.error("the streaming query failed: %s", query.exception())
         return 1
     summary = _summary(spark, config, seconds)
+    notified = _notify(config)
     json_path, html_path = _report(config, args.data, args.out)
-    sys.stdout.write(summary + f"\n\n  evaluation report: {html_path} (metrics: {json_path})\n")
+    sys.stdout.write(summary + (f"\n{notified}" if notified else "")
+                     + f"\n\n  evaluation report: {html_path} (metrics: {json_path})\n")
     spark.stop()
     return 0

@@ -51,4 +51,8 @@ def build_outputs(config: "AppConfig") -> list[Output]:
         from jobs.outputs.webhook import WebhookOutput
 
         outputs.append(WebhookOutput("slack_webhook", outputs_config.slack_webhook, "slack", version))
+    if outputs_config.file.enabled:
+        from jobs.outputs.file_output import FileOutput
+
+        outputs.append(FileOutput(outputs_config.file, version))
     return outputs

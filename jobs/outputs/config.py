@@ -58,14 +58,23 @@ class WebhookOutputConfig:
 
 
 @dataclass(frozen=True)
+class FileOutputConfig:
+    """OCSF Detection Findings as JSON lines appended to a file, for a log shipper to tail."""
+
+    enabled: bool = False
+    path: str = "var/incidents.ocsf.jsonl"
+
+
+@dataclass(frozen=True)
 class OutputsConfig:
     syslog: SyslogOutputConfig = field(default_factory=SyslogOutputConfig)
     kafka: KafkaOutputConfig = field(default_factory=KafkaOutputConfig)
     ocsf_webhook: WebhookOutputConfig = field(default_factory=WebhookOutputConfig)
     slack_webhook: WebhookOutputConfig = field(default_factory=WebhookOutputConfig)
+    file: FileOutputConfig = field(default_factory=FileOutputConfig)
 
     def enabled(self) -> tuple[str, ...]:
-        return tuple(name for name in ("syslog", "kafka", "ocsf_webhook", "slack_webhook")
+        return tuple(name for name in ("syslog", "kafka", "ocsf_webhook", "slack_webhook", "file")
                      if getattr(self, name).enabled)
 
 
@@ -97,7 +106,7 @@ def alerts_from_mapping(raw: Mapping[str, Any] | None, build: Callable[..., Any]
     alerts = build(AlertsConfig, raw, "alerts", {"notify": NotifyConfig})
     outputs = build(OutputsConfig, outputs_raw, "alerts.outputs", {
         "syslog": SyslogOutputConfig, "kafka": KafkaOutputConfig, "ocsf_webhook": WebhookOutputConfig,
-        "slack_webhook": WebhookOutputConfig})
+        "slack_webhook": WebhookOutputConfig, "file": FileOutputConfig})
     for key in ("poll_interval", "retry_initial", "retry_max"):
         if duration(getattr(alerts.notify, key), f"alerts.notify.{key}") <= timedelta(0):
             raise error(f"alerts.notify.{key} must be more than zero")
@@ -109,6 +118,8 @@ def alerts_from_mapping(raw: Mapping[str, Any] | None, build: Callable[..., Any]
         raise error("alerts.outputs.syslog.cert_file and key_file go together (mutual TLS)")
     if (outputs.syslog.ca_file or outputs.syslog.cert_file) and not outputs.syslog.tls:
         raise error("alerts.outputs.syslog: ca_file / cert_file are set but tls is false")
+    if outputs.file.enabled and not str(outputs.file.path).strip():
+        raise error("alerts.outputs.file: set path")
     for name in ("ocsf_webhook", "slack_webhook"):
         hook = getattr(outputs, name)
         if hook.enabled and not (hook.url or hook.url_env or hook.url_file):

@@ -1,4 +1,5 @@
 """`make demo`'s command on a fresh var/: the embedded default end to end, as a separate process."""
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ def test_demo_runs_the_job_and_reports(tmp_path, spark) -> None:
     conf["stream"]["files"]["path"] = str(tmp_path / "incoming")
     conf["stream"]["tables_dir"] = str(tmp_path / "delta")
     conf["stream"]["model_dir"] = str(BUNDLE)
+    conf["alerts"]["outputs"]["file"]["path"] = str(tmp_path / "incidents.ocsf.jsonl")
     (tmp_path / "conf.yaml").write_text(yaml.safe_dump(conf))
     result = subprocess.run(
         [str(Path(sys.executable).parent / "iomt-ad"), "demo", "--conf", str(tmp_path / "conf.yaml"),
@@ -37,3 +39,11 @@ def test_demo_runs_the_job_and_reports(tmp_path, spark) -> None:
     assert flows.count() == sample_rows
     batches = spark.read.format("delta").load(str(tmp_path / "delta" / "batch_log")).count()
     assert batches >= 2  # max_files_per_trigger splits the replayed files into micro-batches
+    # the embedded default's file output: one OCSF line per queued incident update, every incident told
+    findings = [json.loads(line) for line in (tmp_path / "incidents.ocsf.jsonl").read_text().splitlines()]
+    outbox = spark.read.format("delta").load(str(tmp_path / "delta" / "outbox")).collect()
+    incidents = spark.read.format("delta").load(str(tmp_path / "delta" / "incidents")).collect()
+    assert sorted(f["metadata"]["uid"] for f in findings) == sorted(r["update_id"] for r in outbox)
+    assert {f["finding_info"]["uid"] for f in findings} == {r["incident_id"] for r in incidents}
+    assert len(findings) < len(incidents) * batches  # not one message per incident and batch
+    assert f"incident notifications {len(findings):>7}   ({len(findings)} to file (" in out
