@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -96,34 +99,88 @@ def _location(tables: "TablesLocation | Path | str") -> "TablesLocation":
     return tables if isinstance(tables, TablesLocation) else TablesLocation.of(tables)
 
 
-def _delta_table(location: "TablesLocation", name: str):
-    """The table, or None while the job has not created it yet."""
+_OPEN_TABLES: dict[str, tuple[threading.Lock, object]] = {}
+_OPEN_TABLES_LOCK = threading.Lock()
+
+
+@contextmanager
+def _delta_table(location: "TablesLocation", name: str) -> Iterator[object | None]:
+    """The table at its latest version, or None while the job has not created it yet. Each table is
+    opened once per dashboard process and brought up to date incrementally on every refresh (a
+    fresh open replays the log from its last checkpoint each time); its lock keeps two browser
+    sessions from updating it at once."""
+    from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
-    try:
-        return location.delta_table(name)
-    except TableNotFoundError:
-        log.info("no Delta table at %s yet", location.uri(name))
+    uri = location.uri(name)
+    with _OPEN_TABLES_LOCK:
+        lock, table = _OPEN_TABLES.setdefault(uri, (threading.Lock(), None))
+    with lock:
+        if table is not None:
+            try:
+                table.update_incremental()
+            except Exception:  # the table was deleted or replaced under us (a new demo run): open it again
+                log.info("reopening the Delta table at %s", uri, exc_info=True)
+                table = None
+        if table is None:
+            try:
+                table = DeltaTable(uri, storage_options=location.storage_options())
+            except TableNotFoundError:
+                log.info("no Delta table at %s yet", uri)
+                _OPEN_TABLES[uri] = (lock, None)
+                yield None
+                return
+            _OPEN_TABLES[uri] = (lock, table)
+        yield table
+
+
+def _pruning(table, since: datetime | None, time_column: str | None) -> str | None:
+    """delta-rs's file pruning predicate for rows from ``since`` on: files are skipped by their
+    partition (``event_date``) and their ``time_column`` statistics before any is opened (files
+    without statistics are kept)."""
+    if since is None:
         return None
+    instant = pd.Timestamp(since).tz_convert("UTC") if pd.Timestamp(since).tz else pd.Timestamp(since).tz_localize("UTC")
+    terms = []
+    if "event_date" in table.metadata().partition_columns:
+        terms.append(f"event_date >= '{instant.date().isoformat()}'")
+    if time_column is not None:
+        terms.append(f"{time_column} >= '{instant.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}'")
+    return " AND ".join(terms) or None
 
 
 def read_table(tables: "TablesLocation | Path | str", name: str, columns: list[str],
                since: datetime | None = None, time_column: str | None = None) -> pd.DataFrame:
     """A Delta table (only ``columns``); an empty frame while the job has not created the table yet.
-    With ``since``: only rows whose ``time_column`` is at or after it, read through the table's
-    partitions (``event_date``) and its files' statistics, so that a refresh reads the window and
-    not the day, however long the job has run."""
+    With ``since``: only rows whose ``time_column`` is at or after it, the files chosen by the
+    table's partitions (``event_date``) and its files' statistics, so that a refresh opens the
+    window's files and not the day's, however long the job has run."""
     location = _location(tables)
-    table = _delta_table(location, name)
-    if table is None:
-        return pd.DataFrame(columns=columns)
-    dataset = table.to_pyarrow_dataset()
+    with _delta_table(location, name) as table:
+        if table is None:
+            return pd.DataFrame(columns=columns)
+        dataset = table.to_pyarrow_dataset(file_pruning_predicate=_pruning(table, since, time_column))
+        partitioned = "event_date" in table.metadata().partition_columns
+    try:
+        return _frame(dataset, columns, partitioned, since, time_column)
+    except FileNotFoundError:  # the table was replaced (a new demo run) since this process opened it
+        _OPEN_TABLES.pop(location.uri(name), None)
+        with _delta_table(location, name) as table:
+            if table is None:
+                return pd.DataFrame(columns=columns)
+            dataset = table.to_pyarrow_dataset(file_pruning_predicate=_pruning(table, since, time_column))
+        return _frame(dataset, columns, partitioned, since, time_column)
+
+
+def _frame(dataset, columns: list[str], partitioned: bool, since: datetime | None,
+           time_column: str | None) -> pd.DataFrame:
+    """``columns`` of the dataset's rows from ``since`` on, in UTC (see :func:`read_table`)."""
     condition = None
     if since is not None:
         import pyarrow.dataset as pads
 
-        if "event_date" in table.metadata().partition_columns:
-            condition = pads.field("event_date") >= since.date()  # prunes whole partitions
+        if partitioned:
+            condition = pads.field("event_date") >= since.date()
         if time_column is not None:
             after = pads.field(time_column) >= pd.Timestamp(since).to_pydatetime()
             condition = after if condition is None else condition & after
@@ -142,21 +199,20 @@ def read_table(tables: "TablesLocation | Path | str", name: str, columns: list[s
 def newest(tables: "TablesLocation | Path | str", name: str, column: str) -> pd.Timestamp | None:
     """The largest ``column`` in the table, from its files' statistics when every file has them (no
     data file is opened), else read from the column; None for a missing or empty table."""
-    location = _location(tables)
-    table = _delta_table(location, name)
-    if table is None:
-        return None
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    actions = pa.table(table.get_add_actions(flatten=True))
-    bound = f"max.{column}"
-    if actions.num_rows == 0:
-        return None
-    if bound in actions.column_names and actions[bound].null_count == 0:
-        value = pc.max(actions[bound]).as_py()
-    else:  # files written before the job kept statistics
-        value = pc.max(table.to_pyarrow_dataset().to_table(columns=[column])[column]).as_py()
+    with _delta_table(_location(tables), name) as table:
+        if table is None:
+            return None
+        actions = pa.table(table.get_add_actions(flatten=True))
+        bound = f"max.{column}"
+        if actions.num_rows == 0:
+            return None
+        if bound in actions.column_names and actions[bound].null_count == 0:
+            value = pc.max(actions[bound]).as_py()
+        else:  # files written before the job kept statistics
+            value = pc.max(table.to_pyarrow_dataset().to_table(columns=[column])[column]).as_py()
     if value is None:
         return None
     stamp = pd.Timestamp(value)
@@ -200,13 +256,13 @@ def load_snapshot(settings: DashboardSettings) -> Snapshot:
 
 def newest_alerts(tables: "TablesLocation", start: datetime, end: pd.Timestamp | None,
                   limit: int = 50) -> pd.DataFrame:
-    """The ``limit`` newest alerts of the window (at most): read a minute back from its end, then
-    ten, then the whole window, until enough are found, so that a busy window's alerts are not all
+    """The ``limit`` newest alerts of the window (at most): read 10 s back from its end, then a
+    minute, ten, then the whole window, until enough are found, so that a busy window's alerts are not all
     read to show fifty of them."""
     if end is None:
         return pd.DataFrame(columns=ALERT_COLUMNS)
     window_start = pd.Timestamp(start)
-    backs = (timedelta(minutes=1), timedelta(minutes=10))
+    backs = (timedelta(seconds=10), timedelta(minutes=1), timedelta(minutes=10))
     for since in [*(end - back for back in backs if end - back > window_start), window_start]:
         alerts = read_table(tables, ALERTS, ALERT_COLUMNS, since=since.to_pydatetime(), time_column="event_time")
         if since == window_start or len(alerts) >= limit:

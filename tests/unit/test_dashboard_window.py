@@ -77,3 +77,28 @@ def test_the_window_is_read_through_file_statistics_and_shows_the_newest_alerts(
     assert snapshot.alerts["record_id"].tolist() == [str(i) for i in range(50)]  # newest first
     classes = per_class(snapshot.traffic)
     assert classes[["predicted_class", "records", "flagged"]].values.tolist() == [["Benign", 120, 0]]
+
+
+def test_files_without_statistics_are_still_read(tmp_path) -> None:
+    """Data files the job wrote before it kept min/max statistics (record count only) cannot be
+    skipped by a time filter: they are read, and their rows in the window shown."""
+    import json
+
+    from jobs.stream.delta_writer import DeltaAppender, write_data_files
+    from jobs.dashboard.data import read_table
+    from schemas.tables import TABLES
+
+    spec = TABLES["flows_scored"]
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    times = [now - timedelta(minutes=m) for m in (1, 2, 90)]
+    rows = pa.table({c.name: pa.nulls(len(times), c.type) for c in spec.columns}).cast(spec.arrow_schema())
+    for name, values in (("record_id", ["a", "b", "old"]), ("event_time", [t.to_pydatetime() for t in times]),
+                         ("event_date", [t.date() for t in times])):
+        rows = rows.set_column(rows.schema.get_field_index(name), name, pa.array(values, spec.arrow_schema().field(name).type))
+    appender = DeltaAppender(tmp_path, "app-1")
+    files = [{**f, "stats": json.dumps({"numRecords": f["records"]})}
+             for f in write_data_files(appender.tables, "flows_scored", rows, 0)]
+    assert appender.commit_files("flows_scored", files, 0)
+    shown = read_table(tmp_path, "flows_scored", ["record_id", "event_time"],
+                       since=(now - timedelta(minutes=60)).to_pydatetime(), time_column="event_time")
+    assert sorted(shown["record_id"]) == ["a", "b"]
