@@ -26,6 +26,7 @@ SCORING_RUNS: Final[str] = "scoring_runs"
 INFLUX_BACKFILLS: Final[str] = "influx_backfills"
 KAFKA_GAPS: Final[str] = "kafka_gaps"
 OUTBOX: Final[str] = "outbox"
+MODEL_REGISTRY: Final[str] = "model_registry"
 DELIVERIES: Final[str] = "deliveries"
 INCIDENT_ACTIONS: Final[str] = "incident_actions"
 MUTES: Final[str] = "mutes"
@@ -180,6 +181,12 @@ TABLES[DELIVERIES] = TableSpec(DELIVERIES, (), "each outbox update an output del
                                    ("update_id", STRING), ("incident_id", STRING), ("output", STRING),
                                    ("status", STRING), ("reason", STRING), ("attempts", LONG),
                                    ("recorded_at", TIMESTAMP)))
+TABLES[MODEL_REGISTRY] = TableSpec(MODEL_REGISTRY, (), "registered model bundles and the role aliases (champion, "
+                                   "challenger), one row per change (jobs.model_tools.registry)", _columns(
+                                       ("event_id", STRING), ("at", TIMESTAMP), ("seq", INT), ("action", STRING),
+                                       ("who", STRING), ("reason", STRING), ("version", STRING), ("role", STRING),
+                                       ("bundle", STRING), ("manifest_sha256", STRING), ("metrics", STRING),
+                                       ("provenance", STRING)))
 STREAM_TABLES: Final[tuple[str, ...]] = (FLOWS_SCORED, ALERTS, QUARANTINE, TRAFFIC_1M, DEVICES, INCIDENTS, BATCH_LOG)
 
 
