@@ -234,6 +234,9 @@ class StreamConfig:
     app_id: str = "iomt-ad-score-stream"  # txnAppId of the Delta writes
     model_dir: Path = DEFAULT_BUNDLE
     model_trust: ModelTrustConfig = field(default_factory=ModelTrustConfig)  # pin; unpickling refused
+    # "champion": each batch is scored by the model registry's champion (and its challenger in
+    # shadow), read when the batch begins (jobs.stream.model_roles); None: model_dir
+    model_role: str | None = None
     # an incident (jobs.stream.incidents) closes once the stream's event time is this long past its last alert
     incident_quiet_time: str = "10 minutes"
 
@@ -341,6 +344,9 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
         raise ConfigError("stream.quarantine_max_chars must not be negative")
     stream.event_time_bounds  # noqa: B018 - validates both durations now, not at the first batch
     stream.incident_quiet  # noqa: B018 - validated now too
+    if stream.model_role not in (None, "champion"):
+        raise ConfigError(f"stream.model_role: {stream.model_role!r}: use champion (the model registry's) or leave "
+                          "it out (stream.model_dir)")
     try:
         stream.tables  # noqa: B018 - validates tables_dir (a path, or a supported object store URI)
     except UserError as exc:

@@ -27,6 +27,7 @@ INFLUX_BACKFILLS: Final[str] = "influx_backfills"
 KAFKA_GAPS: Final[str] = "kafka_gaps"
 OUTBOX: Final[str] = "outbox"
 MODEL_REGISTRY: Final[str] = "model_registry"
+FLOWS_SHADOW: Final[str] = "flows_shadow"
 DELIVERIES: Final[str] = "deliveries"
 INCIDENT_ACTIONS: Final[str] = "incident_actions"
 MUTES: Final[str] = "mutes"
@@ -181,6 +182,15 @@ TABLES[DELIVERIES] = TableSpec(DELIVERIES, (), "each outbox update an output del
                                    ("update_id", STRING), ("incident_id", STRING), ("output", STRING),
                                    ("status", STRING), ("reason", STRING), ("attempts", LONG),
                                    ("recorded_at", TIMESTAMP)))
+TABLES[FLOWS_SHADOW] = TableSpec(FLOWS_SHADOW, ("event_date",), "each record the challenger scored in shadow beside "
+                                 "the champion: both verdicts (jobs.stream.model_roles)", (
+                                     *_columns(("record_id", STRING), ("source_id", STRING), ("device_id", STRING),
+                                               ("event_time", TIMESTAMP), ("label", STRING),
+                                               ("champion_version", STRING), ("champion_is_anomaly", BOOLEAN),
+                                               ("champion_ensemble_score", DOUBLE),
+                                               ("champion_predicted_class", STRING)),
+                                     *SCORE_COLUMNS, *_columns(("batch_id", LONG), ("scored_at", TIMESTAMP),
+                                                               ("event_date", DATE))))
 TABLES[MODEL_REGISTRY] = TableSpec(MODEL_REGISTRY, (), "registered model bundles and the role aliases (champion, "
                                    "challenger), one row per change (jobs.model_tools.registry)", _columns(
                                        ("event_id", STRING), ("at", TIMESTAMP), ("seq", INT), ("action", STRING),

@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from jobs.incidents.command import _default_who, tables_of
@@ -57,6 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(rollback, who=True)
     history = actions.add_parser("history", help="every registration and role change, oldest first")
     _common(history)
+    compare = actions.add_parser("compare", help="champion vs challenger on the records scored in shadow: agreement, "
+                                                 "alerts, detection per class on labelled records")
+    _common(compare)
+    compare.add_argument("--since", default=None, help="only records from this time on (ISO 8601, UTC if no zone)")
+    compare.add_argument("--format", choices=("table", "json"), default="table")
 
 
 def _list(registry: ModelRegistry, output_format: str) -> int:
@@ -87,6 +93,18 @@ def run(args: argparse.Namespace) -> int:
     command = args.models_command
     if command == "list":
         return _list(registry, args.format)
+    if command == "compare":
+        from jobs.model_tools.compare import compare, markdown, read_shadow
+
+        since = None
+        if args.since:
+            from jobs.incidents.command import parse_time
+
+            since = parse_time(args.since, "--since", datetime.now(timezone.utc))
+        summaries = compare(read_shadow(registry.tables, since))
+        sys.stdout.write(json.dumps(summaries, indent=2, default=str) + "\n" if args.format == "json"
+                         else markdown(summaries))
+        return 0
     if command == "history":
         for row in registry.rows():
             what = (f"register {row['version']} ({row['bundle']})" if row["action"] == "register"

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -24,7 +24,10 @@ from jobs.storage import TablesLocation
 from jobs.stream import incidents, table_rows
 from jobs.stream.delta_writer import DeltaFilesWriter
 from jobs.stream.writers import BatchOutput, BatchWriter
-from schemas.tables import ALERTS, DEVICES, EXPLANATION, FLOWS_SCORED, INCIDENTS, QUARANTINE, TRAFFIC_1M
+from schemas.tables import ALERTS, DEVICES, EXPLANATION, FLOWS_SCORED, FLOWS_SHADOW, INCIDENTS, QUARANTINE, TRAFFIC_1M
+
+if TYPE_CHECKING:
+    from jobs.stream.model_roles import BatchModels
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,7 @@ REPORT_SCHEMA = pa.schema([pa.field("kind", pa.string()), pa.field("table", pa.s
 REPORT_DDL = "kind string, table string, payload string"
 FILE, OUTCOME, COUNTS, DEVICE_ROWS, INCIDENT_ROWS, OFFSETS = ("file", "outcome", "counts", "devices", "incidents",
                                                               "offsets")
-WRITTEN_TABLES = (FLOWS_SCORED, ALERTS, QUARANTINE, TRAFFIC_1M)
+WRITTEN_TABLES = (FLOWS_SCORED, ALERTS, QUARANTINE, TRAFFIC_1M, FLOWS_SHADOW)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class TaskContext:
     influx_token: str | None = field(default=None, repr=False)
     # where the tables are, with the object store's credentials read on the driver (None: from config)
     tables: TablesLocation | None = field(default=None, repr=False)
+    # the bundles that score this batch (jobs.stream.model_roles; None: stream.model_dir)
+    models: "BatchModels | None" = None
 
 
 def spark_partition() -> int:
@@ -72,7 +77,8 @@ def partition_output(scored_rows: pa.Table, context: TaskContext,
         FLOWS_SCORED: scored,
         ALERTS: table_rows.alerts(scored, good[EXPLANATION] if EXPLANATION in good.column_names else None),
         QUARANTINE: table_rows.quarantine(bad, context.batch_id, context.scored_at),
-        TRAFFIC_1M: table_rows.traffic_per_minute(scored, context.batch_id)})
+        TRAFFIC_1M: table_rows.traffic_per_minute(scored, context.batch_id),
+        FLOWS_SHADOW: table_rows.empty(FLOWS_SHADOW)})  # filled when a challenger scores in shadow
     return output, table_rows.devices(scored, context.batch_id), bad.num_rows
 
 
@@ -125,12 +131,20 @@ def write_partition(batches: Iterator[pa.RecordBatch], context: TaskContext) -> 
     batches = list(batches)
     if not batches:
         return
+    from jobs.stream.model_roles import BatchModel, BatchModels, trust_for
+
     stream = context.config.stream
     prepared = pa.Table.from_batches(batches)
     offsets = task_offsets(prepared)  # the Kafka offsets read, for the driver's gap check
-    scored = score_partition(prepared, str(stream.model_dir), stream.quarantine_max_chars,
-                             trust=stream.model_trust.bundle_trust())
+    models = context.models or BatchModels(BatchModel(str(stream.model_dir), stream.model_trust.manifest_sha256))
+    scored = score_partition(prepared, models.champion.bundle_dir, stream.quarantine_max_chars,
+                             trust=trust_for(models.champion, context.config))
     output, devices, quarantined = partition_output(scored, context)
+    if models.challenger is not None:  # the same good records, scored by the challenger: flows_shadow only
+        good, _ = table_rows.split(scored)
+        again = score_partition(good.select(prepared.column_names), models.challenger.bundle_dir,
+                                stream.quarantine_max_chars, trust=trust_for(models.challenger, context.config))
+        output.tables[FLOWS_SHADOW] = table_rows.shadow(output.tables[FLOWS_SCORED], again)
     report: list[tuple[str, str, str]] = []
     for writer in executor_writers(context):
         outcome = writer.write(output)  # a required writer raises: the task, then the batch, fails

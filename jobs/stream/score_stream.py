@@ -55,11 +55,15 @@ def start_query(spark: "SparkSession", config: AppConfig, available_now: bool | 
     # fail fast on the driver if the bundle is missing, mismatched, not the pinned one or would need
     # unpickling (each executor checks again before it loads); the driver only checks the manifest
     # and hashes: loading TensorFlow here would cost ~0.7 GB
-    bundle_dir = driver_bundle_dir(config.stream.model_dir)
-    manifest, sha = check_bundle(bundle_dir, config.stream.model_trust.bundle_trust())
-    log.info("bundle %s at %s, manifest sha256 %s (%s)", manifest["model_version"], bundle_dir, sha,
-             "pinned" if config.stream.model_trust.manifest_sha256 else "not pinned: stream.model_trust.manifest_sha256")
     sink = make_foreach_batch(config)
+    if config.stream.model_role is None:
+        bundle_dir = driver_bundle_dir(config.stream.model_dir)
+        manifest, sha = check_bundle(bundle_dir, config.stream.model_trust.bundle_trust())
+        log.info("bundle %s at %s, manifest sha256 %s (%s)", manifest["model_version"], bundle_dir, sha,
+                 "pinned" if config.stream.model_trust.manifest_sha256 else
+                 "not pinned: stream.model_trust.manifest_sha256")
+    else:  # the registry's champion (and challenger), checked now and at every batch that changes them
+        sink.models.for_batch(-1)
     # the checkpoint must continue the tables, or batches would be skipped as already written
     check_resume(read_checkpoint(config.stream.checkpoint_location), sink.tables_state(), sink.delta.tables.root)
     prepared = prepared_records(read_source(spark, config), config.stream)

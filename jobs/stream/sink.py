@@ -23,6 +23,7 @@ from jobs.stream import table_rows
 from jobs.config import AppConfig
 from jobs.stream.delta_writer import DeltaAppender
 from jobs.stream.executor import WRITTEN_TABLES
+from jobs.stream.model_roles import ModelRoles
 from schemas.tables import BATCH_LOG, DEVICES
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class ForeachBatchSink:
         self.config = config
         self.app_id = config.stream.app_id
         self.delta = DeltaAppender(config.stream.tables, self.app_id)
+        self.models = ModelRoles(config)  # which bundles score each batch (the registry's, when configured)
         self._query_id: str | None = None
         self._offsets: "OffsetTracker | None" = None  # loaded from batch_log at the first batch
 
@@ -103,7 +105,8 @@ class ForeachBatchSink:
             log.info("batch %d is already committed (batch_log): skipped", batch_id)
             return
         context = TaskContext(config=self.config, batch_id=batch_id, scored_at=datetime.now(timezone.utc),
-                              influx_token=self._influx_token(), tables=self.delta.tables)
+                              influx_token=self._influx_token(), tables=self.delta.tables,
+                              models=self.models.for_batch(batch_id))
         reports = batch.mapInArrow(partial(write_partition, context=context), REPORT_DDL).collect()
         written = time.monotonic() - started
         summary = BatchReports.of(reports)

@@ -81,6 +81,24 @@ def flows_scored(good: pa.Table, batch_id: int, scored_at: datetime) -> pa.Table
     return conform(rows.append_column("event_date", utc_date(rows["event_time"])), FLOWS_SCORED)
 
 
+def shadow(champion: pa.Table, challenger: pa.Table) -> pa.Table:
+    """``flows_shadow`` rows: ``champion`` (a partition's ``flows_scored`` rows) beside ``challenger``
+    (the same records in the same order, scored by the challenger), both verdicts side by side; a
+    record the challenger could not score is left out."""
+    from schemas.tables import FLOWS_SHADOW, SCORE_COLUMNS
+
+    if champion.num_rows != challenger.num_rows:
+        raise TableLayoutError(f"shadow rows: {champion.num_rows} champion rows but {challenger.num_rows} challenger rows")
+    kept = ["record_id", "source_id", "device_id", "event_time", "label", "batch_id", "scored_at", "event_date"]
+    rows = champion.select(kept)
+    for name, column in (("champion_version", "model_version"), ("champion_is_anomaly", "is_anomaly"),
+                         ("champion_ensemble_score", "ensemble_score"), ("champion_predicted_class", "predicted_class")):
+        rows = rows.append_column(name, champion[column])
+    for column in SCORE_COLUMNS:
+        rows = rows.append_column(column.name, challenger[column.name])
+    return conform(rows.filter(pc.invert(pc.is_valid(challenger[QUARANTINE_REASON]))), FLOWS_SHADOW)
+
+
 def alerts(scored: pa.Table, explanation: pa.ChunkedArray | pa.Array | None = None) -> pa.Table:
     """The anomalous rows of ``scored`` (flows_scored rows) with ``explanation`` (one per row of
     ``scored``, in its order; null without one)."""
