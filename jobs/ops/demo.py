@@ -4,7 +4,13 @@
 as JSON flow records into ``stream.files.path``, plus a few deliberately malformed records to show
 the quarantine, 3. runs the streaming job (Spark local mode, no broker) until the input is
 consumed, 4. prints a summary from the Delta tables (records, anomalies, quarantine, detection per
-class on held-out rows, throughput) and 5. writes the held-out evaluation report (JSON + HTML).
+class on held-out rows, throughput, incidents), 5. delivers the incident updates to the configured
+outputs (the embedded default: an OCSF JSON-lines file) and 6. writes the held-out evaluation
+report (JSON + HTML).
+
+With ``--pcap`` the input is packet captures, turned into records by the sensor (each names its
+device, and keeps the capture's own time): the summary then lists devices instead of per-class
+detection, and there is no evaluation report (captures carry no labels).
 """
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ import logging
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--conf", default="conf/local.yaml", help="configuration (default conf/local.yaml)")
     parser.add_argument("--data", nargs="+", default=[str(SAMPLE)], metavar="FILE_OR_DIR",
                         help="CICIoMT2024 CSV files to replay (default: the project's sample)")
+    parser.add_argument("--pcap", nargs="+", type=Path, default=None, metavar="CAPTURE",
+                        help="replay packet captures through the sensor instead of CSV rows (pcap or pcapng; the "
+                             "records keep the captures' own times, and name their devices)")
     parser.add_argument("--out", type=Path, default=Path("var"), help="where the report goes (default var/)")
 
 
@@ -85,7 +95,22 @@ def _replay(config: AppConfig, data: list[str]) -> int:
     return sent
 
 
-def _summary(spark: "SparkSession", config: AppConfig, seconds: float) -> str:
+def _replay_captures(config: AppConfig, captures: list[Path]) -> int:
+    """The captures' windows (``iomt-ad sensor``'s records) as JSON-lines files in the input directory."""
+    from jobs.publish import DirectorySink
+    from jobs.sensor.command import capture_records
+    from jobs.sensor.records import json_lines
+
+    frame, report = capture_records(captures)
+    sink = DirectorySink(config.stream.files.path, records_per_file=2000)
+    for key, line in zip(frame["device_id"], json_lines(frame)):
+        sink.send(key, line.encode("utf-8"))
+    sink.close()
+    log.info("%d packets of %d captures -> %d records", report.packets, len(captures), len(frame))
+    return len(frame)
+
+
+def _summary(spark: "SparkSession", config: AppConfig, seconds: float, labelled: bool = True) -> str:
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -104,7 +129,7 @@ def _summary(spark: "SparkSession", config: AppConfig, seconds: float) -> str:
     part = F.udf(split_of_source, T.StringType())
     per_class = (scored.withColumn("split", part("source_id")).filter(F.col("split") == "test")
                  .groupBy("label").agg(F.count("*").alias("n"), F.avg(F.col("is_anomaly").cast("double")).alias("rate"))
-                 .orderBy("label").collect())
+                 .orderBy("label").collect()) if labelled else []
     total = scored.count()
     anomalies = scored.filter("is_anomaly").count()
     lines = [
@@ -112,16 +137,21 @@ def _summary(spark: "SparkSession", config: AppConfig, seconds: float) -> str:
         "IoMT-AD demo — embedded default (Spark local mode, files source, Delta tables)",
         f"  records scored        {total:>8}   ({tables / 'flows_scored'})",
         f"  anomalies (alerts)    {anomalies:>8}   ({tables / 'alerts'})",
-        f"  incidents             {incidents.count():>8}   ({tables / 'incidents'}: per source and category; "
-        f"{incidents.filter(F.col('state') == 'open').count()} open)",
+        f"  incidents             {incidents.count():>8}   ({tables / 'incidents'}: per "
+        f"{'source' if labelled else 'device'} and category; {incidents.filter(F.col('state') == 'open').count()} open)",
         f"  quarantined           {quarantine.count():>8}   ({tables / 'quarantine'})",
         f"  stream wall time      {seconds:>8.1f} s  -> {total / max(seconds, 1e-9):,.0f} records/s end to end "
         "(includes Spark start-up and model loading)",
-        "",
-        "  detection per class on held-out rows (rows the model never trained or calibrated on);",
-        "  for Benign the figure is the false-positive rate:",
     ]
-    lines += [f"    {row['label']:26} n={row['n']:>5}  flagged {row['rate']:6.1%}" for row in per_class]
+    if labelled:
+        lines += ["", "  detection per class on held-out rows (rows the model never trained or calibrated on);",
+                  "  for Benign the figure is the false-positive rate:"]
+        lines += [f"    {row['label']:26} n={row['n']:>5}  flagged {row['rate']:6.1%}" for row in per_class]
+    else:
+        devices = spark.read.format("delta").load(str(tables / "devices"))
+        lines += ["", f"  devices               {devices.count():>8}   ({tables / 'devices'}); those with the most alerts:"]
+        lines += [f"    {row['device_id']:24} {row['device_ip'] or '':16} records {row['records']:>6}  alerts "
+                  f"{row['anomalies']:>6}" for row in devices.orderBy(F.desc("anomalies")).limit(5).collect()]
     reasons = quarantine.groupBy("reason").count().collect()
     lines += ["", "  quarantine reasons:"] + [f"    {r['count']:>3} x {r['reason'][:90]}" for r in reasons]
     return "\n".join(lines)
@@ -143,9 +173,15 @@ def run(args: argparse.Namespace) -> int:
     if config.stream.source != "files":
         log.error("the demo runs on the embedded default: use a configuration with stream.source: files")
         return 2
+    if args.pcap:  # captures keep their own times: old ones too (the stream bounds event_time otherwise)
+        config = replace(config, stream=replace(config.stream, event_time_max_past="36500 days"))
     _reset(config)
-    sent = _replay(config, args.data)
-    log.info("replayed %d records (+%d malformed) into %s", sent, len(DEMO_MALFORMED), config.stream.files.path)
+    if args.pcap:
+        sent = _replay_captures(config, args.pcap)
+        log.info("wrote the captures' %d records into %s", sent, config.stream.files.path)
+    else:
+        sent = _replay(config, args.data)
+        log.info("replayed %d records (+%d malformed) into %s", sent, len(DEMO_MALFORMED), config.stream.files.path)
     spark = build_spark(config, "iomt-ad-demo")
     started = time.monotonic()
     query = start_query(spark, config, available_now=True)
@@ -154,10 +190,13 @@ def run(args: argparse.Namespace) -> int:
     if query.exception() is not None:
         log.error("the streaming query failed: %s", query.exception())
         return 1
-    summary = _summary(spark, config, seconds)
+    summary = _summary(spark, config, seconds, labelled=not args.pcap)
     notified = _notify(config)
-    json_path, html_path = _report(config, args.data, args.out)
-    sys.stdout.write(summary + (f"\n{notified}" if notified else "")
-                     + f"\n\n  evaluation report: {html_path} (metrics: {json_path})\n")
+    if args.pcap:  # no labels: no evaluation report
+        sys.stdout.write(summary + (f"\n{notified}" if notified else "") + "\n")
+    else:
+        json_path, html_path = _report(config, args.data, args.out)
+        sys.stdout.write(summary + (f"\n{notified}" if notified else "")
+                         + f"\n\n  evaluation report: {html_path} (metrics: {json_path})\n")
     spark.stop()
     return 0
