@@ -1,4 +1,4 @@
-"""``iomt-ad models``: the model registry (:mod:`jobs.model_tools.registry`) — register a bundle,
+"""``iomt-ad models``: the model registry (:mod:`jobs.model_registry`) — register a bundle,
 list the versions with their metrics and roles, set or clear the ``challenger``, ``promote`` a
 version to ``champion``, ``rollback`` to the previous champion, show the history. A stream run with
 ``stream.model_role: champion`` picks a change up at its next micro-batch, without a restart; each
@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from jobs.incidents.command import _default_who, tables_of
-from jobs.model_tools.registry import CHALLENGER, CHAMPION, ROLES, ModelRegistry
+from jobs.model_registry import CHALLENGER, CHAMPION, ROLES, ModelRegistry
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Which bundles score a micro-batch. Without ``stream.model_role`` it is ``stream.model_dir``, as it
 always was. With ``stream.model_role: champion`` the driver reads the model registry
-(:mod:`jobs.model_tools.registry`) when each batch begins: the champion scores the batch (its
+(:mod:`jobs.model_registry`) when each batch begins: the champion scores the batch (its
 verdicts make alerts and incidents), and the challenger, when one is set, scores the same records
 in shadow (``flows_shadow``, never alerts). The versions chosen travel with the batch's tasks, so
 every task of a batch scores with the same versions: ``promote`` and ``rollback`` take effect at the
@@ -21,7 +21,7 @@ from jobs.errors import UserError
 
 if TYPE_CHECKING:
     from jobs.config import AppConfig
-    from jobs.model_tools.registry import RegisteredModel
+    from jobs.model_registry import RegisteredModel
     from models.bundle import BundleTrust
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class ModelRoles:
         self._last: BatchModels | None = None
         self._registry = None
         if self.role is not None:
-            from jobs.model_tools.registry import ModelRegistry
+            from jobs.model_registry import ModelRegistry
 
             self._registry = ModelRegistry(config.stream.tables)
 
@@ -74,7 +74,7 @@ class ModelRoles:
         """The models that score batch ``batch_id`` (read from the registry now)."""
         if self._registry is None:
             return BatchModels(BatchModel(str(self.config.stream.model_dir), self.config.stream.model_trust.manifest_sha256))
-        from jobs.model_tools.registry import CHALLENGER, CHAMPION
+        from jobs.model_registry import CHALLENGER, CHAMPION
 
         aliases = self._registry.aliases()
         versions = self._registry.versions()

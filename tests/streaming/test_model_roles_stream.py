@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from jobs.cli import main
 from jobs.config import load_config
-from jobs.model_tools.registry import CHALLENGER, CHAMPION, ModelRegistry
+from jobs.model_registry import CHALLENGER, CHAMPION, ModelRegistry
 from jobs.storage import TablesLocation
 from jobs.stream.score_stream import start_query
 from models import DEFAULT_BUNDLE_PATH

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from jobs.cli import main
-from jobs.model_tools.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
+from jobs.model_registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
 from jobs.storage import TablesLocation
 from models import DEFAULT_BUNDLE_PATH
 
