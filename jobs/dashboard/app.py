@@ -69,7 +69,7 @@ def live() -> None:
     left.plotly_chart(charts.anomaly_rate_figure(data.anomaly_rate_per_minute(snapshot.traffic)),
                       use_container_width=True, key="rate")
     right.plotly_chart(charts.score_distribution_figure(data.score_histogram(snapshot.flows, model.threshold),
-                                                        model.threshold),
+                                                        model.threshold, len(snapshot.flows)),
                        use_container_width=True, key="scores")
     left, right = st.columns(2)
     left.plotly_chart(charts.per_class_figure(data.per_class(snapshot.traffic)), use_container_width=True,

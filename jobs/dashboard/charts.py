@@ -47,7 +47,7 @@ def per_class_figure(classes: pd.DataFrame) -> go.Figure:
     return figure
 
 
-def score_distribution_figure(histogram: pd.DataFrame, threshold: float) -> go.Figure:
+def score_distribution_figure(histogram: pd.DataFrame, threshold: float, records: int | None = None) -> go.Figure:
     """Ensemble scores per bin (``jobs.dashboard.data.score_histogram``), flagged vs not, with the
     bundle's threshold, on a symmetric log axis: scores span from below zero to thousands, and the
     threshold sits near 1."""
@@ -62,7 +62,8 @@ def score_distribution_figure(histogram: pd.DataFrame, threshold: float) -> go.F
     low = float(histogram["low"].min()) if len(histogram) else 0.0
     high = float(histogram["high"].max()) if len(histogram) else 1.0
     ticks = [value for value in (-10, -1, 0, 1, 10, 100, 1000, 10000) if low - 0.5 <= symlog(value) <= high + 0.5]
-    figure.update_layout(title="Ensemble score distribution vs threshold", barmode="overlay", bargap=0,
+    title = "Ensemble score distribution vs threshold" + (f" (newest {records:,} records)" if records else "")
+    figure.update_layout(title=title, barmode="overlay", bargap=0,
                          xaxis=dict(title="ensemble score (log scale)", tickvals=[float(symlog(v)) for v in ticks],
                                     ticktext=[f"{v:g}" for v in ticks]),
                          yaxis_title="records", **LAYOUT)

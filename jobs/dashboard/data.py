@@ -34,7 +34,9 @@ ENV_MODEL = "IOMT_AD_DASHBOARD_MODEL"
 ENV_WINDOW = "IOMT_AD_DASHBOARD_WINDOW_MINUTES"
 ENV_REFRESH = "IOMT_AD_DASHBOARD_REFRESH_SECONDS"
 
-FLOW_COLUMNS = ["event_time", "is_anomaly", "ensemble_score"]  # the score histogram and the headline
+FLOW_COLUMNS = ["event_time", "is_anomaly", "ensemble_score"]  # the score histogram
+SCORE_SAMPLE = 100_000  # the histogram shows the window's newest records, at most this many
+ALERTS_SHOWN = 50
 ALERT_COLUMNS = ["event_time", "source_id", "device_id", "device_ip", "device_vendor", "protocol", "predicted_class",
                  "predicted_category", "severity", "ensemble_score", "ae_error", "if_score", "top_features", "label",
                  "record_id"]
@@ -231,43 +233,45 @@ class Snapshot:
 
     @property
     def empty(self) -> bool:
-        return self.flows.empty
+        return self.traffic.empty
 
 
 def load_snapshot(settings: DashboardSettings) -> Snapshot:
-    """The window's rows: traffic per minute, each record's score, the newest alerts, the devices.
-    What is read is bounded by the window, not by how long the job has run."""
+    """The window: traffic per minute (the counts), the scores of its newest records (at most
+    ``SCORE_SAMPLE``, for the histogram), its newest alerts, the devices. What a refresh reads is
+    bounded by the window and those limits, not by how long the job has run or how fast records come."""
     tables = settings.tables
     last_minute = newest(tables, TRAFFIC_1M, "minute")
     if last_minute is None:
         empty = pd.DataFrame(columns=FLOW_COLUMNS)
         return Snapshot(empty, pd.DataFrame(columns=ALERT_COLUMNS), pd.DataFrame(columns=TRAFFIC_COLUMNS),
                         pd.DataFrame(columns=BATCH_COLUMNS), None)
-    present = pd.Timestamp.now(tz="UTC").floor("min")
-    start = (min(last_minute.floor("min"), present) - timedelta(minutes=settings.window_minutes)).to_pydatetime()
+    now = pd.Timestamp.now(tz="UTC")
+    start = (min(last_minute.floor("min"), now.floor("min")) - timedelta(minutes=settings.window_minutes)).to_pydatetime()
     traffic = read_table(tables, TRAFFIC_1M, TRAFFIC_COLUMNS, since=start, time_column="minute")
     batches = read_table(tables, BATCH_LOG, BATCH_COLUMNS, since=start, time_column="logged_at")
-    flows = read_table(tables, FLOWS_SCORED, FLOW_COLUMNS, since=start, time_column="event_time")
-    shown = min(flows["event_time"].max(), pd.Timestamp.now(tz="UTC")) if not flows.empty else None
-    alerts = newest_alerts(tables, start, shown)
+    latest = newest(tables, FLOWS_SCORED, "event_time")
+    shown = min(latest, now) if latest is not None else None  # a record from the future is not "newest"
+    flows = newest_rows(tables, FLOWS_SCORED, FLOW_COLUMNS, start, shown, SCORE_SAMPLE)
+    alerts = newest_rows(tables, ALERTS, ALERT_COLUMNS, start, shown, ALERTS_SHOWN)
     devices = read_table(tables, DEVICES, DEVICE_COLUMNS)
     return Snapshot(flows, alerts, traffic, batches, shown, devices)
 
 
-def newest_alerts(tables: "TablesLocation", start: datetime, end: pd.Timestamp | None,
-                  limit: int = 50) -> pd.DataFrame:
-    """The ``limit`` newest alerts of the window (at most): read 10 s back from its end, then a
-    minute, ten, then the whole window, until enough are found, so that a busy window's alerts are not all
-    read to show fifty of them."""
+def newest_rows(tables: "TablesLocation", name: str, columns: list[str], start: datetime,
+                end: pd.Timestamp | None, limit: int) -> pd.DataFrame:
+    """The ``limit`` newest rows (by ``event_time``) of the window from ``start``: read 10 s back
+    from ``end``, then a minute, ten, then the whole window, until enough are found, so that a busy
+    window is not read whole to show fifty alerts or a histogram."""
     if end is None:
-        return pd.DataFrame(columns=ALERT_COLUMNS)
+        return pd.DataFrame(columns=columns)
     window_start = pd.Timestamp(start)
     backs = (timedelta(seconds=10), timedelta(minutes=1), timedelta(minutes=10))
     for since in [*(end - back for back in backs if end - back > window_start), window_start]:
-        alerts = read_table(tables, ALERTS, ALERT_COLUMNS, since=since.to_pydatetime(), time_column="event_time")
-        if since == window_start or len(alerts) >= limit:
+        rows = read_table(tables, name, columns, since=since.to_pydatetime(), time_column="event_time")
+        if since == window_start or len(rows) >= limit:
             break
-    return alerts.sort_values("event_time", ascending=False).head(limit).reset_index(drop=True)
+    return rows.sort_values("event_time", ascending=False).head(limit).reset_index(drop=True)
 
 
 def anomaly_rate_per_minute(traffic: pd.DataFrame) -> pd.DataFrame:
@@ -340,14 +344,21 @@ def devices_view(devices: pd.DataFrame, limit: int = 50) -> pd.DataFrame:
 
 
 def headline(snapshot: Snapshot, minutes: int = 5) -> dict[str, float]:
-    """Records, anomalies and anomaly rate over the whole window and its last ``minutes``."""
-    flows = snapshot.flows
-    total, flagged = len(flows), int(flows["is_anomaly"].astype(bool).sum())
-    recent = flows[flows["event_time"] >= snapshot.newest - timedelta(minutes=minutes)] if total else flows
-    recent_flagged = int(recent["is_anomaly"].astype(bool).sum())
+    """Records, anomalies and anomaly rate over the window and over its last ``minutes`` (from
+    traffic_1m's per-minute counts), and the records quarantined in the window."""
+    traffic = snapshot.traffic
+    counts = traffic["records"].astype(float)
+    flagged = counts.where(traffic["is_anomaly"].astype(bool), 0.0)
+    total, anomalies = float(counts.sum()), float(flagged.sum())
+    if len(traffic):
+        last = traffic["minute"].max()
+        recent = traffic["minute"] > last - timedelta(minutes=minutes)
+        recent_total, recent_flagged = float(counts[recent].sum()), float(flagged[recent].sum())
+    else:
+        recent_total = recent_flagged = 0.0
     return {
-        "records": float(total), "anomalies": float(flagged),
-        "rate_pct": 100.0 * flagged / total if total else 0.0,
-        "recent_rate_pct": 100.0 * recent_flagged / len(recent) if len(recent) else 0.0,
+        "records": total, "anomalies": anomalies,
+        "rate_pct": 100.0 * anomalies / total if total else 0.0,
+        "recent_rate_pct": 100.0 * recent_flagged / recent_total if recent_total else 0.0,
         "quarantined": float(snapshot.batches["quarantined"].sum()) if not snapshot.batches.empty else 0.0,
     }

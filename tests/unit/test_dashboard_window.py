@@ -102,3 +102,19 @@ def test_files_without_statistics_are_still_read(tmp_path) -> None:
     shown = read_table(tmp_path, "flows_scored", ["record_id", "event_time"],
                        since=(now - timedelta(minutes=60)).to_pydatetime(), time_column="event_time")
     assert sorted(shown["record_id"]) == ["a", "b"]
+
+
+def test_counts_come_from_traffic_and_the_histogram_from_the_newest_records(tmp_path, monkeypatch) -> None:
+    """The headline counts every record of the window (traffic_1m); the score histogram reads only
+    the newest SCORE_SAMPLE records, however many the window holds."""
+    from jobs.dashboard import data
+
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    times = [now - timedelta(seconds=s) for s in range(0, 1200, 10)]  # 120 records over 20 minutes
+    _tables(tmp_path, times)
+    monkeypatch.setattr(data, "SCORE_SAMPLE", 30)
+    snapshot = load_snapshot(DashboardSettings(tables_dir=tmp_path, model_dir=DEFAULT_BUNDLE_PATH, window_minutes=60))
+    assert len(snapshot.flows) == 30
+    assert snapshot.flows["event_time"].min() == sorted(times)[-30]
+    figures = data.headline(snapshot)
+    assert figures["records"] == 120 and figures["anomalies"] == 0 and figures["rate_pct"] == 0.0
