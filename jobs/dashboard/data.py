@@ -10,9 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -101,97 +98,22 @@ def _location(tables: "TablesLocation | Path | str") -> "TablesLocation":
     return tables if isinstance(tables, TablesLocation) else TablesLocation.of(tables)
 
 
-_OPEN_TABLES: dict[str, tuple[threading.Lock, object]] = {}
-_OPEN_TABLES_LOCK = threading.Lock()
-
-
-@contextmanager
-def _delta_table(location: "TablesLocation", name: str) -> Iterator[object | None]:
-    """The table at its latest version, or None while the job has not created it yet. Each table is
-    opened once per dashboard process and brought up to date incrementally on every refresh (a
-    fresh open replays the log from its last checkpoint each time); its lock keeps two browser
-    sessions from updating it at once."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    uri = location.uri(name)
-    with _OPEN_TABLES_LOCK:
-        lock, table = _OPEN_TABLES.setdefault(uri, (threading.Lock(), None))
-    with lock:
-        if table is not None:
-            try:
-                table.update_incremental()
-            except Exception:  # the table was deleted or replaced under us (a new demo run): open it again
-                log.info("reopening the Delta table at %s", uri, exc_info=True)
-                table = None
-        if table is None:
-            try:
-                table = DeltaTable(uri, storage_options=location.storage_options())
-            except TableNotFoundError:
-                log.info("no Delta table at %s yet", uri)
-                _OPEN_TABLES[uri] = (lock, None)
-                yield None
-                return
-            _OPEN_TABLES[uri] = (lock, table)
-        yield table
-
-
-def _pruning(table, since: datetime | None, time_column: str | None) -> str | None:
-    """delta-rs's file pruning predicate for rows from ``since`` on: files are skipped by their
-    partition (``event_date``) and their ``time_column`` statistics before any is opened (files
-    without statistics are kept)."""
-    if since is None:
-        return None
-    instant = pd.Timestamp(since).tz_convert("UTC") if pd.Timestamp(since).tz else pd.Timestamp(since).tz_localize("UTC")
-    terms = []
-    if "event_date" in table.metadata().partition_columns:
-        terms.append(f"event_date >= '{instant.date().isoformat()}'")
-    if time_column is not None:
-        terms.append(f"{time_column} >= '{instant.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}'")
-    return " AND ".join(terms) or None
-
-
 def read_table(tables: "TablesLocation | Path | str", name: str, columns: list[str],
                since: datetime | None = None, time_column: str | None = None) -> pd.DataFrame:
     """A Delta table (only ``columns``); an empty frame while the job has not created the table yet.
-    With ``since``: only rows whose ``time_column`` is at or after it, the files chosen by the
-    table's partitions (``event_date``) and its files' statistics, so that a refresh opens the
-    window's files and not the day's, however long the job has run."""
+    With ``since``: only rows whose ``time_column`` is at or after it, from the files that can hold
+    them (:mod:`jobs.window_reader`), so that a refresh opens the window's files and not
+    the day's, however long the job has run."""
+    from jobs.window_reader import read_window
+
     location = _location(tables)
-    with _delta_table(location, name) as table:
-        if table is None:
-            return pd.DataFrame(columns=columns)
-        dataset = table.to_pyarrow_dataset(file_pruning_predicate=_pruning(table, since, time_column))
-        partitioned = "event_date" in table.metadata().partition_columns
     try:
-        return _frame(dataset, columns, partitioned, since, time_column)
+        rows = read_window(location, name, columns, since, time_column)
     except FileNotFoundError:  # the table was replaced (a new demo run) since this process opened it
-        _OPEN_TABLES.pop(location.uri(name), None)
-        with _delta_table(location, name) as table:
-            if table is None:
-                return pd.DataFrame(columns=columns)
-            dataset = table.to_pyarrow_dataset(file_pruning_predicate=_pruning(table, since, time_column))
-        return _frame(dataset, columns, partitioned, since, time_column)
-
-
-def _frame(dataset, columns: list[str], partitioned: bool, since: datetime | None,
-           time_column: str | None) -> pd.DataFrame:
-    """``columns`` of the dataset's rows from ``since`` on, in UTC (see :func:`read_table`)."""
-    condition = None
-    if since is not None:
-        import pyarrow.dataset as pads
-
-        if partitioned:
-            condition = pads.field("event_date") >= since.date()
-        if time_column is not None:
-            after = pads.field(time_column) >= pd.Timestamp(since).to_pydatetime()
-            condition = after if condition is None else condition & after
-    present = set(dataset.schema.names)  # a table of an earlier version lacks newer columns
-    frame = dataset.to_table(columns=[c for c in columns if c in present], filter=condition).to_pandas()
-    for column in columns:
-        if column not in frame.columns:
-            frame[column] = None
-    frame = frame[columns]
+        rows = read_window(location, name, columns, since, time_column)
+    if rows is None:
+        return pd.DataFrame(columns=columns)
+    frame = rows.to_pandas()
     for column in frame.columns:
         if pd.api.types.is_datetime64_any_dtype(frame[column]) and frame[column].dt.tz is None:
             frame[column] = frame[column].dt.tz_localize("UTC")  # the job writes UTC
@@ -201,20 +123,9 @@ def _frame(dataset, columns: list[str], partitioned: bool, since: datetime | Non
 def newest(tables: "TablesLocation | Path | str", name: str, column: str) -> pd.Timestamp | None:
     """The largest ``column`` in the table, from its files' statistics when every file has them (no
     data file is opened), else read from the column; None for a missing or empty table."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    from jobs.window_reader import newest_value
 
-    with _delta_table(_location(tables), name) as table:
-        if table is None:
-            return None
-        actions = pa.table(table.get_add_actions(flatten=True))
-        bound = f"max.{column}"
-        if actions.num_rows == 0:
-            return None
-        if bound in actions.column_names and actions[bound].null_count == 0:
-            value = pc.max(actions[bound]).as_py()
-        else:  # files written before the job kept statistics
-            value = pc.max(table.to_pyarrow_dataset().to_table(columns=[column])[column]).as_py()
+    value = newest_value(_location(tables), name, column)
     if value is None:
         return None
     stamp = pd.Timestamp(value)
@@ -252,22 +163,38 @@ def load_snapshot(settings: DashboardSettings) -> Snapshot:
     batches = read_table(tables, BATCH_LOG, BATCH_COLUMNS, since=start, time_column="logged_at")
     latest = newest(tables, FLOWS_SCORED, "event_time")
     shown = min(latest, now) if latest is not None else None  # a record from the future is not "newest"
-    flows = newest_rows(tables, FLOWS_SCORED, FLOW_COLUMNS, start, shown, SCORE_SAMPLE)
-    alerts = newest_rows(tables, ALERTS, ALERT_COLUMNS, start, shown, ALERTS_SHOWN)
+    flows = newest_rows(tables, FLOWS_SCORED, FLOW_COLUMNS, start, shown, SCORE_SAMPLE,
+                        first_try=reach_back(traffic, SCORE_SAMPLE))
+    alerts = newest_rows(tables, ALERTS, ALERT_COLUMNS, start, shown, ALERTS_SHOWN,
+                         first_try=reach_back(traffic, ALERTS_SHOWN, anomalies=True))
     devices = read_table(tables, DEVICES, DEVICE_COLUMNS)
     return Snapshot(flows, alerts, traffic, batches, shown, devices)
 
 
+def reach_back(traffic: pd.DataFrame, limit: int, anomalies: bool = False) -> pd.Timestamp | None:
+    """The latest minute from which traffic_1m counts at least ``limit`` records (or anomalies):
+    where reading back from the window's end should find enough rows at the first try."""
+    if traffic.empty:
+        return None
+    counts = traffic["records"].where(traffic["is_anomaly"].astype(bool), 0) if anomalies else traffic["records"]
+    per_minute = counts.groupby(traffic["minute"]).sum().sort_index(ascending=False).cumsum()
+    enough = per_minute[per_minute >= limit]
+    return enough.index[0] if len(enough) else None
+
+
 def newest_rows(tables: "TablesLocation", name: str, columns: list[str], start: datetime,
-                end: pd.Timestamp | None, limit: int) -> pd.DataFrame:
-    """The ``limit`` newest rows (by ``event_time``) of the window from ``start``: read 10 s back
-    from ``end``, then a minute, ten, then the whole window, until enough are found, so that a busy
-    window is not read whole to show fifty alerts or a histogram."""
+                end: pd.Timestamp | None, limit: int, first_try: pd.Timestamp | None = None) -> pd.DataFrame:
+    """The ``limit`` newest rows (by ``event_time``) of the window from ``start``: read back from
+    ``end`` from ``first_try`` (where the per-minute counts say enough rows are; else 10 s), then a
+    minute, ten, then the whole window, until enough are found, so that a busy window is not read
+    whole to show fifty alerts or a histogram."""
     if end is None:
         return pd.DataFrame(columns=columns)
     window_start = pd.Timestamp(start)
-    backs = (timedelta(seconds=10), timedelta(minutes=1), timedelta(minutes=10))
-    for since in [*(end - back for back in backs if end - back > window_start), window_start]:
+    tries = [first_try] if first_try is not None else []
+    tries += [end - back for back in (timedelta(seconds=10), timedelta(minutes=1), timedelta(minutes=10))]
+    tries = sorted({t for t in tries if t > window_start and (first_try is None or t <= first_try)}, reverse=True)
+    for since in [*tries, window_start]:
         rows = read_table(tables, name, columns, since=since.to_pydatetime(), time_column="event_time")
         if since == window_start or len(rows) >= limit:
             break

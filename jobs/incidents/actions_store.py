@@ -109,26 +109,18 @@ class IncidentBook:
     def alerts_of(self, incident: dict[str, Any], columns: Sequence[str], limit: int | None = None) -> pa.Table:
         """The incident's alerts (its subject and category, event time from its first to its last
         alert), newest first; ``columns`` of ``alerts``."""
-        import pyarrow.dataset as pads
-        from deltalake import DeltaTable
-
         from jobs.stream.incidents import subjects
+        from jobs.window_reader import read_window
 
-        uri = self.tables.uri(ALERTS)
         wanted = list(dict.fromkeys([*columns, "event_time", "device_id", "source_id", "predicted_category"]))
-        if not DeltaTable.is_deltatable(uri, storage_options=self.options):
-            return TABLES[ALERTS].arrow_schema().empty_table().select(list(columns))
         first, last = incident["first_seen"], incident["last_seen"]
-        table = DeltaTable(uri, storage_options=self.options)
 
         def between(start: datetime) -> pa.Table:
-            # files chosen by partition and event_time statistics before any is opened, rows exactly
-            pruning = (f"event_date >= '{start.date().isoformat()}' AND event_date <= '{last.date().isoformat()}' "
-                       f"AND event_time >= '{_sql_instant(start)}' AND event_time <= '{_sql_instant(last)}'")
-            dataset = table.to_pyarrow_dataset(file_pruning_predicate=pruning)
-            condition = ((pads.field("event_date") >= start.date()) & (pads.field("event_date") <= last.date())
-                         & (pads.field("event_time") >= start) & (pads.field("event_time") <= last))
-            rows = dataset.to_table(columns=[c for c in wanted if c in dataset.schema.names], filter=condition)
+            # the files that may hold alerts from start on (partition and event_time statistics), then
+            # the rows exactly: up to the incident's last alert, of its subject and category
+            rows = read_window(self.tables, ALERTS, wanted, since=start, time_column="event_time", until=last)
+            if rows is None:
+                return TABLES[ALERTS].arrow_schema().empty_table().select(wanted)
             category = pc.fill_null(rows["predicted_category"], "unknown")
             return rows.filter(pc.and_(pc.equal(subjects(rows), incident["subject"]),
                                        pc.equal(category, incident["category"])))
@@ -195,13 +187,6 @@ class IncidentBook:
         if rows:
             self._append(MUTES, rows)
         return len(rows)
-
-
-def _sql_instant(moment: datetime) -> str:
-    """A timestamp literal for a delta-rs predicate, in UTC with microseconds."""
-    from datetime import timezone
-
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _who(who: str) -> str:
