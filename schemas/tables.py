@@ -192,7 +192,7 @@ TABLES[FLOWS_SHADOW] = TableSpec(FLOWS_SHADOW, ("event_date",), "each record the
                                      *SCORE_COLUMNS, *_columns(("batch_id", LONG), ("scored_at", TIMESTAMP),
                                                                ("event_date", DATE))))
 TABLES[MODEL_REGISTRY] = TableSpec(MODEL_REGISTRY, (), "registered model bundles and the role aliases (champion, "
-                                   "challenger), one row per change (jobs.model_tools.registry)", _columns(
+                                   "challenger), one row per change (jobs.model_registry)", _columns(
                                        ("event_id", STRING), ("at", TIMESTAMP), ("seq", INT), ("action", STRING),
                                        ("who", STRING), ("reason", STRING), ("version", STRING), ("role", STRING),
                                        ("bundle", STRING), ("manifest_sha256", STRING), ("metrics", STRING),
