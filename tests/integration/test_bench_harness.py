@@ -46,7 +46,8 @@ def test_a_drain_latency_run_and_baseline_on_the_real_broker_and_influxdb(
     assert cpu["spark_jvm"] > 0 and cpu["python_workers"] > 0 and cpu["influxdb"] > 0
     assert cpu["total"] == pytest.approx(sum(v for k, v in cpu.items() if k != "total"), abs=0.5)
     threads = drain["jvm_threads_us_per_record"]  # the driver's share of the one local-mode JVM
-    assert threads["driver"] > 0 and threads["executor"] > 0
+    # read while the drain ran; a short drain can fall between two readings of one role's threads
+    assert set(threads) == {"driver", "executor", "jvm_runtime"} and sum(threads.values()) > 0
     resources = sampler.summary()
     assert resources["peak_rss_mb_by_process"].get("spark_jvm", 0) > 100
     assert resources["peak_rss_mb"] >= resources["peak_rss_mb_by_process"]["spark_jvm"]
