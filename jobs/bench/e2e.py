@@ -283,7 +283,7 @@ def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, 
         time.sleep(0.05)
     jvms = spark_jvm_pids(services)
     cpu_before, jit_before = cpu_seconds_by_kind(services), jit_seconds(jvms)
-    threads = jvm_thread_samples(query, jvms, jvm_sample_s)
+    threads = jvm_thread_samples(query, session_jvms(jvms), jvm_sample_s)
     cpu_after, jit_after = cpu_seconds_by_kind(services), jit_seconds(jvms)
     batches = _batch_log(spark, config)
     steady = batches[1:]
@@ -302,6 +302,21 @@ def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, 
                                       if jit_before is not None and jit_after is not None else None),
             "influx_points_written": sum(b["influx_written"] for b in batches),
             "influx_points_failed": sum(b["influx_failed"] for b in batches), "topic": topic}
+
+
+def session_jvms(pids: list[int]) -> list[int]:
+    """The JVM(s) among ``pids`` that PySpark started for this session (``SparkSubmit ... pyspark-shell``):
+    not a standalone master or worker that other tests of the same process started."""
+    import psutil
+
+    found = []
+    for pid in pids:
+        try:
+            if "pyspark-shell" in " ".join(psutil.Process(pid).cmdline()):
+                found.append(pid)
+        except psutil.Error:
+            continue
+    return found or pids
 
 
 def jvm_thread_samples(query, jvms: list[int], every_s: float) -> list[tuple[float, dict[str, float]]]:
