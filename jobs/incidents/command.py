@@ -40,7 +40,8 @@ def _default_who() -> str:
         return "unknown"
 
 
-def _common(parser: argparse.ArgumentParser, who: bool = False) -> None:
+def add_table_arguments(parser: argparse.ArgumentParser, who: bool = False) -> None:
+    """--tables and --conf (where the tables are), and --who when the command records who acted."""
     parser.add_argument("--tables", default=None,
                         help="the job's tables: a path or s3://bucket/prefix (default: stream.tables_dir of --conf, "
                              "else var/delta)")
@@ -60,14 +61,14 @@ def _scope(parser: argparse.ArgumentParser, required: bool) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="incidents_command", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="incidents the stream holds open and nobody resolved, most severe first")
-    _common(listing)
+    add_table_arguments(listing)
     listing.add_argument("--all", action="store_true", help="closed and resolved incidents too")
     listing.add_argument("--format", choices=FORMATS, default="table")
     listing.add_argument("--limit", type=int, default=100, help="at most this many (0: all; default 100)")
 
     show = actions.add_parser("show", help="one incident: its fields, status, actions, mutes and its alerts")
     show.add_argument("id", help="the incident id, or its first characters (at least 6)")
-    _common(show)
+    add_table_arguments(show)
     show.add_argument("--alerts", type=int, default=20, help="show at most this many of its alerts (default 20)")
     show.add_argument("--format", choices=("table", "json"), default="table")
 
@@ -77,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             (COMMENT, "add a note to an incident")):
         sub = actions.add_parser(name, help=help_text)
         sub.add_argument("id", help="the incident id, or its first characters (at least 6)")
-        _common(sub, who=True)
+        add_table_arguments(sub, who=True)
         sub.add_argument("--note", required=name == COMMENT, help="a note kept with the action")
 
     mute = actions.add_parser("mute", help="silence the notifications of a device, source, class or category "
@@ -85,14 +86,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _scope(mute, required=True)
     mute.add_argument("--for", dest="duration", required=True, help="how long, e.g. 30m, 2h, 1d")
     mute.add_argument("--reason", required=True)
-    _common(mute, who=True)
+    add_table_arguments(mute, who=True)
 
     unmute = actions.add_parser("unmute", help="end mutes and maintenance windows early: one by id, or every "
                                                "active one of a device, source, class or category")
     unmute.add_argument("mute_id", nargs="?", help="a mute's id (or its first characters): see `mutes`")
     _scope(unmute, required=False)
     unmute.add_argument("--reason")
-    _common(unmute, who=True)
+    add_table_arguments(unmute, who=True)
 
     window = actions.add_parser("maintenance", help="declare a maintenance window: notifications of a device "
                                                      "(source, class, category) are silenced between two times")
@@ -100,11 +101,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     window.add_argument("--from", dest="start", default="now", help="start: ISO 8601, UTC unless it says (default now)")
     window.add_argument("--to", dest="end", required=True, help="end: ISO 8601, UTC unless it says")
     window.add_argument("--reason", required=True)
-    _common(window, who=True)
+    add_table_arguments(window, who=True)
 
     mutes = actions.add_parser("mutes", help="the mutes and maintenance windows active now or to come")
     mutes.add_argument("--all", action="store_true", help="expired and ended ones too")
-    _common(mutes)
+    add_table_arguments(mutes)
     parser.epilog = ("Rules: an incident's status is the latest of its ack/resolve/reopen actions (new without "
                      "one); a resolved incident the stream adds alerts to is reopened. Muted incidents are "
                      "recorded as usual; only their notifications are skipped.")

@@ -16,20 +16,15 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from jobs.incidents.command import _default_who, tables_of
+from jobs.incidents.command import add_table_arguments, tables_of
 from jobs.model_registry import CHALLENGER, CHAMPION, ROLES, ModelRegistry
 
 log = logging.getLogger(__name__)
 
 
 def _common(parser: argparse.ArgumentParser, who: bool = False) -> None:
-    parser.add_argument("--tables", default=None,
-                        help="the job's tables: a path or s3://bucket/prefix (default: stream.tables_dir of --conf, "
-                             "else var/delta)")
-    parser.add_argument("--conf", type=Path, default=None,
-                        help="the job's configuration: its stream.tables_dir and, for an object store, stream.storage")
+    add_table_arguments(parser, who=who)
     if who:
-        parser.add_argument("--who", default=_default_who(), help="recorded with the change (default: the OS user)")
         parser.add_argument("--reason", default=None, help="why, recorded with the change")
 
 
