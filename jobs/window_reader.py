@@ -77,21 +77,6 @@ def opened(location: "TablesLocation", name: str) -> Iterator[tuple[Any, pa.Tabl
         yield state.table, state.files
 
 
-_FILESYSTEMS: dict[str, tuple[Any, str]] = {}
-
-
-def _filesystem(location: "TablesLocation") -> tuple[Any, str]:
-    """The pyarrow filesystem of the tables and their root in it (one per location: an S3 client
-    keeps its connections); a local root made absolute."""
-    import os
-
-    key = f"{location.root}|{location.storage!r}"
-    if key not in _FILESYSTEMS:
-        store, root = location.filesystem()
-        _FILESYSTEMS[key] = (store, os.path.abspath(root) if location.is_local else root)
-    return _FILESYSTEMS[key]
-
-
 def _since_scalar(column: pa.ChunkedArray, since: datetime) -> pa.Scalar:
     return pa.scalar(since, type=column.type)
 
@@ -137,7 +122,9 @@ def read_window(location: "TablesLocation", name: str, columns: list[str], since
     spec = TABLES[name].arrow_schema()
     read = [*columns, *([time_column] if time_column and time_column not in columns else [])]
     wanted = pa.schema([spec.field(c) for c in read if c in spec.names])
-    store, root = _filesystem(location)
+    from jobs.stream.delta_writer import table_filesystem  # one filesystem per location, as the writers'
+
+    store, root = table_filesystem(location)
     full = [f"{root.rstrip('/')}/{name}/{path}" for path in paths]
     condition = None
     if time_column is not None:

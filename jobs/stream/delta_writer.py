@@ -271,7 +271,7 @@ def write_data_files(location: "TablesLocation", name: str, rows: pa.Table, batc
     if rows.num_rows == 0:
         return []
     spec = TABLES[name]
-    filesystem, root = _filesystem(location)
+    filesystem, root = table_filesystem(location)
     table_root = f"{root.rstrip('/')}/{name}"
     groups: list[tuple[dict, pa.Table]] = [({}, rows)]
     for column in spec.partition_by:
@@ -344,7 +344,7 @@ def file_stats(rows: pa.Table) -> dict:
 _FILESYSTEMS: dict = {}
 
 
-def _filesystem(location: "TablesLocation"):
+def table_filesystem(location: "TablesLocation"):
     """One pyarrow filesystem per Python worker and location (an S3 client keeps its connections)."""
     key = (location.root, repr(location.storage), location.credentials)
     if key not in _FILESYSTEMS:
