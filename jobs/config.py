@@ -217,13 +217,12 @@ def check_model_trust(trust: ModelTrustConfig) -> None:
 
 @dataclass(frozen=True)
 class CompactionConfig:
-    """``stream.compaction``: the stream compacts its own small files between batches
+    """``stream.compaction``: the stream compacts its own small files as it runs
     (:mod:`jobs.stream.compaction`), so that the number of files, and with it every commit's, reader's
     and checkpoint's cost, stays bounded while it runs."""
 
     every: str = "10 minutes"  # how often, at most; "0" turns it off (then run `iomt-ad maintain`)
-    min_file_mb: int = 16      # files from this size on are left as they are (rewriting them again and again is waste)
-    max_file_mb: int = 256     # the size compacted files are cut at
+    target_file_mb: int = 64   # smaller files are merged into files of about this size; larger ones are left alone
 
     @property
     def interval(self) -> timedelta | None:
@@ -362,9 +361,9 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
         raise ConfigError("stream.quarantine_max_chars must not be negative")
     stream.event_time_bounds  # noqa: B018 - validates both durations now, not at the first batch
     stream.compaction.interval  # noqa: B018 - likewise
-    if not 0 < stream.compaction.min_file_mb <= stream.compaction.max_file_mb:
-        raise ConfigError("stream.compaction: min_file_mb must be more than 0 and at most max_file_mb, not "
-                          f"{stream.compaction.min_file_mb} and {stream.compaction.max_file_mb}")
+    if not 0 < stream.compaction.target_file_mb <= 4096:
+        raise ConfigError("stream.compaction.target_file_mb must be from 1 to 4096, not "
+                          f"{stream.compaction.target_file_mb!r}")
     stream.incident_quiet  # noqa: B018 - validated now too
     if stream.model_role not in (None, "champion"):
         raise ConfigError(f"stream.model_role: {stream.model_role!r}: use champion (the model registry's) or leave "

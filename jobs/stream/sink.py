@@ -59,7 +59,7 @@ class ForeachBatchSink:
         self.app_id = config.stream.app_id
         self.delta = DeltaAppender(config.stream.tables, self.app_id)
         self.models = ModelRoles(config)  # which bundles score each batch (the registry's, when configured)
-        # the stream's own small files, compacted between batches (jobs.stream.compaction)
+        # the stream's own small files, compacted in a thread of the driver (jobs.stream.compaction)
         self.compactor = StreamCompactor(config.stream.compaction, self.delta.tables)
         self._query_id: str | None = None
         self._offsets: "OffsetTracker | None" = None  # loaded from batch_log at the first batch
@@ -128,7 +128,7 @@ class ForeachBatchSink:
             kafka_offsets=offsets.to_json(), kafka_lost=lost)
         self._log_batch(stats)
         self._offsets = offsets
-        self.compactor.maybe_compact(batch.sparkSession)  # the batch is committed: nothing waits on it but the next
+        self.compactor.after_batch()  # the batch is committed: compaction, when due, runs beside the next ones
         log.debug("batch %d: parse, score and write on the executors %.2f s, commit %.2f s", batch_id, written,
                   stats.seconds - written)
 
