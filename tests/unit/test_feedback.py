@@ -176,3 +176,30 @@ def test_train_and_evaluate_take_the_feedback_tables(tables, capsys, monkeypatch
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["train", "--data", "x.csv", "--out", str(tmp_path / "b"), "--feedback", str(empty)]) == 2
+
+
+def test_evaluation_leaves_out_the_replayed_rows_a_bundle_learnt_from(sample_dir) -> None:
+    """v3 learnt from the official files the sample is a part of: a labelled record that is one of
+    their rows (same file, row number, features) is evaluated only when v3's split held it out; a
+    record whose source names no training row is evaluated whatever its features."""
+    from models import DEFAULT_BUNDLE_PATH
+    from models.bundle import load_bundle
+    from models.training.datasets import load_flows_pandas
+    from models.training.feedback_eval import evaluate_feedback
+    from models.training.split import split_of
+
+    flows = pd.concat([load_flows_pandas([sample_dir / "Benign_test.pcap.csv"]).head(40),
+                       load_flows_pandas([sample_dir / "TCP_IP-DDoS-SYN_test.pcap.csv"]).head(40)], ignore_index=True)
+    records = flows[list(FEATURES)].assign(
+        record_id=[f"r{i}" for i in range(len(flows))], label=flows["label"], is_attack=flows["label"] != "Benign",
+        verdict=np.where(flows["label"] == "Benign", FALSE_POSITIVE, TRUE_POSITIVE),
+        source_id=flows["source_file"] + ":" + flows["row_number"].astype(str))
+    records.loc[70:, "source_id"] = "mac:02:00:00:00:00:01"  # the same rows from a sensor: new to the bundle
+    bundle = load_bundle(DEFAULT_BUNDLE_PATH)
+    held_out = [split_of(f, r, 20240601) == "test" for f, r in zip(flows["source_file"], flows["row_number"])]
+    expected_learnt = sum(not h for h in held_out[:70])
+    report, scored = evaluate_feedback(bundle, records)
+    assert report["left_out"] == {"learnt_from_feedback": 0, "rows_of_its_training_files": expected_learnt}
+    assert report["records_evaluated"] == len(records) - expected_learnt == len(scored)
+    assert report["false_positives"]["n"] + report["true_positives"]["n"] == len(scored)
+    assert report["true_positives"]["per_class"]["DDoS-SYN"]["detection_rate"] == 1.0  # v3 detects DDoS-SYN
