@@ -51,7 +51,7 @@ def render(book: FeedbackBook, incident: dict[str, Any], alerts: pd.DataFrame, w
         left, right = st.columns(2)
         target = left.selectbox("Verdict on", options, format_func=label, key=f"feedback-target-{key}")
         corrected = right.selectbox("Right class", [AS_PREDICTED, *CLASSES], key=f"feedback-class-{key}")
-        note = st.text_input("Verdict note (optional)", key=f"feedback-note-{key}")
+        note = st.text_input("Comment on the verdict (optional)", key=f"feedback-note-{key}")
         columns = st.columns(len(BUTTONS))
         clicked = [verdict for column, (verdict, text) in zip(columns, BUTTONS.items())
                    if column.form_submit_button(text)]

@@ -69,7 +69,7 @@ def _mark(book: "FeedbackBook", args: argparse.Namespace, now: datetime) -> int:
         incident = book.incidents.find(args.incident)
         done = [book.mark_incident(incident, args.verdict, args.who, now, args.corrected_class, args.note)]
     else:
-        alerts = [book.find_alert(ident) for ident in args.alert]  # all found before any is recorded
+        alerts = book.find_alerts(args.alert)  # all found before any is recorded
         done = book.mark_alerts(alerts, args.verdict, args.who, now, args.corrected_class, args.note)
     for verdict in done:
         covered = f" ({verdict.alerts} alerts)" if verdict.target == "incident" else ""

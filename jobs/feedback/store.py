@@ -59,28 +59,42 @@ class FeedbackBook:
 
     def find_alert(self, ident: str) -> dict[str, Any]:
         """The alert whose ``record_id`` is ``ident`` or starts with it (8+ characters, one match)."""
+        return self.find_alerts([ident])[0]
+
+    def find_alerts(self, idents: Sequence[str]) -> list[dict[str, Any]]:
+        """The alerts whose ``record_id`` is each of ``idents``, or starts with it (8+ characters, one
+        match), in one pass over ``alerts``; a :class:`FeedbackError` names the first not found."""
         from deltalake import DeltaTable
 
-        ident = ident.strip()
+        idents = [ident.strip() for ident in idents]
         uri = self.tables.uri(ALERTS)
         if not DeltaTable.is_deltatable(uri, storage_options=self.incidents.options):
             raise FeedbackError(f"no alerts table under {self.tables.root}: the streaming job creates it "
                                 "(check --tables / --conf)")
         dataset = DeltaTable(uri, storage_options=self.incidents.options).to_pyarrow_dataset()
         wanted = ["record_id", "event_time", "predicted_class", "model_version", "source_id", "device_id"]
-        found = dataset.to_table(columns=wanted, filter=pc.field("record_id") == ident)
-        if found.num_rows == 0 and len(ident) >= MIN_RECORD_PREFIX:  # a prefix: the ids first, then the rows
-            ids = dataset.to_table(columns=["record_id"])["record_id"]
-            matches = pc.unique(ids.filter(pc.starts_with(ids, pattern=ident))).to_pylist()
-            if len(matches) == 1:
-                found = dataset.to_table(columns=wanted, filter=pc.field("record_id") == matches[0])
-        if found.num_rows != 1:
-            short = len(ident) < MIN_RECORD_PREFIX
-            raise FeedbackError(f"{'no' if not found.num_rows else found.num_rows} alerts with the record_id "
-                                f"{ident!r}{'' if short else ' or one starting with it'}: give a whole record_id, or "
-                                f"its first {MIN_RECORD_PREFIX}+ characters (`iomt-ad incidents show ID` lists an "
-                                "incident's alerts)")
-        return found.to_pylist()[0]
+        prefixes = [ident for ident in idents if len(ident) >= MIN_RECORD_PREFIX]
+        exact: dict[str, list[dict[str, Any]]] = {ident: [] for ident in idents}
+        starting: dict[str, list[dict[str, Any]]] = {ident: [] for ident in prefixes}
+        # matched batch by batch in memory, not pushed down: the data files' string statistics may be
+        # cut short, and a pushed-down equality then skips the file that holds the id
+        for batch in dataset.to_batches(columns=wanted):
+            ids = batch.column("record_id")
+            for row in batch.filter(pc.fill_null(pc.is_in(ids, value_set=pa.array(idents)), False)).to_pylist():
+                exact[row["record_id"]].append(row)
+            for ident in prefixes:
+                starting[ident] += batch.filter(pc.fill_null(pc.starts_with(ids, pattern=ident), False)).to_pylist()
+        found = []
+        for ident in idents:
+            rows = exact[ident] or starting.get(ident, [])
+            if len(rows) != 1:
+                short = len(ident) < MIN_RECORD_PREFIX
+                raise FeedbackError(f"{len(rows) or 'no'} alerts with the record_id {ident!r}"
+                                    f"{'' if short else ' or one starting with it'}: give a whole record_id, or its "
+                                    f"first {MIN_RECORD_PREFIX}+ characters (`iomt-ad incidents show ID` lists an "
+                                    "incident's alerts)")
+            found.append(rows[0])
+        return found
 
     # writing ----------------------------------------------------------------------------------
     def _record(self, verdicts: list[Verdict]) -> list[Verdict]:

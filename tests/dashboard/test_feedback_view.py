@@ -74,7 +74,7 @@ def test_mark_a_false_positive_in_headless_chromium(tmp_path) -> None:
                 page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded", timeout=60_000)
                 page.get_by_text("Alerts of incident").wait_for(timeout=60_000)
                 short = page.get_by_text("Alerts of incident").inner_text().split()[3]
-                page.get_by_label("Verdict note (optional)").fill("nightly backup")
+                page.get_by_label("Comment on the verdict (optional)").fill("nightly backup")
                 page.get_by_role("button", name="False positive").click()
                 page.get_by_text(f"incident {short}: false positive by local").first.wait_for(timeout=60_000)
                 OUTPUT.mkdir(parents=True, exist_ok=True)
