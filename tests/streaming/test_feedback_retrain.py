@@ -135,7 +135,9 @@ def test_feedback_labels_change_a_retrained_bundle(spark, sample_dir, tmp_path, 
     train_bundle([lab], b1, config=SMALL, feedback=read_feedback(TablesLocation.of(tables)))
     manifest = json.loads((b1 / "manifest.json").read_text())
     parts = manifest["feedback"]["parts"]
-    print(f"\nlabelled records {len(records)} -> {json.dumps({k: v for k, v in parts.items() if v})}")
+    with capsys.disabled():  # the figures, with pytest -s (capsys would swallow them)
+        print(f"\nalerts per device {json.dumps(per_device)} of {json.dumps(sent)} records; labelled records "
+              f"{len(records)} -> {json.dumps({k: v for k, v in parts.items() if v})}")
     assert sum(parts.values()) == len(records) and parts["in_training_data"] == 0
     assert parts["benign_train"] + parts["benign_validation"] + parts["benign_test"] == per_device[GATEWAY]
     assert parts["attack_train"] + parts["attack_test"] == len(records) - per_device[GATEWAY]
@@ -155,6 +157,16 @@ def test_feedback_labels_change_a_retrained_bundle(spark, sample_dir, tmp_path, 
     b0_held = pd.DataFrame(_scored(b0, records, held))
     b0_fp = b0_held.loc[b0_held["label"] == "Benign", "is_anomaly"].mean()
     thresholds = [load_bundle(b).thresholds["ensemble"].value for b in (b0, b1)]
+    with capsys.disabled():
+        _figures(after, before, b0_fp, thresholds)
+    # b0 flagged every record it raised an alert for; b1, calibrated and trained with the gateway's
+    # normal traffic, flags few of the gateway records it never saw (measured: 0-5.1% of 64-79)
+    assert before["false_positives"]["flagged_share"] >= 0.95 and b0_fp >= 0.95
+    assert after["false_positives"]["flagged_share"] <= 0.15
+    assert thresholds[0] != thresholds[1]
+
+
+def _figures(after: dict, before: dict, b0_fp: float, thresholds: list[float]) -> None:
     print(f"false positives held out: {after['false_positives']['n']}; flagged by b0 {b0_fp:.1%}, by b1 "
           f"{after['false_positives']['flagged_share']:.1%} (classified benign by b1 "
           f"{after['false_positives']['classified_benign_share']:.1%}); all labelled: b0 flags "
@@ -162,11 +174,6 @@ def test_feedback_labels_change_a_retrained_bundle(spark, sample_dir, tmp_path, 
     print(f"true positives held out: {after['true_positives']['n']}, detected by b1 "
           f"{after['true_positives']['detected']} {json.dumps(after['true_positives']['per_class'])}")
     print(f"ensemble threshold b0 {thresholds[0]:.4f} -> b1 {thresholds[1]:.4f}")
-    # b0 flagged every record it raised an alert for; b1, calibrated and trained with the gateway's
-    # normal traffic, flags few of the gateway records it never saw (measured: 2.8% of 71)
-    assert before["false_positives"]["flagged_share"] >= 0.95 and b0_fp >= 0.95
-    assert after["false_positives"]["flagged_share"] <= 0.25
-    assert thresholds[0] != thresholds[1]
 
 
 def _scored(bundle_dir: Path, records: pd.DataFrame, record_ids: set[str]) -> pd.DataFrame:
