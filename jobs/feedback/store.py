@@ -76,8 +76,9 @@ class FeedbackBook:
         prefixes = [ident for ident in idents if len(ident) >= MIN_RECORD_PREFIX]
         exact: dict[str, list[dict[str, Any]]] = {ident: [] for ident in idents}
         starting: dict[str, list[dict[str, Any]]] = {ident: [] for ident in prefixes}
-        # matched batch by batch in memory, not pushed down: the data files' string statistics may be
-        # cut short, and a pushed-down equality then skips the file that holds the id
+        # matched batch by batch in memory, not pushed down: the stream's data files carry statistics
+        # for a few columns only (event_time, ...), and delta-rs turns the missing record_id ones into
+        # `record_id >= null` guarantees, by which a pushed-down equality skips every file
         for batch in dataset.to_batches(columns=wanted):
             ids = batch.column("record_id")
             for row in batch.filter(pc.fill_null(pc.is_in(ids, value_set=pa.array(idents)), False)).to_pylist():
