@@ -216,6 +216,23 @@ def check_model_trust(trust: ModelTrustConfig) -> None:
 
 
 @dataclass(frozen=True)
+class CompactionConfig:
+    """``stream.compaction``: the stream compacts its own small files between batches
+    (:mod:`jobs.stream.compaction`), so that the number of files, and with it every commit's, reader's
+    and checkpoint's cost, stays bounded while it runs."""
+
+    every: str = "10 minutes"  # how often, at most; "0" turns it off (then run `iomt-ad maintain`)
+    min_file_mb: int = 16      # files from this size on are left as they are (rewriting them again and again is waste)
+    max_file_mb: int = 256     # the size compacted files are cut at
+
+    @property
+    def interval(self) -> timedelta | None:
+        """``every`` as a duration; None when compaction is off."""
+        every = duration(self.every, "stream.compaction.every")
+        return every if every > timedelta(0) else None
+
+
+@dataclass(frozen=True)
 class StreamConfig:
     source: str = "files"  # "kafka" or "files"
     kafka: KafkaSourceConfig = field(default_factory=KafkaSourceConfig)
@@ -239,6 +256,7 @@ class StreamConfig:
     model_role: str | None = None
     # an incident (jobs.stream.incidents) closes once the stream's event time is this long past its last alert
     incident_quiet_time: str = "10 minutes"
+    compaction: CompactionConfig = field(default_factory=CompactionConfig)
 
     @property
     def event_time_bounds(self) -> tuple[timedelta, timedelta]:
@@ -335,7 +353,7 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
         raise ConfigError(f"unknown top-level keys {unknown}; allowed: spark, stream, influxdb, alerts")
     stream = _build(StreamConfig, raw.get("stream"), "stream",
                     {"kafka": KafkaSourceConfig, "files": FilesSourceConfig, "storage": StorageConfig,
-                     "model_trust": ModelTrustConfig})
+                     "model_trust": ModelTrustConfig, "compaction": CompactionConfig})
     if stream.source not in ("kafka", "files"):
         raise ConfigError(f"stream.source must be 'kafka' or 'files', not {stream.source!r}")
     if not 0 <= stream.max_missing_share < 1:
@@ -343,6 +361,10 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
     if stream.quarantine_max_chars < 0:
         raise ConfigError("stream.quarantine_max_chars must not be negative")
     stream.event_time_bounds  # noqa: B018 - validates both durations now, not at the first batch
+    stream.compaction.interval  # noqa: B018 - likewise
+    if not 0 < stream.compaction.min_file_mb <= stream.compaction.max_file_mb:
+        raise ConfigError("stream.compaction: min_file_mb must be more than 0 and at most max_file_mb, not "
+                          f"{stream.compaction.min_file_mb} and {stream.compaction.max_file_mb}")
     stream.incident_quiet  # noqa: B018 - validated now too
     if stream.model_role not in (None, "champion"):
         raise ConfigError(f"stream.model_role: {stream.model_role!r}: use champion (the model registry's) or leave "

@@ -107,7 +107,7 @@ class TableSpec:
 
 _SCORED: Final[tuple[Column, ...]] = (
     *ORIGIN_COLUMNS, *RECORD_COLUMNS, *DEVICE_COLUMNS, *_columns(("claimed_event_time", STRING)), *SCORE_COLUMNS,
-    *_columns(("batch_id", LONG), ("scored_at", TIMESTAMP), ("event_date", DATE)))
+    *_columns(("batch_id", LONG), ("scored_at", TIMESTAMP), ("task_slot", INT), ("event_date", DATE)))
 
 TABLES: Final[dict[str, TableSpec]] = {spec.name: spec for spec in (
     TableSpec(FLOWS_SCORED, ("event_date",), "every valid record with its features, scores and decision", _SCORED),

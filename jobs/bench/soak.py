@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -132,6 +133,38 @@ def trend(times: list[float], values: list[float]) -> dict[str, float | None]:
             "mb_per_hour": slope(t, v), "second_half_mb_per_hour": slope(t[half], v[half])}
 
 
+GC_EVENT = re.compile(r"^\[(?P<uptime>[\d.]+)s\].*\bPause (?:Young|Full)\b.*->(?P<after>\d+)(?P<unit>[KMG])\(")
+
+
+def jvm_live_heap(gc_log: Path, since_s: float) -> tuple[list[float], list[float]]:
+    """(seconds since ``since_s`` of the JVM's uptime, MiB of heap left after each young or full
+    collection): what the JVM holds. Its RSS says how much heap G1 chose to commit, up to the
+    maximum, whatever is live."""
+    scale = {"K": 1 / 1024, "M": 1.0, "G": 1024.0}
+    times, after = [], []
+    if not gc_log.is_file():
+        return times, after
+    for line in gc_log.read_text(errors="replace").splitlines():
+        match = GC_EVENT.search(line)
+        if match and float(match["uptime"]) >= since_s:
+            times.append(float(match["uptime"]) - since_s)
+            after.append(int(match["after"]) * scale[match["unit"]])
+    return times, after
+
+
+def table_files(tables: Path, names: tuple[str, ...] = ("flows_scored", "alerts", "traffic_1m", "batch_log")) -> dict[str, int]:
+    """Data files each table has at the end (the stream compacts them as it runs)."""
+    from deltalake import DeltaTable
+
+    return {name: len(DeltaTable(str(tables / name)).file_uris()) for name in names if (tables / name / "_delta_log").is_dir()}
+
+
+def compactions(job_log: Path) -> dict[str, float]:
+    """How often the job compacted and how long its longest compaction took (its log lines)."""
+    runs = [float(m) for m in re.findall(r"compaction: \d+ small files into \d+ in ([\d.]+) s", job_log.read_text(errors="replace"))]
+    return {"runs": len(runs), "longest_s": max(runs, default=0.0), "total_s": round(sum(runs), 1)}
+
+
 def job_conf(work: Path, bootstrap: str, topic: str, influx_url: str, model: Path, trigger: str) -> Path:
     import yaml
 
@@ -151,12 +184,14 @@ def job_conf(work: Path, bootstrap: str, topic: str, influx_url: str, model: Pat
     return path
 
 
-def start_job(conf: Path, log_file: Path) -> subprocess.Popen:
+def start_job(conf: Path, log_file: Path, gc_log: Path) -> subprocess.Popen:
+    """The job as spark-submit runs it; its JVM logs each garbage collection to ``gc_log``."""
     from jobs.session import spark_jars
 
     spark_submit = Path(sys.executable).parent / "spark-submit"
     jars = ",".join(str(p) for p in spark_jars(None))
     command = [str(spark_submit), "--master", "local[2]", "--conf", "spark.ui.enabled=false", "--jars", jars,
+               "--conf", f"spark.driver.extraJavaOptions=-Xlog:gc:file={gc_log}",
                str(REPO / "jobs" / "stream" / "score_stream.py"), "--conf", str(conf)]
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1", PYTHONPATH=str(REPO))
     return subprocess.Popen(command, stdout=log_file.open("ab"), stderr=subprocess.STDOUT, cwd=REPO, env=env,
@@ -293,6 +328,8 @@ def markdown(figures: dict[str, Any]) -> str:
     lines += ["", "| | first tenth | last tenth |", "|---|---:|---:|"]
     for key in ("batch_seconds_median", "batch_seconds_p95", "latency_s_p95", "records_per_batch_median"):
         lines.append(f"| {key} | {first[key]} | {last[key]} |")
+    lines += ["", "spark_jvm_live_heap: the heap left after each collection (the GC log), not RSS.",
+              f"Data files at the end: {figures['table_files']}; compactions: {figures['compactions']}."]
     o = figures["outcome"]
     lines += ["", f"Records in Kafka {o['records_in_kafka']}, scored {o['scored']}, quarantined {o['quarantined']}, "
                   f"lost {o['lost']}, duplicated {o['duplicated']}; InfluxDB aggregates count {o['influx_records']} "
@@ -316,8 +353,9 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         job = None
         try:
             broker.create_topic(topic, partitions=2)
+            job_started = time.monotonic()
             job = start_job(job_conf(work, broker.bootstrap, topic, influx.url, args.model, args.trigger),
-                            work / "job.log")
+                            work / "job.log", work / "jvm-gc.log")
             if not args.no_dashboard:
                 others = start_dashboard(work / "delta", args.model, free_port(), work / "dashboard.log",
                                          args.dashboard_window_minutes)
@@ -348,8 +386,10 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             result = outcome(work / "delta", in_kafka, influx)
         finally:
             influx.stop()
+    memory = {kind: trend(samples.times, values) for kind, values in samples.rss_mb.items()}
+    memory["spark_jvm_live_heap"] = trend(*jvm_live_heap(work / "jvm-gc.log", started - job_started))
     return {"minutes": args.minutes, "rate": args.rate, "trigger": args.trigger, "samples": len(samples.times),
-            "memory": {kind: trend(samples.times, values) for kind, values in samples.rss_mb.items()},
+            "memory": memory, "table_files": table_files(work / "delta"), "compactions": compactions(work / "job.log"),
             "warmup_records": WARMUP_RECORDS, "batches": batch_figures(work / "delta", after=warm_batches),
             "outcome": result}
 

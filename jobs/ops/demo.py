@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", default=[str(SAMPLE)], metavar="FILE_OR_DIR",
                         help="CICIoMT2024 CSV files to replay (default: the project's sample)")
     parser.add_argument("--pcap", nargs="+", type=Path, default=None, metavar="CAPTURE",
-                        help="replay packet captures through the sensor instead of CSV rows (pcap or pcapng; the "
+                        help="replay packet captures (files, or directories of them) through the sensor instead of CSV rows (pcap or pcapng; the "
                              "records keep the captures' own times, and name their devices)")
     parser.add_argument("--out", type=Path, default=Path("var"), help="where the report goes (default var/)")
 

@@ -4,7 +4,7 @@ Delta holds every scored record (``flows_scored``); InfluxDB gets the per-device
 anomalous records' points, and a batch whose InfluxDB write failed (InfluxDB down, slow past
 ``influxdb.max_batch_delay_s``) says so in ``batch_log`` (``influx_failed``). This command rebuilds
 those batches' points with the stream's own writer (:class:`jobs.stream.influx_writer.InfluxPointsWriter`,
-the same encoders, each task's records under the task partition its data files' names record) and
+the same encoders, each task's records under its task slot) and
 writes them again. The points are the very ones the stream would have written (same series, same
 times), so points that did land are overwritten, never doubled, and running the command twice
 changes nothing. Each batch sent is recorded in ``influx_backfills``; a batch stays pending until a
@@ -14,9 +14,10 @@ Which batches: by default every pending one (``batch_log.influx_failed > 0``, no
 backfill yet); ``--batches 12-40`` or ``--from T1 --to T2`` (the batches holding records of that
 event-time range, sent whole) send others again on purpose.
 
-Data files OPTIMIZE rewrote no longer name their task: their records' aggregates go out as one
-partial per batch. That is exact for a batch whose write failed whole (``influx_written`` 0), the
-usual outage; for a batch partly written before compaction its aggregates may count twice, and the
+Each record keeps the task slot of its aggregates (``flows_scored.task_slot``), so compaction (the
+stream's own, or ``iomt-ad maintain``) changes nothing here. Records written before that column
+existed take the task their data file's name records; those in files OPTIMIZE rewrote go out as one
+partial per batch, exact for a batch whose write failed whole (``influx_written`` 0), and the
 command says so.
 """
 from __future__ import annotations
@@ -99,37 +100,63 @@ def batches_in_range(tables: "TablesLocation", start: datetime, end: datetime) -
     return sorted(pc.unique(ids).to_pylist())
 
 
-def batch_tasks(tables: "TablesLocation", batch_ids: list[int]) -> dict[int, dict[int, "pa.Table"]]:
-    """batch id -> task partition -> the ``flows_scored`` rows that task wrote (rows of data files
-    OPTIMIZE rewrote: under :data:`COMPACTED_SLOT`)."""
+def _files_holding(table, batch_ids: list[int]) -> list[str]:
+    """The URIs of the table's data files that may hold rows of ``batch_ids``: by their ``batch_id``
+    statistics where they have them (files OPTIMIZE wrote may not), else every file."""
     import pyarrow as pa
+    import pyarrow.compute as pc
+
+    files = pa.table(table.get_add_actions(flatten=True))
+    uris = table.file_uris()
+    if "min.batch_id" not in files.column_names or not batch_ids:
+        return uris
+    overlaps = pc.and_(pc.less_equal(files["min.batch_id"], max(batch_ids)),
+                       pc.greater_equal(files["max.batch_id"], min(batch_ids)))
+    kept = {str(path) for path, keep in zip(files["path"].to_pylist(), pc.fill_null(overlaps, True).to_pylist()) if keep}
+    depth = len(TABLES[FLOWS_SCORED].partition_by) + 1  # a file's path under the table: partition dirs, name
+    return [uri for uri in uris if "/".join(uri.rsplit("/", depth)[1:]) in kept]
+
+
+def batch_tasks(tables: "TablesLocation", batch_ids: list[int]) -> dict[int, dict[int, "pa.Table"]]:
+    """batch id -> task slot -> the ``flows_scored`` rows that task wrote. The slot is each row's
+    ``task_slot``; rows written before that column existed take the task their data file's name
+    records, and rows of such files OPTIMIZE rewrote go under :data:`COMPACTED_SLOT`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
     from jobs.stream.delta_writer import DATA_FILE, task_partition
 
+    spec = TABLES[FLOWS_SCORED]
+    schema = pa.schema([f for f in spec.arrow_schema() if f.name not in spec.partition_by])  # older files: nulls
     table = tables.delta_table(FLOWS_SCORED)
     store, _ = tables.filesystem()
     wanted = set(batch_ids)
-    columns = [c for c in TABLES[FLOWS_SCORED].column_names if c not in TABLES[FLOWS_SCORED].partition_by]
-    parts: dict[int, dict[int, list[pa.Table]]] = {}
-    compacted: list[str] = []
-    for uri in table.file_uris():
+    pieces: list[pa.Table] = []
+    for uri in _files_holding(table, batch_ids):
         path = uri.removeprefix("s3://")  # the object store's key as pyarrow's S3 filesystem takes it
         match = DATA_FILE.search(path)
-        if match is None:
-            compacted.append(path)
-        elif int(match.group("batch")) in wanted:
-            rows = ds.dataset(path, filesystem=store, format="parquet").to_table(columns=columns)
-            parts.setdefault(int(match.group("batch")), {}).setdefault(task_partition(path), []).append(rows)
-    if compacted:
-        rows = ds.dataset(compacted, filesystem=store, format="parquet").to_table(columns=columns, filter=ds.field("batch_id").isin(batch_ids))
-        for batch_id in sorted(set(rows.column("batch_id").to_pylist())):
-            log.warning("batch %d: some of its records are in data files OPTIMIZE rewrote; their aggregates go "
-                        "out as one partial, exact unless InfluxDB had some of this batch's points", batch_id)
-            chosen = rows.filter(ds.field("batch_id") == batch_id)
-            parts.setdefault(batch_id, {}).setdefault(COMPACTED_SLOT, []).append(chosen)
-    return {batch: {task: pa.concat_tables(pieces) for task, pieces in sorted(tasks.items())}
-            for batch, tasks in sorted(parts.items())}
+        if match is not None and int(match.group("batch")) not in wanted:
+            continue  # a file the stream wrote for another batch
+        rows = ds.dataset(path, filesystem=store, format="parquet", schema=schema).to_table(
+            filter=ds.field("batch_id").isin(batch_ids))
+        if rows.num_rows:
+            named = task_partition(path) if match is not None else COMPACTED_SLOT
+            slots = pc.fill_null(rows["task_slot"], pa.scalar(named, pa.int32()))
+            pieces.append(rows.set_column(rows.schema.get_field_index("task_slot"), "task_slot", slots))
+    if not pieces:
+        return {}
+    rows = pa.concat_tables(pieces)
+    parts: dict[int, dict[int, pa.Table]] = {}
+    for batch_id in sorted(set(rows["batch_id"].to_pylist())):
+        of_batch = rows.filter(pc.equal(rows["batch_id"], batch_id))
+        for slot in sorted(set(of_batch["task_slot"].to_pylist())):
+            if slot == COMPACTED_SLOT:
+                log.warning("batch %d: some of its records (written before flows_scored.task_slot) are in data "
+                            "files OPTIMIZE rewrote; their aggregates go out as one partial, exact unless "
+                            "InfluxDB had some of this batch's points", batch_id)
+            parts.setdefault(batch_id, {})[slot] = of_batch.filter(pc.equal(of_batch["task_slot"], slot))
+    return parts
 
 
 def backfill(config: AppConfig, batch_ids: list[int], reason: str,

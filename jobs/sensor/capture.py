@@ -93,12 +93,31 @@ def _next_batch(handle, link_type: int, source: str, report: CaptureReport, max_
     return batch
 
 
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
+
+
+def capture_files(paths: list[Path]) -> list[Path]:
+    """``paths`` with each directory replaced by the capture files in it (``*.pcap``, ``*.pcapng``,
+    ``*.cap``, by name); an empty directory is an error, a missing file is reported when read."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            inside = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in CAPTURE_SUFFIXES)
+            if not inside:
+                raise CaptureError(f"{path}: a directory without capture files ({', '.join(CAPTURE_SUFFIXES)})")
+            found.extend(inside)
+        else:
+            found.append(path)
+    return found
+
+
 def read_files(paths: list[Path], report: CaptureReport, bpf: str | None = None,
                max_packets: int = BATCH_PACKETS) -> Iterator[PacketBatch]:
-    """The packets of capture files, file after file (pcap or pcapng, any supported link type)."""
+    """The packets of capture files, file after file (pcap or pcapng, any supported link type); a
+    directory stands for the capture files in it (:func:`capture_files`)."""
     import pcapy
 
-    for path in paths:
+    for path in capture_files(paths):
         if not Path(path).is_file():
             raise CaptureError(f"{path}: no such capture file")
         try:

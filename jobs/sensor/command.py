@@ -37,7 +37,7 @@ DEFAULT_TOPIC = "iomt_traffic_stream"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--pcap", nargs="+", type=Path, metavar="FILE", help="capture files (pcap or pcapng)")
+    source.add_argument("--pcap", nargs="+", type=Path, metavar="FILE", help="capture files (pcap or pcapng), or directories of them")
     source.add_argument("--interface", help="capture live on this interface (needs root or cap_net_raw)")
     parser.add_argument("--bpf", help="a BPF filter applied by libpcap, e.g. 'not port 22'")
     out = parser.add_mutually_exclusive_group(required=True)

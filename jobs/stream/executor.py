@@ -71,8 +71,8 @@ def partition_output(scored_rows: pa.Table, context: TaskContext,
     """(the table rows of one partition, its devices' summary rows, its quarantined count);
     ``partition``: the task's partition, by default Spark's (:func:`spark_partition`)."""
     good, bad = table_rows.split(scored_rows)
-    scored = table_rows.flows_scored(good, context.batch_id, context.scored_at)
     partition = spark_partition() if partition is None else partition
+    scored = table_rows.flows_scored(good, context.batch_id, context.scored_at, partition)
     output = BatchOutput(batch_id=context.batch_id, partition=partition, tables={
         FLOWS_SCORED: scored,
         ALERTS: table_rows.alerts(scored, good[EXPLANATION] if EXPLANATION in good.column_names else None),

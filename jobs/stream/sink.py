@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from jobs.stream import table_rows
 from jobs.config import AppConfig
+from jobs.stream.compaction import StreamCompactor
 from jobs.stream.delta_writer import DeltaAppender
 from jobs.stream.executor import WRITTEN_TABLES
 from jobs.stream.model_roles import ModelRoles
@@ -58,6 +59,8 @@ class ForeachBatchSink:
         self.app_id = config.stream.app_id
         self.delta = DeltaAppender(config.stream.tables, self.app_id)
         self.models = ModelRoles(config)  # which bundles score each batch (the registry's, when configured)
+        # the stream's own small files, compacted between batches (jobs.stream.compaction)
+        self.compactor = StreamCompactor(config.stream.compaction, self.delta.tables)
         self._query_id: str | None = None
         self._offsets: "OffsetTracker | None" = None  # loaded from batch_log at the first batch
 
@@ -125,6 +128,7 @@ class ForeachBatchSink:
             kafka_offsets=offsets.to_json(), kafka_lost=lost)
         self._log_batch(stats)
         self._offsets = offsets
+        self.compactor.maybe_compact(batch.sparkSession)  # the batch is committed: nothing waits on it but the next
         log.debug("batch %d: parse, score and write on the executors %.2f s, commit %.2f s", batch_id, written,
                   stats.seconds - written)
 

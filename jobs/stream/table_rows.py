@@ -73,11 +73,15 @@ def split(batch: pa.Table) -> tuple[pa.Table, pa.Table]:
     return batch.filter(pc.invert(bad)), batch.filter(bad)
 
 
-def flows_scored(good: pa.Table, batch_id: int, scored_at: datetime) -> pa.Table:
+def flows_scored(good: pa.Table, batch_id: int, scored_at: datetime, task_slot: int = 0) -> pa.Table:
+    """``task_slot``: the Spark task partition that scores the rows, the slot of their InfluxDB
+    aggregates (``iomt-ad influx-backfill`` rebuilds those points from it, whatever compaction did
+    to the data files)."""
     dropped = [QUARANTINE_REASON, RAW_VALUE, RAW_BYTES, RAW_SHA256, *([EXPLANATION] if EXPLANATION in good.column_names else [])]
     rows = good.drop_columns(dropped)
     rows = rows.append_column("batch_id", _constant(batch_id, pa.int64(), len(rows)))
     rows = rows.append_column("scored_at", _constant(scored_at, UTC_MICROS, len(rows)))
+    rows = rows.append_column("task_slot", _constant(task_slot, pa.int32(), len(rows)))
     return conform(rows.append_column("event_date", utc_date(rows["event_time"])), FLOWS_SCORED)
 
 

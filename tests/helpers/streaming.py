@@ -50,7 +50,7 @@ def produce(bootstrap: str, topic: str, good: list[tuple[str, dict]],
 
 def stream_conf(tmp: Path, bootstrap: str, topic: str, trigger: str = "availableNow",
                 max_offsets: int = 100000, influx_url: str | None = None, bucket: str = "iomt",
-                wire_format: str = "json", avro_schema_id: int = 1) -> Path:
+                wire_format: str = "json", avro_schema_id: int = 1, compaction_every: str | None = None) -> Path:
     lines = [
         "spark:",
         "  master: local[2]",
@@ -72,6 +72,7 @@ def stream_conf(tmp: Path, bootstrap: str, topic: str, trigger: str = "available
         f"  tables_dir: {tmp / 'delta'}",
         f"  trigger: {trigger}",
         f"  model_dir: {BUNDLE}",
+        *([f"  compaction:\n    every: {compaction_every}"] if compaction_every else []),
         "influxdb:",
         f"  enabled: {'true' if influx_url else 'false'}",
         f"  url: {influx_url or 'http://127.0.0.1:1'}",

@@ -36,7 +36,7 @@ def _collected() -> pa.Table:
         "model_version": ["v1"] * 4,
     }
     spec = TABLES["flows_scored"]
-    scored = [c for c in spec.columns if c.name not in ("batch_id", "scored_at", "event_date")]
+    scored = [c for c in spec.columns if c.name not in ("batch_id", "scored_at", "task_slot", "event_date")]
     return pa.table({**{c.name: pa.nulls(4, c.type) for c in scored}, **given})
 
 
