@@ -47,6 +47,7 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("rescore", "jobs.batch.rescore", "re-score stored flows of a time range with a chosen model version (flows_rescored, scoring_runs)"),
     ("sql", "jobs.batch.sql", "run SQL over the Delta tables, each registered by name, or a documented example query"),
     ("incidents", "jobs.incidents.command", "list and show incidents; acknowledge, resolve, reopen, comment; mute a device or class, maintenance windows"),
+    ("feedback", "jobs.feedback.command", "mark alerts or incidents as true or false positives, correct the class; list the verdicts and the records they label"),
     ("maintain", "jobs.batch.maintain", "OPTIMIZE and VACUUM the Delta tables (retention >= 7 days)"),
     ("dist", "jobs.ops.dist", "build dist/ for spark-submit: code zip (--py-files), bundle archive (--archives), entry points, conf"),
     ("bench", "jobs.bench.command", "measure throughput, latency and memory; write bench.json and BENCHMARKS.md"),

@@ -74,13 +74,15 @@ def bundle_metrics(manifest: dict[str, Any], bundle_dir: Path) -> dict[str, Any]
 
 
 def bundle_provenance(manifest: dict[str, Any]) -> dict[str, Any]:
-    """Where the bundle came from: its training files, split seed, training rows' fingerprint and
-    library versions (all from its manifest)."""
+    """Where the bundle came from: its training files, split seed, training rows' fingerprint,
+    library versions and the analysts' labels it learnt from (all from its manifest)."""
     return {"schema_version": manifest.get("schema_version"), "seed": manifest.get("seed"),
             "training_files": len(manifest.get("training_files", [])),
             "training_rows_sha256": manifest.get("files", {}).get("training_rows.npz"),
             "feature_schema_hash": manifest.get("feature_schema_hash"),
-            "library_versions": manifest.get("library_versions", {})}
+            "library_versions": manifest.get("library_versions", {}),
+            # analysts' labelled records it learnt from, per part (iomt-ad train --feedback)
+            **({"feedback": manifest["feedback"]["parts"]} if "feedback" in manifest else {})}
 
 
 class ModelRegistry:

@@ -59,8 +59,9 @@ CLASSIFIER_FILE: Final[str] = "classifier.joblib"
 BUNDLE_FORMAT: Final[int] = 1
 REQUIRED_FILES: Final[frozenset[str]] = frozenset({AE_FILE, IFOREST_FILE, CLASSIFIER_FILE})
 TRAINING_ROWS_FILE: Final = "training_rows.npz"  # which rows the bundle was made from (models.training.training_rows)
+FEEDBACK_ROWS_FILE: Final = "feedback_rows.json"  # which analysts' labels it learnt from (models.training.feedback)
 # serving forms of the same models, and the training-row fingerprint that evaluation reads
-OPTIONAL_FILES: Final[frozenset[str]] = frozenset({AE_LITE_FILE, *ONNX_FILES, TRAINING_ROWS_FILE})
+OPTIONAL_FILES: Final[frozenset[str]] = frozenset({AE_LITE_FILE, *ONNX_FILES, TRAINING_ROWS_FILE, FEEDBACK_ROWS_FILE})
 
 
 AE_RUNTIME_ENV: Final[str] = "IOMT_AD_AE_RUNTIME"

@@ -31,6 +31,7 @@ FLOWS_SHADOW: Final[str] = "flows_shadow"
 DELIVERIES: Final[str] = "deliveries"
 INCIDENT_ACTIONS: Final[str] = "incident_actions"
 MUTES: Final[str] = "mutes"
+FEEDBACK: Final[str] = "feedback"
 
 TIMESTAMP: Final[pa.DataType] = pa.timestamp("us", tz="UTC")
 STRING, DOUBLE, LONG, INT, BOOLEAN, DATE = pa.string(), pa.float64(), pa.int64(), pa.int32(), pa.bool_(), pa.date32()
@@ -197,6 +198,15 @@ TABLES[MODEL_REGISTRY] = TableSpec(MODEL_REGISTRY, (), "registered model bundles
                                        ("who", STRING), ("reason", STRING), ("version", STRING), ("role", STRING),
                                        ("bundle", STRING), ("manifest_sha256", STRING), ("metrics", STRING),
                                        ("provenance", STRING)))
+# analysts' verdicts on alerts and incidents (jobs.feedback): append-only, read by `iomt-ad train --feedback`
+TABLES[FEEDBACK] = TableSpec(FEEDBACK, (), "analysts' verdicts on alerts and incidents: true or false positive, the "
+                             "corrected class (jobs.feedback)", _columns(
+                                 ("feedback_id", STRING), ("target", STRING), ("record_id", STRING),
+                                 ("incident_id", STRING), ("subject", STRING), ("category", STRING),
+                                 ("covers_from", TIMESTAMP), ("covers_to", TIMESTAMP), ("alerts", LONG),
+                                 ("verdict", STRING), ("corrected_class", STRING),
+                                 ("predicted_classes", pa.list_(STRING)), ("model_version", STRING),
+                                 ("who", STRING), ("at", TIMESTAMP), ("note", STRING), ("via", STRING)))
 STREAM_TABLES: Final[tuple[str, ...]] = (FLOWS_SCORED, ALERTS, QUARANTINE, TRAFFIC_1M, DEVICES, INCIDENTS, BATCH_LOG)
 
 

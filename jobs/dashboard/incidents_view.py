@@ -3,7 +3,7 @@ first, with their status and mutes (:func:`jobs.incidents.overview.overview`); o
 incident's explanation and alerts; and the analyst's actions on it — acknowledge, resolve, reopen,
 mute its device, class or category for a while with a reason — appended to ``incident_actions`` and
 ``mutes`` (:class:`jobs.incidents.actions_store.IncidentBook`) with the signed-in user (``local``
-without sign-in). The rules are :mod:`jobs.incidents.lifecycle`'s, as for ``iomt-ad incidents``.
+without sign-in); and its verdict, true or false positive (:mod:`jobs.dashboard.feedback_view`). The rules are :mod:`jobs.incidents.lifecycle`'s, as for ``iomt-ad incidents``.
 """
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from typing import Any, Final
 import pandas as pd
 import streamlit as st
 
+from jobs.dashboard import feedback_view
 from jobs.errors import UserError
+from jobs.feedback.store import FeedbackBook
 from jobs.incidents.actions_store import IncidentBook, parse_for
 from jobs.incidents.lifecycle import ACK, MUTE, REOPEN, RESOLVE, incident_status, matching_mutes
 from jobs.incidents.overview import overview
@@ -24,7 +26,7 @@ log = logging.getLogger(__name__)
 VIEW_COLUMNS: Final[list[str]] = ["incident", "max_severity", "subject", "device_ip", "category", "classes", "alerts",
                                   "last_seen", "state", "status", "status_by", "muted", "explanation"]
 ALERT_COLUMNS: Final[list[str]] = ["event_time", "severity", "ensemble_score", "predicted_class", "device_ip",
-                                   "source_id", "explanation"]
+                                   "source_id", "explanation", "record_id"]
 MUTE_FOR: Final[tuple[str, ...]] = ("1h", "2h", "8h", "24h", "7d")
 BUTTONS: Final[dict[str, str]] = {ACK: "Acknowledge", RESOLVE: "Resolve", REOPEN: "Reopen"}
 DONE: Final[dict[str, str]] = {ACK: "acknowledged", RESOLVE: "resolved", REOPEN: "reopened"}
@@ -110,7 +112,9 @@ def render(book: IncidentBook, who: str) -> None:
     for mute in matching_mutes(incident, mutes, now):
         st.warning(mute.describe())
     _actions(book, incident, who)
-    alerts = book.alerts_of(incident, ALERT_COLUMNS, 200).to_pandas()
+    alerts = book.alerts_of(incident, [*ALERT_COLUMNS, "model_version"], 200).to_pandas()
+    feedback_view.render(FeedbackBook(book.tables), incident, alerts, who, _done)  # analysts' verdicts
+    alerts = alerts[ALERT_COLUMNS]
     st.caption(f"Alerts of incident {chosen[:12]} (newest {len(alerts)} of {incident['alerts']})")
     st.dataframe(alerts, use_container_width=True, hide_index=True, key="incident-alerts",
                  column_config={"ensemble_score": st.column_config.NumberColumn(format="%.3f")})

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ALERT_COLUMNS = ["event_time", "severity", "ensemble_score", "predicted_class", "device_id", "source_id", "explanation"]
+ALERT_COLUMNS = ["event_time", "severity", "ensemble_score", "predicted_class", "device_id", "source_id", "explanation",
+                 "record_id"]  # record_id: what `iomt-ad feedback mark --alert` takes
 LIST_COLUMNS = ["incident", "max_severity", "subject", "category", "alerts", "last_seen", "state", "status", "muted"]
 FORMATS = ("table", "json", "csv")
 

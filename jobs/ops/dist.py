@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGES: tuple[str, ...] = ("jobs", "udfs", "schemas", "models")
 # what no Spark job imports: left out of the --py-files zip
 NOT_SHIPPED: tuple[str, ...] = ("jobs/cli.py", "jobs/publish.py", "jobs/bench", "jobs/grafana", "jobs/model_tools",
-                                "jobs/ops", "jobs/dashboard", "jobs/sensor", "models/training",
+                                "jobs/ops", "jobs/dashboard", "jobs/sensor", "jobs/feedback", "models/training",
                                 "jobs/incidents/command.py", "jobs/incidents/overview.py", "jobs/outputs/command.py")
 PY_FILES_ZIP = "iomt_ad.zip"
 # source -> the name spark-submit is given (kept from the first releases: users' scripts name them)

@@ -20,6 +20,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from models.training.training_rows import pin_training_rows
+from models.training.feedback import SECTION as FEEDBACK_SECTION, FeedbackSet, add_to_parts, pin_feedback_rows
 from models.training.datasets import list_flow_csvs, load_flows_pandas
 from models.reference import SECTION as REFERENCE_SECTION, BenignReference
 from models.bundle import sha256_of
@@ -78,9 +79,11 @@ def _out_of_fold_logit(clf_x: np.ndarray, clf_y: np.ndarray, n_benign: int, conf
 
 
 def train_bundle(data: Sequence[str | Path], out_dir: str | Path, version: str | None = None,
-                 config: TrainConfig = TrainConfig()) -> dict[str, Any]:
+                 config: TrainConfig = TrainConfig(), feedback: FeedbackSet | None = None) -> dict[str, Any]:
     """Train on ``data`` (files or directories) and write the bundle to ``out_dir``; returns the
-    training metrics recorded in the manifest."""
+    training metrics recorded in the manifest. ``feedback``: analysts' labelled records, added to
+    the benign training and validation rows and the attack training rows by their own seeded split
+    (:mod:`models.training.feedback`)."""
     started = time.perf_counter()
     if config.window_invariant and config.classifier.input != SCALED:
         config = replace(config, classifier=replace(config.classifier, input=INVARIANT))
@@ -95,6 +98,7 @@ def train_bundle(data: Sequence[str | Path], out_dir: str | Path, version: str |
              "benign_test": frame[benign & frame["split"].eq(TEST)],
              "attack_train": frame[~benign & frame["split"].eq(TRAIN)],
              "attack_test": frame[~benign & frame["split"].eq(TEST)]}
+    labelled = add_to_parts(parts, frame, feedback, config.split) if feedback is not None else None
     for name in ("benign_train", "benign_validation", "attack_train"):
         if len(parts[name]) < 2:
             raise TrainingDataError(f"only {len(parts[name])} {name} rows: give files with more benign and "
@@ -174,6 +178,7 @@ def train_bundle(data: Sequence[str | Path], out_dir: str | Path, version: str |
         "configs": {"preprocess": {k: getattr(config.preprocess, k) for k in config.preprocess.__dataclass_fields__},
                     "classifier": config.classifier.to_dict()},
         "training_metrics": metrics,
+        **({FEEDBACK_SECTION: labelled[2]} if labelled is not None else {}),
         # what explanations compare an alert's features with (models.reference)
         REFERENCE_SECTION: BenignReference.of_rows(parts["benign_train"][list(preprocessor.features)].to_numpy(),
                                                    tuple(preprocessor.features)).to_dict(),
@@ -181,6 +186,8 @@ def train_bundle(data: Sequence[str | Path], out_dir: str | Path, version: str |
     save_bundle(out_dir, version=version, preprocessor=preprocessor, lstm_ae=ae, iforest=iforest,
                 classifier=classifier, ensemble=ensemble, thresholds=thresholds, extra=extra)
     pin_training_rows(out_dir, frame)  # which rows the bundle was made from, for `iomt-ad evaluate`
+    if labelled is not None:  # which labelled records it learnt from, for `iomt-ad evaluate --feedback`
+        pin_feedback_rows(out_dir, labelled[0], labelled[1])
     metrics["seconds"]["total"] = round(time.perf_counter() - started, 1)
     log.info("trained bundle %s in %.1f s", version, metrics["seconds"]["total"])
     return metrics
