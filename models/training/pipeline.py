@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from models.training.drift_reference import write_drift_reference
 from models.training.training_rows import pin_training_rows
 from models.training.datasets import list_flow_csvs, load_flows_pandas
 from models.reference import SECTION as REFERENCE_SECTION, BenignReference
@@ -181,6 +182,8 @@ def train_bundle(data: Sequence[str | Path], out_dir: str | Path, version: str |
     save_bundle(out_dir, version=version, preprocessor=preprocessor, lstm_ae=ae, iforest=iforest,
                 classifier=classifier, ensemble=ensemble, thresholds=thresholds, extra=extra)
     pin_training_rows(out_dir, frame)  # which rows the bundle was made from, for `iomt-ad evaluate`
+    # what the stream measures drift against (models.drift): the benign rows' bins, the validation scores'
+    write_drift_reference(out_dir, parts["benign_train"], parts["benign_validation"])
     metrics["seconds"]["total"] = round(time.perf_counter() - started, 1)
     log.info("trained bundle %s in %.1f s", version, metrics["seconds"]["total"])
     return metrics
