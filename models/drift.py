@@ -135,8 +135,8 @@ class DriftReference:
     def to_dict(self) -> dict[str, Any]:
         return {"measures": {name: d.to_dict() for name, d in self.measures.items()}, "source": self.source,
                 "rule": "bins closed on the right between the deciles of the reference's finite values (repeats "
-                        "merged) and below its smallest one; shares of every non-missing value; PSI with each share at least "
-                        f"{EPSILON:g}"}
+                        "merged) and below its smallest one; shares of every non-missing value; PSI with each "
+                        f"share at least {EPSILON:g}"}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "DriftReference":

@@ -2,7 +2,8 @@
 hour's, the PSI of every measure against the champion's reference, written to the ``drift`` Delta
 table (one row per hour, device group, model version and measure, merged under the batch's
 transaction: a replayed batch adds nothing twice) and to InfluxDB's ``model_drift`` (a point per
-row at the start of its hour, overwritten as the hour fills).
+row at the start of its hour, overwritten as the hour fills; sent from a thread of its own, so a slow
+InfluxDB never holds a batch longer than its own points do).
 
 An hour and group has *drifted* when it holds at least ``drift.min_records`` records and a measure's
 PSI reaches ``drift.threshold``; the first batch that makes it so logs a WARNING naming the score's
@@ -12,6 +13,7 @@ PSI and the features furthest from the reference. Grafana's drift rule alerts on
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -39,6 +41,11 @@ READ_COLUMNS = ["drift_id", "bin_counts", "drifted"]
 def drift_id(hour: datetime, device_group: str, model_version: str, measure: str) -> str:
     """The key of a ``drift`` row."""
     return f"{hour.astimezone(timezone.utc):%Y-%m-%dT%H}Z|{device_group}|{model_version}|{measure}"
+
+
+def _group_of(key: str) -> str:
+    """The hour, device group and model version of a ``drift_id`` (its measure cut off)."""
+    return key.rsplit("|", 1)[0]
 
 
 def combine_counts(payloads: Sequence[pa.Table]) -> pa.Table:
@@ -96,6 +103,10 @@ class DriftRecorder:
         self.delta = delta
         self._references: dict[tuple[str, str | None], "DriftReference | None"] = {}
         self._pending: pa.Table | None = None  # rows committed by the last batch, for InfluxDB
+        self._queued: pa.Table | None = None   # rows waiting for the sender thread
+        self._sending = None                   # the sender's future while it runs
+        self._pool = None
+        self._lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
@@ -125,16 +136,16 @@ class DriftRecorder:
         if reference is None:
             return _empty()
         counts = combine_counts(payloads)
-        previous = self._previous(counts)
         if self.delta.committed(DRIFT, batch_id):
             log.info("%s already holds batch %d: its drift figures are not added again", DRIFT, batch_id)
             rows = self._current(counts)
         else:
             settings = self.config.drift
+            previous = self._previous(counts)
             rows = drift_rows(counts, reference, {k: v for k, (v, _) in previous.items()}, settings.threshold,
                               settings.min_records, batch_id, datetime.now(timezone.utc))
             self.delta.upsert(DRIFT, rows, batch_id, key="drift_id")
-            self._warn_new_drift(rows, {k for k, (_, drifted) in previous.items() if drifted})
+            self._warn_new_drift(rows, {_group_of(k) for k, (_, drifted) in previous.items() if drifted})
         self._pending = rows
         return rows
 
@@ -165,10 +176,11 @@ class DriftRecorder:
         return rows.filter(pc.is_in(rows["drift_id"], pa.array(sorted(keys), pa.string())))
 
     def _warn_new_drift(self, rows: pa.Table, drifted_before: set[str]) -> None:
-        """A WARNING for each hour and group that a measure made drifted with this batch."""
+        """A WARNING for each hour and group (and model version) that drifted with this batch: once,
+        however many of its measures pass the threshold later."""
         newly: dict[tuple, list[dict]] = {}
         for row in rows.filter(pc.fill_null(rows["drifted"], False)).to_pylist():
-            if row["drift_id"] not in drifted_before:
+            if _group_of(row["drift_id"]) not in drifted_before:
                 newly.setdefault((row["hour"], row["device_group"], row["model_version"]), []).append(row)
         for (hour, group, version), measures in sorted(newly.items()):
             score = next((m for m in measures if m["measure"] == SCORE_MEASURE), None)
@@ -177,25 +189,69 @@ class DriftRecorder:
             log.warning("drift: hour %s, devices %s, model %s (%d records): %s%s%s", f"{hour:%Y-%m-%d %H}:00Z", group,
                         version, measures[0]["records"],
                         f"ensemble_score PSI {score['psi']:.2f}" if score else "the score has not drifted",
-                        f"; features at or above PSI {self.config.drift.threshold:g}: {len(features)}" if features else "",
+                        f"; features at or above PSI {self.config.drift.threshold:g}: {len(features)}"
+                        if features else "",
                         f" ({named})" if named else "")
 
     def send_points(self, token: str | None) -> None:
-        """The last committed rows as ``model_drift`` points; trouble is logged (the table has them)."""
+        """Hand the last committed rows to InfluxDB (``model_drift``) from a thread of their own: the
+        batch never waits on InfluxDB for them (its own points already had ``max_batch_delay_s``).
+        Rows queued while a send is in flight are merged, the newest figures of each row kept; a
+        failed send is logged (the table has the figures, and the hour's next batch sends them again)."""
         rows, self._pending = self._pending, None
         if token is None or rows is None or rows.num_rows == 0:
             return
+        with self._lock:
+            self._queued = rows if self._queued is None else newest_rows(self._queued, rows)
+            if self._sending is None:
+                self._sending = self._sender().submit(self._send_queued, token)
+
+    def _sender(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iomt-drift-influx")
+        return self._pool
+
+    def _send_queued(self, token: str) -> None:
         from jobs.stream.influx_writer import InfluxWriter
 
-        writer = InfluxWriter(self.config.influxdb, token)
-        try:
-            result = writer.write_table(pa.table({}), drift_lines(rows),
-                                        deadline=time.monotonic() + self.config.influxdb.max_batch_delay_s)
-        finally:
-            writer.close()
-        if result.failed:
-            log.error("InfluxDB: %d drift points were not written (%s); the drift table has them", result.failed,
-                      result.error)
+        while True:
+            with self._lock:
+                rows, self._queued = self._queued, None
+                if rows is None:
+                    self._sending = None
+                    return
+            try:
+                writer = InfluxWriter(self.config.influxdb, token)
+                try:
+                    result = writer.write_table(pa.table({}), drift_lines(rows),
+                                                deadline=time.monotonic() + self.config.influxdb.max_batch_delay_s)
+                finally:
+                    writer.close()
+            except Exception:  # noqa: BLE001 - never let the sender die: the hour's next batch sends again
+                log.exception("InfluxDB: the drift points were not written; the drift table has them")
+                continue
+            if result.failed:
+                log.error("InfluxDB: %d drift points were not written (%s); the drift table has them", result.failed,
+                          result.error)
+
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        """Wait until the queued drift points were sent (or failed); False when still sending."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._sending is None:
+                    return True
+            time.sleep(0.05)
+        return False
+
+
+def newest_rows(older: pa.Table, newer: pa.Table) -> pa.Table:
+    """``older`` and ``newer`` (``drift`` rows) with one row per ``drift_id``: the newer one's."""
+    both = pa.concat_tables([older, newer])
+    last = {key: index for index, key in enumerate(both["drift_id"].to_pylist())}
+    return both.take(sorted(last.values()))
 
 
 def drift_lines(rows: pa.Table) -> pa.Array:

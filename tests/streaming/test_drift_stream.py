@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 
 from jobs.config import load_config
 from jobs.stream.score_stream import start_query
-from tests.helpers.influx import new_influx_bucket
+from tests.helpers.influx import new_influx_bucket, wait_for_total
 from tests.helpers.streaming import BUNDLE, BUNDLE_VERSION, read_table, stream_conf
 from tests.services.influxdb_server import ORG, TOKEN
 
@@ -145,7 +145,10 @@ def test_shifted_traffic_drifts_and_unshifted_traffic_does_not(spark, kafka_brok
     assert [w.split(",")[:2] for w in warned] == [[f"drift: hour {hour}", " devices all"],
                                                   [f"drift: hour {hour}", " devices vendor:unknown"]], warned
 
-    # InfluxDB holds the figures; Grafana's drift rule fires on the shifted hour and not on the unshifted one
+    # InfluxDB holds the figures (sent from the driver's own thread); Grafana's drift rule fires on the
+    # shifted hour and not on the unshifted one
+    total = sum(row["records"] for row in rows.values())
+    assert wait_for_total(influxdb, bucket, "model_drift", "records", total) == total
     assert _alert_value(influxdb.url, bucket, unshifted_hour, shifted_hour) == []
     fired = _alert_value(influxdb.url, bucket, unshifted_hour, now)
     assert fired == [pytest.approx(max(row["psi"] for row in after.values() if row["drifted"]))]

@@ -178,8 +178,13 @@ def test_hourly_figures_add_up_across_batches_once_per_batch(tmp_path, caplog) -
     again = recorder.commit(high, 1, champion)
     assert _rows(tmp_path)[key]["records"] == 16
     assert sorted(again["drift_id"].to_pylist()) == sorted(rows["drift_id"].to_pylist())
+    # batch 2: more of the same; the hour and group had drifted already: no second warning
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="jobs.drift.hourly"):
+        recorder.commit(high[:1], 2, champion)
+    assert _rows(tmp_path)[key]["records"] == 20 and not caplog.records
     rate = _rows(tmp_path)[drift_id(datetime(2024, 6, 1, 10, tzinfo=timezone.utc), "all", "v9", "rate")]
-    assert (rate["records"], rate["bin_counts"], rate["drifted"]) == (16, [0, 16, 0], True)  # all in one half
+    assert (rate["records"], rate["bin_counts"], rate["drifted"]) == (20, [0, 20, 0], True)  # all in one half
     assert set(TABLES[DRIFT].column_names) == set(rate)
 
 
@@ -191,6 +196,42 @@ def test_a_bundle_without_a_drift_reference_turns_drift_off(tmp_path, caplog) ->
     assert rows.num_rows == 0 and not (tmp_path / "delta" / DRIFT).exists()
     warned = [r.getMessage() for r in caplog.records if "no drift reference" in r.getMessage()]
     assert len(warned) == 1 and "v2" in warned[0]  # said once, not at every batch
+
+
+def test_a_silent_influxdb_never_holds_the_batch_for_the_drift_points(tmp_path, monkeypatch, caplog) -> None:
+    """The drift points go from a thread of their own: handing them over returns at once however
+    InfluxDB answers; the sender gives up at influxdb.max_batch_delay_s and logs it."""
+    import time
+
+    from tests.helpers.influx import SilentServer
+
+    monkeypatch.setenv("IOMT_AD_TEST_DRIFT_TOKEN", "x")
+    with SilentServer() as server:
+        config = config_from_mapping({
+            "stream": {"tables_dir": str(tmp_path / "delta")}, "drift": {"min_records": 1},
+            "influxdb": {"enabled": True, "url": server.url, "token_env": "IOMT_AD_TEST_DRIFT_TOKEN",
+                         "max_retries": 1, "timeout_ms": 10_000, "max_batch_delay_s": 1.0}})
+        recorder = DriftRecorder(config, DeltaAppender(config.stream.tables, "drift-test"))
+        counts = partition_counts(_scored([("2024-06-01T10:00:00+00:00", 5.0, 3.0, None, None)]), _reference(), "v9")
+        recorder.commit([counts], 0, BatchModel(str(_bundle_dir(tmp_path)), None, "v9"))
+        started = time.monotonic()
+        with caplog.at_level(logging.ERROR, logger="jobs.drift.hourly"):
+            recorder.send_points("x")
+            handed_over = time.monotonic() - started
+            assert recorder.flush(timeout_s=20)
+        assert server.accepted, "the sender never reached the silent server"
+    assert handed_over < 0.2
+    assert time.monotonic() - started < 1.0 + 5.0
+    assert any("drift points were not written" in r.getMessage() for r in caplog.records)
+
+
+def test_newest_rows_keep_the_later_figures_of_each_row() -> None:
+    from jobs.drift.hourly import newest_rows
+
+    older = pa.table({"drift_id": ["a", "b"], "records": [1, 2]})
+    newer = pa.table({"drift_id": ["b", "c"], "records": [5, 6]})
+    assert sorted(newest_rows(older, newer).to_pylist(), key=lambda r: r["drift_id"]) == [
+        {"drift_id": "a", "records": 1}, {"drift_id": "b", "records": 5}, {"drift_id": "c", "records": 6}]
 
 
 def test_drift_lines_are_one_point_per_row_at_the_hour() -> None:
@@ -220,3 +261,29 @@ def test_drift_configuration_defaults_and_refusals() -> None:
                 {"group_by": "ward"}, {"enabled": "yes"}, {"treshold": 0.1}):
         with pytest.raises(ConfigError, match="drift"):
             config_from_mapping({"drift": bad})
+
+
+def test_iomt_ad_reference_adds_the_drift_reference_to_an_older_bundle(tmp_path, shared_data) -> None:
+    """`iomt-ad reference` on v3 without its drift reference writes it again, the same: the deciles of
+    the benign training rows (recomputed here with NumPy) and the bins of the validation scores."""
+    import shutil
+
+    from jobs.cli import main
+    from models.bundle import MANIFEST, read_manifest
+    from models.training.datasets import load_flows_pandas
+    from models.training.split import TRAIN, SplitConfig, split_frame
+
+    bundle = tmp_path / "v3"
+    shutil.copytree(V3, bundle, ignore=shutil.ignore_patterns("evaluation.html"))
+    before = read_manifest(bundle)
+    (bundle / MANIFEST).write_text(json.dumps({k: v for k, v in before.items() if k != "drift_reference"}, indent=2))
+    assert drift_reference_of(read_manifest(bundle)) is None
+    assert main(["reference", "--model", str(bundle), "--data", str(shared_data / "ciciomt2024")]) == 0
+    after = read_manifest(bundle)
+    assert after == before
+    frame = load_flows_pandas([shared_data / "ciciomt2024" / "Benign_test.pcap.csv"])
+    train = frame[split_frame(frame, SplitConfig.from_description(before["split"])).eq(TRAIN)]["Rate"].to_numpy()
+    rate = drift_reference_of(after).measures["Rate"]
+    finite = train[np.isfinite(train)]
+    assert rate.edges[1:] == pytest.approx(list(np.quantile(finite, np.arange(1, 10) / 10)))
+    assert rate.rows == len(train)
