@@ -13,7 +13,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import yaml
-from pyspark.sql import functions as F
 
 from jobs.config import load_config
 from jobs.stream.score_stream import start_query
@@ -134,8 +133,9 @@ def test_shifted_traffic_drifts_and_unshifted_traffic_does_not(spark, kafka_brok
     assert sum(row["drifted"] for (group, _), row in after.items() if group == "all") >= 5
     vendors = {group for group, _ in after if group.startswith("vendor:")}
     assert vendors and sum(after[(g, "ensemble_score")]["records"] for g in vendors) == len(shifted)
-    per_hour = scored.groupBy(F.date_trunc("hour", "event_time").alias("hour")).count().collect()
-    assert {r["hour"].replace(tzinfo=timezone.utc): r["count"] for r in per_hour} == {
+    times = DeltaTable(str(tmp_path / "delta" / "flows_scored")).to_pandas(columns=["event_time"])["event_time"]
+    per_hour = times.dt.floor("h").value_counts().to_dict()
+    assert {hour.to_pydatetime(): count for hour, count in per_hour.items()} == {
         unshifted_hour: len(unshifted), shifted_hour: len(shifted)}
 
     # the job said so once per group that drifted, for the shifted hour only (the testbed's MACs are in no
