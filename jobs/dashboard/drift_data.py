@@ -3,6 +3,7 @@ a replay of old captures still shows) summarised per hour and device group, and 
 pandas and Plotly, no Streamlit: tested on its own (:mod:`jobs.dashboard.drift_view` draws it)."""
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import TYPE_CHECKING, Final
 
@@ -76,6 +77,17 @@ def drift_figure(table: pd.DataFrame, threshold: float) -> "go.Figure":
                            text=rows["top_feature"], hovertemplate="%{text}: PSI %{y:.3f}<extra></extra>")
     figure.add_hline(y=threshold, line=dict(color="#d62728", dash="dash", width=2),
                      annotation_text=f"drift threshold {threshold:g}", annotation_position="top left")
-    figure.update_layout(title="Drift from the model's reference (PSI per hour)", xaxis_title="hour (UTC)",
-                         yaxis=dict(title="PSI (log scale)", type="log"), **LAYOUT)
+    highest = max([threshold, *table["score_psi"].dropna(), *table["top_feature_psi"].dropna()])
+    hours = table["hour"]
+    last = hours.max() if len(hours) else pd.Timestamp.now(tz="UTC").floor("h")
+    first = min(hours.min() if len(hours) else last, last - timedelta(hours=5))
+    figure.update_layout(title="Drift from the model's reference (PSI per hour)",
+                         xaxis=dict(title="hour (UTC)", tickformat="%m-%d %H:00",
+                                    range=[first - timedelta(minutes=30), last + timedelta(minutes=30)]),
+                         yaxis=dict(title="PSI (log scale)", type="log", tickvals=PSI_TICKS,
+                                    ticktext=[f"{v:g}" for v in PSI_TICKS],
+                                    range=[math.log10(0.005), math.log10(max(highest * 2, 1.0))]), **LAYOUT)
     return figure
+
+
+PSI_TICKS: Final[list[float]] = [0.01, 0.1, 0.2, 1.0, 10.0, 100.0]
