@@ -117,3 +117,18 @@ JOIN alerts a
  AND a.event_time BETWEEN i.first_seen AND i.last_seen
 GROUP BY i.incident_id, i.subject, i.category, i.state, i.max_severity, i.alerts
 ORDER BY incident_alerts DESC;
+
+-- name: drift_per_hour
+-- How far each hour's traffic lies from the model's reference, per device group (the drift table,
+-- jobs/drift): records, the score distribution's PSI, the feature furthest from its own, and how
+-- many measures the job called drifted (drift.threshold, drift.min_records). PSI below 0.1: no
+-- shift; 0.1-0.2: moderate; above 0.2: significant.
+SELECT hour, device_group, model_version,
+       max(CASE WHEN measure = 'ensemble_score' THEN records END) AS records,
+       round(max(CASE WHEN measure = 'ensemble_score' THEN psi END), 3) AS score_psi,
+       max_by(measure, CASE WHEN measure <> 'ensemble_score' THEN psi END) AS top_feature,
+       round(max(CASE WHEN measure <> 'ensemble_score' THEN psi END), 3) AS top_feature_psi,
+       sum(CASE WHEN drifted THEN 1 ELSE 0 END) AS drifted_measures
+FROM drift
+GROUP BY hour, device_group, model_version
+ORDER BY hour DESC, drifted_measures DESC, records DESC;

@@ -34,7 +34,7 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("baseline", "jobs.model_tools.baseline", "learn a site's normal traffic (captures or a time range) into a new bundle version"),
     ("compile", "jobs.model_tools.compile", "add a bundle's forests compiled to ONNX (onnxruntime scoring) and pin them in its manifest"),
     ("training-rows", "jobs.model_tools.training_rows", "record in an existing bundle which rows it was made from (for evaluate)"),
-    ("reference", "jobs.model_tools.reference", "add the benign reference (p1, median, p99 per feature of the benign training rows) that explanations cite to a bundle"),
+    ("reference", "jobs.model_tools.reference", "add the benign reference (p1, median, p99 per feature) that explanations cite, and the drift reference (bins of the benign rows and scores), to a bundle"),
     ("models", "jobs.model_tools.models_command", "the model registry: register bundles, list them, set the challenger, promote a champion, roll back"),
     ("evaluate", "jobs.model_tools.evaluate", "evaluate a model bundle on the rows it never learnt from: JSON metrics and an HTML report"),
     ("stream", "jobs.stream.score_stream", "run the streaming scoring job (Kafka or files -> Delta + InfluxDB)"),

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from jobs.drift.config import DriftConfig, drift_from_mapping
 from jobs.errors import UserError
 from jobs.outputs.config import AlertsConfig, alerts_from_mapping
 from jobs.storage import StorageConfig, TablesLocation
@@ -297,6 +298,7 @@ class AppConfig:
     stream: StreamConfig = field(default_factory=StreamConfig)
     influxdb: InfluxConfig = field(default_factory=InfluxConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)  # incident outputs (jobs.outputs)
+    drift: DriftConfig = field(default_factory=DriftConfig)  # drift per hour and device group (jobs.drift)
     source_path: Path | None = None
 
 
@@ -347,9 +349,9 @@ def check_wire_format(kafka: KafkaSourceConfig, where: str = "stream.kafka") -> 
 
 
 def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None) -> AppConfig:
-    unknown = sorted(set(raw) - {"spark", "stream", "influxdb", "alerts"})
+    unknown = sorted(set(raw) - {"spark", "stream", "influxdb", "alerts", "drift"})
     if unknown:
-        raise ConfigError(f"unknown top-level keys {unknown}; allowed: spark, stream, influxdb, alerts")
+        raise ConfigError(f"unknown top-level keys {unknown}; allowed: spark, stream, influxdb, alerts, drift")
     stream = _build(StreamConfig, raw.get("stream"), "stream",
                     {"kafka": KafkaSourceConfig, "files": FilesSourceConfig, "storage": StorageConfig,
                      "model_trust": ModelTrustConfig, "compaction": CompactionConfig})
@@ -382,6 +384,7 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
         stream=stream,
         influxdb=influxdb,
         alerts=alerts_from_mapping(raw.get("alerts"), _build, duration, ConfigError),
+        drift=drift_from_mapping(raw.get("drift"), _build, ConfigError),
         source_path=source_path,
     )
 

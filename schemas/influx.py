@@ -48,6 +48,17 @@ measurement ``kafka_gaps`` (:data:`GAP_MEASUREMENT`): one point per Kafka partit
   fields  (floats) lost_records, from_offset, to_offset (the first and last offsets lost)
   time    when the gap was found (the batch's ``detected_at``)
 
+measurement ``model_drift`` (:data:`DRIFT_MEASUREMENT`): per hour of event time, device group, model
+  version and measure, how far the traffic moved from the bundle's drift reference (the driver of
+  the stream writes it; the ``drift`` Delta table has the same figures and the bin counts)
+  tags    device_group (``all``, ``vendor:<vendor>`` or ``device:<device_id>``, made safe as
+          :func:`source_tag` makes a source), model_version, measure (a feature's column name, or
+          ``ensemble_score``)
+  fields  (floats) psi, records, drifted (1 when records >= drift.min_records and psi >=
+          drift.threshold, else 0)
+  time    the start of the hour: each batch that adds records to the hour writes its point again
+          with the hour's figures so far (an overwrite; a replayed batch writes the same point)
+
 Tag values are strings: ``is_anomaly`` is ``"true"`` or ``"false"``, a missing tag value is
 ``"unknown"``. Every point carries every score field, so ``ensemble_score`` is the field to count
 the records that have a point by. Dashboards and alert rules (``jobs.grafana``) query these names only.
@@ -92,6 +103,9 @@ RECORDS_FIELD: Final[str] = "records"
 GAP_MEASUREMENT: Final[str] = "kafka_gaps"
 GAP_TAGS: Final[tuple[str, ...]] = ("topic", "partition")
 GAP_FIELDS: Final[tuple[str, ...]] = ("lost_records", "from_offset", "to_offset")
+DRIFT_MEASUREMENT: Final[str] = "model_drift"
+DRIFT_TAGS: Final[tuple[str, ...]] = ("device_group", "model_version", "measure")
+DRIFT_FIELDS: Final[tuple[str, ...]] = ("psi", "records", "drifted")
 OTHER: Final[str] = "other"         # the label tag of a label that names none of the known classes
 PARTITION_SLOTS: Final[int] = 4096  # tasks per batch with distinct aggregate offsets
 
@@ -118,6 +132,14 @@ def source_tag(source_id: str | None, device_id: str | None = None) -> str:
 
     base = device_id or (source_id.split(":", 1)[0] if source_id else "")
     tag = re.sub(SOURCE_TAG_UNSAFE, "_", base[:SOURCE_TAG_MAX])
+    return tag or UNKNOWN
+
+
+def group_tag(device_group: str | None) -> str:
+    """The ``device_group`` tag of ``model_drift``: the group, made safe and bounded as a source is."""
+    import re
+
+    tag = re.sub(SOURCE_TAG_UNSAFE, "_", (device_group or "")[:SOURCE_TAG_MAX])
     return tag or UNKNOWN
 
 

@@ -32,6 +32,7 @@ DELIVERIES: Final[str] = "deliveries"
 INCIDENT_ACTIONS: Final[str] = "incident_actions"
 MUTES: Final[str] = "mutes"
 FEEDBACK: Final[str] = "feedback"
+DRIFT: Final[str] = "drift"
 
 TIMESTAMP: Final[pa.DataType] = pa.timestamp("us", tz="UTC")
 STRING, DOUBLE, LONG, INT, BOOLEAN, DATE = pa.string(), pa.float64(), pa.int64(), pa.int32(), pa.bool_(), pa.date32()
@@ -207,6 +208,15 @@ TABLES[FEEDBACK] = TableSpec(FEEDBACK, (), "analysts' verdicts on alerts and inc
                                  ("verdict", STRING), ("corrected_class", STRING),
                                  ("predicted_classes", pa.list_(STRING)), ("model_version", STRING),
                                  ("who", STRING), ("at", TIMESTAMP), ("note", STRING), ("via", STRING)))
+# how far each hour's traffic moved from the bundle's reference, per device group and measure (jobs.drift)
+TABLES[DRIFT] = TableSpec(DRIFT, (), "per hour of event time, device group, model version and measure (a feature the "
+                          "models read, or ensemble_score): records per reference bin and their PSI against the "
+                          "bundle's drift reference (jobs.drift)", _columns(
+                              ("drift_id", STRING), ("hour", TIMESTAMP), ("device_group", STRING),
+                              ("model_version", STRING), ("measure", STRING), ("records", LONG),
+                              ("bin_counts", pa.list_(LONG)), ("psi", DOUBLE), ("threshold", DOUBLE),
+                              ("min_records", LONG), ("drifted", BOOLEAN), ("batch_id", LONG),
+                              ("updated_at", TIMESTAMP)))
 STREAM_TABLES: Final[tuple[str, ...]] = (FLOWS_SCORED, ALERTS, QUARANTINE, TRAFFIC_1M, DEVICES, INCIDENTS, BATCH_LOG)
 
 

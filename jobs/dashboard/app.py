@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import streamlit as st
 
-from jobs.dashboard import auth, charts, data, incidents_view
+from jobs.dashboard import auth, charts, data, drift_view, incidents_view
 
 st.set_page_config(page_title="IoMT-AD operator dashboard", page_icon="🩺", layout="wide")
 SIGNED_IN = "iomt_ad_user"
@@ -97,5 +97,11 @@ def incidents() -> None:
     incidents_view.render(IncidentBook(settings.tables), who or "local")
 
 
+@st.fragment(run_every=settings.refresh_seconds)
+def drift() -> None:
+    drift_view.render(settings.tables)
+
+
 live()
+drift()
 incidents()

@@ -1,9 +1,10 @@
 """Grafana alerting provisioning for IoMT-AD, built with grafana-foundation-sdk's alerting builders.
 
-Three rules: the anomaly rate (share of flagged records, over a window as long as ``for``) stays above
+Four rules: the anomaly rate (share of flagged records, over a window as long as ``for``) stays above
 a threshold for ``for`` minutes; no record reached InfluxDB for 10 minutes (no data alerts: a
 stopped job, broker, sensor or InfluxDB is never taken for a quiet network); Kafka records expired
-before the job read them (``kafka_gaps`` points). Notifications go to a Slack-compatible incoming-webhook contact
+before the job read them (``kafka_gaps`` points); an hour's traffic drifted from the model's
+reference (``model_drift`` points the job marked drifted). Notifications go to a Slack-compatible incoming-webhook contact
 point whose URL Grafana reads from the environment (``$IOMT_AD_ALERT_WEBHOOK_URL``) when it loads the
 provisioning file, so no secret is committed. The SDK models the alerting HTTP API; this module
 places its rule, contact point and policy into Grafana's file-provisioning layout.
@@ -31,6 +32,8 @@ SILENT_RULE_UID: Final[str] = "iomt-ad-stream-silent"
 SILENT_WINDOW: Final[str] = "10m"
 GAP_RULE_UID: Final[str] = "iomt-ad-kafka-gaps"
 GAP_WINDOW: Final[str] = "1h"
+DRIFT_RULE_UID: Final[str] = "iomt-ad-drift"
+DRIFT_WINDOW: Final[str] = "2h"  # the hour now filling and the one before (points sit at the hour's start)
 
 
 def duration_seconds(text: str) -> int:
@@ -105,6 +108,21 @@ def kafka_gap_rule(window: str = GAP_WINDOW) -> Any:
         "raise the topic's retention or keep the job running.", severity="warning")
 
 
+def drift_rule(window: str = DRIFT_WINDOW) -> Any:
+    """The traffic of an hour and device group drifted from the model's reference (``model_drift``
+    points the job marked drifted: ``drift.min_records`` records and a PSI at ``drift.threshold``,
+    the job's configuration). No data is OK: no drift."""
+    return _rule(
+        "IoMT-AD: traffic drifted from the model's reference", DRIFT_RULE_UID, flux.drift_alert(),
+        duration_seconds(window), "gt", 0, "0s", "OK",
+        f"An hour of IoMT traffic (in the last {window}) lies far from what the model was trained on (PSI at or "
+        "above drift.threshold)",
+        "The detectors' scores and thresholds may no longer mean what they did: expect more false or missed "
+        "alerts. The drift table (iomt-ad sql) and the Models dashboard name the device groups and features that "
+        "moved; a new site or device needs a baseline of its own normal traffic (iomt-ad baseline).",
+        severity="warning")
+
+
 def contact_point() -> Any:
     from grafana_foundation_sdk.builders import alerting
 
@@ -133,7 +151,8 @@ def _plain(obj: Any) -> Any:
 def provisioning(rate_percent: float = DEFAULT_RATE_PERCENT, for_duration: str = DEFAULT_FOR) -> dict[str, Any]:
     """Grafana's alerting file-provisioning document (apiVersion 1)."""
     rules = []
-    for built in (anomaly_rate_rule(rate_percent, for_duration), stream_silent_rule(), kafka_gap_rule()):
+    for built in (anomaly_rate_rule(rate_percent, for_duration), stream_silent_rule(), kafka_gap_rule(),
+                  drift_rule()):
         rule = _plain(built.build())
         for api_only in ("folderUID", "orgID", "ruleGroup"):  # the file layout sets these on the group
             rule.pop(api_only, None)

@@ -147,7 +147,7 @@ def models_dashboard(facts: ModelFacts, interval: str = flux.DEFAULT_INTERVAL) -
     from grafana_foundation_sdk.builders import bargauge, table, timeseries, xychart
 
     return (_dashboard("iomt-ad-models", "IoMT-AD · Models",
-                       "The detectors behind the ensemble: scores, per-class detection, thresholds, versions.")
+                       "The detectors behind the ensemble: scores, per-class detection, thresholds, versions, drift.")
             .with_panel(_panel(xychart, "Autoencoder error vs Isolation Forest score",
                                f"One point per {FLAGGED_POINTS}, split by the ensemble decision.",
                                [("A", flux.ae_error_vs_if_score())], 10, 12))
@@ -165,7 +165,32 @@ def models_dashboard(facts: ModelFacts, interval: str = flux.DEFAULT_INTERVAL) -
             .with_panel(_panel(timeseries, "Detector scores, maximum per window",
                                "Each detector's highest score per window (the per-device aggregates keep each "
                                "score's maximum, not its distribution).",
-                               [("A", flux.detector_maxima(interval))], 7, 24)))
+                               [("A", flux.detector_maxima(interval))], 7, 24))
+            .with_panel(drift_panel())
+            .with_panel(_panel(table, "Drifting features and scores",
+                               "The latest hour of each device group and measure in the time range, the furthest "
+                               "from the bundle's reference first: PSI, records, drifted (1: the job counted at "
+                               "least drift.min_records records and a PSI at drift.threshold).",
+                               [("A", flux.drifting_measures())], 9, 24)))
+
+
+DRIFT_LINES = ((None, "green"), (0.1, "orange"), (0.2, "red"))  # the usual moderate and significant PSI
+
+
+def drift_panel() -> Any:
+    """The score distribution's PSI and the highest feature PSI per hour and device group."""
+    from grafana_foundation_sdk.builders import timeseries
+    from grafana_foundation_sdk.builders.common import GraphThresholdsStyleConfig
+    from grafana_foundation_sdk.models.common import GraphThresholdsStyleMode
+
+    return (_panel(timeseries, "Drift from the model's reference (PSI per hour)",
+                   "How far each hour's traffic lies from the bundle's drift reference, per device group: the "
+                   "ensemble score's distribution (A) and the feature furthest from its own (B). Below 0.1 no "
+                   "shift, 0.1-0.2 moderate (orange), above 0.2 significant (red); the alert rule follows the job's "
+                   "drift.threshold and drift.min_records.",
+                   [("A", flux.score_drift()), ("B", flux.feature_drift_max())], 9, 24)
+            .thresholds(thresholds(list(DRIFT_LINES)))
+            .thresholds_style(GraphThresholdsStyleConfig().mode(GraphThresholdsStyleMode.LINE)))
 
 
 DASHBOARDS: dict[str, Callable[[ModelFacts, str], Any]] = {

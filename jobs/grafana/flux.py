@@ -309,3 +309,57 @@ def model_versions() -> str:
             "  |> sum()\n"
             '  |> map(fn: (r) => ({"model version": r.model_version, records: r._value}))\n'
             "  |> group()")
+
+
+# --- Drift (model_drift: a point per hour, device group, model version and measure) ---------------
+
+def _drift(fields: Sequence[str], extra: str = "") -> str:
+    return _from(schema.DRIFT_MEASUREMENT, fields, extra)
+
+
+def score_drift() -> str:
+    """The score distribution's PSI per hour, a series per device group (and model version)."""
+    return (_drift(["psi"], f'r.measure == "{DRIFT_SCORE}"') + "\n"
+            '  |> group(columns: ["device_group", "model_version"])\n'
+            '  |> keep(columns: ["_time", "_value", "device_group", "model_version"])\n'
+            '  |> sort(columns: ["_time"])')
+
+
+def feature_drift_max() -> str:
+    """The highest PSI of any feature per hour, a series per device group (and model version)."""
+    return (_drift(["psi"], f'r.measure != "{DRIFT_SCORE}"') + "\n"
+            '  |> group(columns: ["device_group", "model_version", "_time"])\n'
+            "  |> max()\n"
+            '  |> group(columns: ["device_group", "model_version"])\n'
+            '  |> keep(columns: ["_time", "_value", "device_group", "model_version"])\n'
+            '  |> sort(columns: ["_time"])\n'
+            '  |> set(key: "_field", value: "highest feature PSI")')
+
+
+def drifting_measures(limit: int = 20) -> str:
+    """The latest hour's figures of every device group and measure in the time range, the furthest
+    from the reference first: PSI, records, drifted (1 when the job called it drift)."""
+    keys = '"device_group", "model_version", "measure"'
+    return (_drift(list(schema.DRIFT_FIELDS)) + "\n"
+            f'  |> group(columns: [{keys}, "_field"])\n'
+            "  |> last()\n"
+            f"  |> group(columns: [{keys}])\n"
+            f'  |> pivot(rowKey: [{keys}], columnKey: ["_field"], valueColumn: "_value")\n'
+            "  |> group()\n"
+            f'  |> keep(columns: [{keys}, "psi", "records", "drifted"])\n'
+            '  |> sort(columns: ["psi"], desc: true)\n'
+            f"  |> limit(n: {limit})")
+
+
+def drift_alert() -> str:
+    """One value: the highest PSI of the points the job called drifted (``drifted`` 1: at least
+    ``drift.min_records`` records and a PSI at ``drift.threshold``); no row while none did."""
+    return (_drift(["psi", "drifted"]) + "\n"
+            '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
+            "  |> filter(fn: (r) => exists r.psi and exists r.drifted and r.drifted > 0.0)\n"
+            "  |> group()\n"
+            '  |> max(column: "psi")\n'
+            '  |> map(fn: (r) => ({_time: r._time, _field: "highest PSI of a drifted hour", _value: r.psi}))')
+
+
+DRIFT_SCORE: Final[str] = "ensemble_score"  # the measure of the score distribution (models.drift.SCORE_MEASURE)

@@ -1,7 +1,9 @@
 """``iomt-ad reference --model models/<version> --data DIR``: add the benign reference (per feature: 1st
-percentile, median, 99th percentile of the bundle's benign training rows) to a bundle trained before
-``iomt-ad train`` wrote it (:mod:`models.training.reference`). Only the manifest is rewritten; the
-alerts' explanations then name the features that stand out against it."""
+percentile, median, 99th percentile of the bundle's benign training rows) and the drift reference
+(quantile bins of those rows and of the benign validation rows' ensemble scores) to a bundle trained
+before ``iomt-ad train`` wrote them (:mod:`models.training.reference`,
+:mod:`models.training.drift_reference`). Only the manifest is rewritten; the alerts' explanations
+then name the features that stand out against it, and the stream measures drift against it."""
 from __future__ import annotations
 
 import argparse
@@ -22,9 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from models.bundle import sha256_of
+    from models.training.drift_reference import add_drift_reference
     from models.training.reference import add_reference
 
     reference = add_reference(args.model, args.data)
-    log.info("benign reference of %d training rows added to %s; its manifest's sha256 is now %s (update a pinned "
-             "stream.model_trust.manifest_sha256)", reference.rows, args.model, sha256_of(Path(args.model) / "manifest.json"))
+    drift = add_drift_reference(args.model, args.data)
+    log.info("benign reference of %d training rows and drift reference of %d measures added to %s; its manifest's "
+             "sha256 is now %s (update a pinned stream.model_trust.manifest_sha256, and register the bundle again)",
+             reference.rows, len(drift.measures), args.model, sha256_of(Path(args.model) / "manifest.json"))
     return 0

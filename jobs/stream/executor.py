@@ -37,6 +37,7 @@ REPORT_SCHEMA = pa.schema([pa.field("kind", pa.string()), pa.field("table", pa.s
 REPORT_DDL = "kind string, table string, payload string"
 FILE, OUTCOME, COUNTS, DEVICE_ROWS, INCIDENT_ROWS, OFFSETS = ("file", "outcome", "counts", "devices", "incidents",
                                                               "offsets")
+DRIFT_ROWS = "drift"  # the partition's counts per bin of the champion's drift reference (jobs.drift.counts)
 WRITTEN_TABLES = (FLOWS_SCORED, ALERTS, QUARANTINE, TRAFFIC_1M, FLOWS_SHADOW)
 
 
@@ -160,5 +161,12 @@ def write_partition(batches: Iterator[pa.RecordBatch], context: TaskContext) -> 
         output.tables[ALERTS], stream.incident_quiet, incidents.stream_time(output.tables[FLOWS_SCORED])))))
     if offsets:
         report.append((OFFSETS, "", json.dumps(offsets)))
+    if context.config.drift.enabled:  # counts per hour, device group and reference bin: no record leaves
+        from jobs.drift.counts import task_counts
+
+        drift = task_counts(output.tables[FLOWS_SCORED], models.champion.bundle_dir,
+                            trust_for(models.champion, context.config), context.config.drift.group_by)
+        if drift is not None and drift.num_rows:
+            report.append((DRIFT_ROWS, "", to_text(drift)))
     yield pa.RecordBatch.from_arrays([pa.array([r[i] for r in report], pa.string()) for i in range(3)],
                                      schema=REPORT_SCHEMA)

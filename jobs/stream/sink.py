@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from jobs.stream import table_rows
 from jobs.config import AppConfig
 from jobs.stream.compaction import StreamCompactor
+from jobs.drift.hourly import DriftRecorder
 from jobs.stream.delta_writer import DeltaAppender
 from jobs.stream.executor import WRITTEN_TABLES
 from jobs.stream.model_roles import ModelRoles
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
     from jobs.stream.checkpoint_guard import TablesState
     from jobs.stream.kafka_gaps import OffsetTracker
+    from jobs.stream.model_roles import BatchModels
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class ForeachBatchSink:
         self.models = ModelRoles(config)  # which bundles score each batch (the registry's, when configured)
         # the stream's own small files, compacted in a thread of the driver (jobs.stream.compaction)
         self.compactor = StreamCompactor(config.stream.compaction, self.delta.tables)
+        self.drift = DriftRecorder(config, self.delta)  # drift per hour and device group (jobs.drift)
         self._query_id: str | None = None
         self._offsets: "OffsetTracker | None" = None  # loaded from batch_log at the first batch
 
@@ -113,7 +116,9 @@ class ForeachBatchSink:
         reports = batch.mapInArrow(partial(write_partition, context=context), REPORT_DDL).collect()
         written = time.monotonic() - started
         summary = BatchReports.of(reports)
-        self._commit(summary, batch_id)
+        self._commit(summary, batch_id, context.models)
+        if self.drift.enabled:
+            self.drift.send_points(self._influx_token())
         offsets, lost = self._kafka_gaps(summary, batch_id, context.scored_at)
         if self.config.alerts.outputs.enabled():  # the incident updates, queued for the outputs (jobs.outputs)
             from jobs.outputs.outbox import queue_updates
@@ -186,7 +191,7 @@ class ForeachBatchSink:
             log.error("%s", exc)
             return None
 
-    def _commit(self, summary: "BatchReports", batch_id: int) -> None:
+    def _commit(self, summary: "BatchReports", batch_id: int, models: "BatchModels | None" = None) -> None:
         """Each table's files, committed side by side (delta-rs works outside the GIL); the devices
         merged. A failure is raised once every commit has ended, so the batch is retried."""
         from concurrent.futures import ThreadPoolExecutor
@@ -207,6 +212,9 @@ class ForeachBatchSink:
             futures.append(pool.submit(commit_incidents, self.delta, summary.incidents, batch_id,
                                        self.config.stream.incident_quiet, datetime.now(timezone.utc),
                                        duration(self.config.alerts.notify.update_every, "alerts.notify.update_every")))
+            if self.drift.enabled and models is not None:  # the hour's drift figures (jobs.drift.hourly)
+                futures.append(pool.submit(self.drift.commit, [from_text(t) for t in summary.drift], batch_id,
+                                           models.champion))
             for future in futures:
                 future.result()
 
@@ -231,12 +239,13 @@ class BatchReports:
     devices: list[str]
     incidents: list[str] = field(default_factory=list)  # each task's alert episodes (jobs.stream.incidents)
     offsets: list[list] = field(default_factory=list)  # every task's Kafka offsets (kafka_gaps.task_offsets)
+    drift: list[str] = field(default_factory=list)  # each task's drift counts (jobs.drift.counts)
 
     @classmethod
     def of(cls, rows) -> "BatchReports":
         import json
 
-        from jobs.stream.executor import COUNTS, DEVICE_ROWS, FILE, INCIDENT_ROWS, OFFSETS, OUTCOME
+        from jobs.stream.executor import COUNTS, DEVICE_ROWS, DRIFT_ROWS, FILE, INCIDENT_ROWS, OFFSETS, OUTCOME
 
         summary = cls(files={}, outcomes={}, counts={"records": 0, "anomalies": 0, "quarantined": 0}, devices=[])
         for row in rows:
@@ -257,6 +266,8 @@ class BatchReports:
                 summary.incidents.append(row["payload"])
             elif row["kind"] == OFFSETS:
                 summary.offsets.extend(json.loads(row["payload"]))
+            elif row["kind"] == DRIFT_ROWS:
+                summary.drift.append(row["payload"])
         return summary
 
 

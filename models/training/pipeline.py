@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from models.training.drift_reference import write_drift_reference
 from models.training.training_rows import pin_training_rows
 from models.training.feedback import SECTION as FEEDBACK_SECTION, FeedbackSet, add_to_parts, pin_feedback_rows
 from models.training.datasets import list_flow_csvs, load_flows_pandas
@@ -188,6 +189,8 @@ def train_bundle(data: Sequence[str | Path], out_dir: str | Path, version: str |
     pin_training_rows(out_dir, frame)  # which rows the bundle was made from, for `iomt-ad evaluate`
     if labelled is not None:  # which labelled records it learnt from, for `iomt-ad evaluate --feedback`
         pin_feedback_rows(out_dir, labelled[0], labelled[1])
+    # what the stream measures drift against (models.drift): the benign rows' bins, the validation scores'
+    write_drift_reference(out_dir, parts["benign_train"], parts["benign_validation"])
     metrics["seconds"]["total"] = round(time.perf_counter() - started, 1)
     log.info("trained bundle %s in %.1f s", version, metrics["seconds"]["total"])
     return metrics

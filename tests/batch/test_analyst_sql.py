@@ -17,7 +17,8 @@ from tests.helpers.streaming import BUNDLE
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
-EXPECTED_VIEWS = {"flows_scored", "alerts", "quarantine", "traffic_1m", "batch_log", "flows_rescored", "scoring_runs"}
+EXPECTED_VIEWS = {"flows_scored", "alerts", "quarantine", "traffic_1m", "batch_log", "flows_rescored", "scoring_runs",
+                  "drift"}
 
 
 @pytest.fixture(scope="module")

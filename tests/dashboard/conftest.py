@@ -57,5 +57,13 @@ def streamed(spark, influxdb, sample_dir, tmp_path_factory) -> StreamRun:
     query = start_query(spark, load_config(tmp / "conf.yaml"), available_now=True)
     query.awaitTermination(600)
     assert query.exception() is None
+    # the drift points are sent from a thread of the driver's own: wait until they hold the table's figures
+    from deltalake import DeltaTable
+
+    from schemas.influx import DRIFT_MEASUREMENT
+    from tests.helpers.influx import wait_for_total
+
+    drift_records = DeltaTable(str(tmp / "delta" / "drift")).to_pandas(columns=["records"])["records"].sum()
+    assert wait_for_total(influxdb, BUCKET, DRIFT_MEASUREMENT, "records", drift_records) == drift_records
     return StreamRun(tables_dir=tmp / "delta", influx_url=influxdb.url, records=N_RECORDS,
                      grafana_token=(tmp / "tokens" / "grafana.token").read_text())

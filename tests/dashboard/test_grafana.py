@@ -55,7 +55,8 @@ def test_dashboards_are_complete() -> None:
     assert {"Ensemble score vs threshold", "Anomaly rate", "Recent anomalies", "Attack heat map (class × time)",
             "System health: seconds since the last record", "Devices with the most anomalies"} <= titles["anomalies.json"]
     assert {"Autoencoder error vs Isolation Forest score", "Detection per true class", "Thresholds",
-            "Model versions"} <= titles["models.json"]
+            "Model versions", "Drift from the model's reference (PSI per hour)",
+            "Drifting features and scores"} <= titles["models.json"]
     anomalies = json.loads((GRAFANA / "dashboards" / "anomalies.json").read_text())
     score = next(p for p in anomalies["panels"] if p["title"] == "Ensemble score vs threshold")
     manifest = json.loads((grafana_dashboards.DEFAULT_MODEL / "manifest.json").read_text())
@@ -77,6 +78,11 @@ def test_alerting_provisioning_shape() -> None:
     gaps = rules[grafana_alerts.GAP_RULE_UID]
     assert gaps["data"][2]["model"]["conditions"][0]["evaluator"] == {"params": [0], "type": "gt"}
     assert '"kafka_gaps"' in gaps["data"][0]["model"]["query"]
+    drift = rules[grafana_alerts.DRIFT_RULE_UID]
+    assert drift["noDataState"] == "OK" and drift["labels"]["severity"] == "warning"
+    assert drift["data"][2]["model"]["conditions"][0]["evaluator"] == {"params": [0], "type": "gt"}
+    assert '"model_drift"' in drift["data"][0]["model"]["query"] and "r.drifted > 0.0" in drift["data"][0]["model"]["query"]
+    assert drift["data"][0]["relativeTimeRange"]["from"] == 7200  # the hour filling and the one before
     receiver = doc["contactPoints"][0]["receivers"][0]
     assert receiver["type"] == "slack" and receiver["settings"]["url"] == "$IOMT_AD_ALERT_WEBHOOK_URL"
     assert doc["policies"][0]["receiver"] == doc["contactPoints"][0]["name"]
@@ -148,3 +154,17 @@ def test_every_panel_query_returns_rows_from_the_jobs_points(streamed) -> None:
                           BUCKET)[0].records[0].get_value()
         newest = flows["event_time"].max()
         assert since == pytest.approx(time.time() - newest.timestamp(), abs=120)
+
+        # the drift rule's value is the highest PSI of the hours the job called drifted (the sample mixes
+        # attacks into benign traffic: far from the benign reference)
+        drift = DeltaTable(str(streamed.tables_dir / "drift")).to_pandas()
+        drifted = drift[drift["drifted"]]
+        assert len(drifted) > 0 and drift["device_group"].unique().tolist() == ["all"]  # no device in the sample
+        value = _run_flux(client, dict(queries)[f"alert {grafana_alerts.DRIFT_RULE_UID} / A"], BUCKET)
+        assert value[0].records[0].get_value() == pytest.approx(drifted["psi"].max())
+        table = [r.values for t in _run_flux(client, dict(queries)["models.json / Drifting features and scores / A"],
+                                              BUCKET) for r in t.records]
+        latest = drift[drift["hour"] == drift["hour"].max()]  # the run may straddle an hour
+        top = latest.loc[latest["psi"].idxmax()]
+        assert (table[0]["measure"], table[0]["records"]) == (top["measure"], top["records"])
+        assert table[0]["psi"] == pytest.approx(top["psi"])

@@ -19,7 +19,7 @@ OUTPUT = Path(os.environ.get("IOMT_AD_TEST_OUTPUT", REPO / "test-output")) / "da
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-N_CHARTS = 4
+N_CHARTS = 5  # anomaly rate, score distribution, classes, protocols; drift per hour
 
 
 def _app_test(monkeypatch, tables: Path):
@@ -57,6 +57,13 @@ def test_apptest_over_the_jobs_tables(monkeypatch, streamed, spark) -> None:
     assert table["top_features"].str.count(",").eq(2).all()  # three top features per alert
     threshold = data.model_info(BUNDLE).threshold
     assert f"{threshold:.4f}" in app.caption[0].value
+    # the drift view: the sample mixes attacks into benign traffic, far from the benign reference
+    assert "Drift from the model's reference" in [header.value for header in app.subheader]
+    drift = next(frame.value for frame in app.dataframe if "score_psi" in frame.value.columns)
+    assert drift["device_group"].tolist() == ["all"] and drift["score_psi"].iloc[0] > 0.2
+    enough = drift["records"].iloc[0] >= 500  # drift.min_records (unless the run straddled an hour)
+    assert bool(drift["drifted"].iloc[0]) == enough
+    assert any("Drift in the hour of" in warning.value for warning in app.warning) == enough
 
 
 def _start_dashboard(tables: Path, port: int, log_path: Path, *extra: str, ca_file: Path | None = None,
@@ -173,6 +180,7 @@ def test_dashboard_renders_in_headless_chromium(streamed, tmp_path) -> None:
                     assert chart.locator("g.trace").count() >= 1, f"chart {index} has no trace"
                 titles = page.locator(".js-plotly-plot .gtitle").all_text_contents()
                 assert any("Anomaly rate" in title for title in titles), titles
+                assert any("Drift from the model's reference" in title for title in titles), titles
                 assert any("threshold" in text for text in page.locator(".js-plotly-plot .annotation-text")
                            .all_text_contents())
                 page.get_by_text("Recent alerts").wait_for(timeout=30_000)

@@ -186,3 +186,19 @@ class SilentServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def wait_for_total(server, bucket: str, measurement: str, field: str, total: float, timeout_s: float = 30.0) -> float:
+    """Wait until the sum of ``field`` over ``measurement``'s points in ``bucket`` is ``total`` (what a
+    background sender writes after the query ended: the stream's drift points, whose ``records`` only
+    grow); returns the last sum seen."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = flux_total(server, f'from(bucket:"{bucket}") |> range(start: -40d, stop: 1h) '
+                                  f'|> filter(fn: (r) => r._measurement == "{measurement}" and r._field == "{field}") '
+                                  '|> group() |> sum()')
+        if seen == total or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.2)
