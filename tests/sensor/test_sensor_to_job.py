@@ -96,10 +96,16 @@ def _check_dashboard(tmp_path: Path, monkeypatch) -> None:
     app = AppTest.from_file(str(APP), default_timeout=120)
     app.run()
     assert not app.exception, app.exception
-    assert [h.value for h in app.subheader] == ["Devices", "Recent alerts", "Incidents"]
+    assert [h.value for h in app.subheader] == ["Devices", "Recent alerts", "Drift from the model's reference",
+                                                "Incidents"]
     devices, alerts = app.dataframe[0].value, app.dataframe[1].value
     assert set(devices["device_id"]) <= set(_tables(tmp_path, "devices")["device_id"]) and len(devices) > 0
     assert len(alerts) and alerts["device"].str.match(r"^(mac|ip):").all()
+    # the testbed's benign hour is another site's normal traffic: far from v3's reference, per vendor too
+    drift = app.dataframe[2].value
+    assert "all" in set(drift["device_group"]) and any(g.startswith("vendor:") for g in drift["device_group"])
+    assert drift.loc[drift["device_group"] == "all", "score_psi"].iloc[0] > 1.0
+    assert any("Drift in the hour of" in warning.value for warning in app.warning)
 
 
 @pytest.mark.spark
