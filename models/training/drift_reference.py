@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.bundle import load_bundle, read_manifest, verify_manifest
+from models.bundle import load_bundle, read_manifest
 from models.drift import SECTION, DriftReference
 from models.training.split import TRAIN, VALIDATION, SplitConfig, split_frame
 from schemas.classes import BENIGN
@@ -61,16 +61,10 @@ def write_drift_reference(bundle_dir: str | Path, benign_train: pd.DataFrame,
 def add_drift_reference(bundle_dir: str | Path, data: Sequence[str | Path]) -> DriftReference:
     """Add the drift reference to the (verified) bundle in ``bundle_dir`` from its training files
     under ``data``: the benign rows its split puts in training and in validation."""
-    from models.training.datasets import load_flows_pandas
-    from models.training.reference import ReferenceDataError, _training_files
-    from schemas.classes import label_of_file
+    from models.training.reference import ReferenceDataError, bundle_benign_rows
 
     bundle_dir = Path(bundle_dir)
-    manifest = read_manifest(bundle_dir)
-    verify_manifest(bundle_dir, manifest)
-    files = _training_files(data, manifest)
-    benign = [path for path in files if label_of_file(path).cls == BENIGN]
-    frame = load_flows_pandas(benign or files)
+    manifest, frame = bundle_benign_rows(bundle_dir, data)
     split = split_frame(frame, SplitConfig.from_description(manifest["split"]))
     is_benign = frame["label"].eq(BENIGN)
     train, validation = frame[is_benign & split.eq(TRAIN)], frame[is_benign & split.eq(VALIDATION)]

@@ -52,17 +52,25 @@ def _training_files(data: Sequence[str | Path], manifest: dict) -> list[Path]:
     return [found[name] for name in recorded]
 
 
+def bundle_benign_rows(bundle_dir: str | Path, data: Sequence[str | Path]) -> tuple[dict, pd.DataFrame]:
+    """The (verified) manifest of the bundle in ``bundle_dir`` and the rows of its benign training
+    files found under ``data`` (all its training files when none is benign): what a reference added
+    to an existing bundle is computed from."""
+    bundle_dir = Path(bundle_dir)
+    manifest = read_manifest(bundle_dir)
+    verify_manifest(bundle_dir, manifest)
+    files = _training_files(data, manifest)
+    benign = [path for path in files if label_of_file(path).cls == BENIGN]
+    return manifest, load_flows_pandas(benign or files)
+
+
 def add_reference(bundle_dir: str | Path, data: Sequence[str | Path]) -> BenignReference:
     """Compute the benign reference of the (verified) bundle in ``bundle_dir`` from its training files
     under ``data`` and write it into its manifest; returns it."""
     from models.training.bundle_writer import _write_manifest
 
     bundle_dir = Path(bundle_dir)
-    manifest = read_manifest(bundle_dir)
-    verify_manifest(bundle_dir, manifest)
-    files = _training_files(data, manifest)
-    benign = [path for path in files if label_of_file(path).cls == BENIGN]
-    frame = load_flows_pandas(benign or files)
+    manifest, frame = bundle_benign_rows(bundle_dir, data)
     reference = benign_train_reference(frame, manifest["features"], SplitConfig.from_description(manifest["split"]))
     manifest[SECTION] = reference.to_dict()
     _write_manifest(bundle_dir, manifest)
