@@ -29,11 +29,24 @@ def points_in(body: bytes) -> int:
     return sum(1 for line in body.split(b"\n") if line.strip())
 
 
+def measurements_in(body: bytes) -> dict[str, int]:
+    """Points per measurement in a request body (a line's name up to its first unescaped comma or space)."""
+    import re
+
+    counts: dict[str, int] = {}
+    for line in body.split(b"\n"):
+        if line.strip():
+            name = re.split(rb"(?<!\\)[, ]", line.strip(), maxsplit=1)[0].decode("utf-8", "replace")
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
 class _Counter:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.points = 0
         self.requests = 0
+        self.measurements: dict[str, int] = {}
 
 
 def make_handler(counter: _Counter) -> type[BaseHTTPRequestHandler]:
@@ -56,12 +69,15 @@ def make_handler(counter: _Counter) -> type[BaseHTTPRequestHandler]:
             with counter.lock:
                 counter.points += points_in(body)
                 counter.requests += 1
+                for name, count in measurements_in(body).items():
+                    counter.measurements[name] = counter.measurements.get(name, 0) + count
             self._reply(204)
 
         def do_GET(self) -> None:  # noqa: N802
             if self.path.startswith("/count"):
                 with counter.lock:
-                    payload = {"points": counter.points, "requests": counter.requests}
+                    payload = {"points": counter.points, "requests": counter.requests,
+                               "measurements": dict(counter.measurements)}
                 self._reply(200, json.dumps(payload).encode())
             elif self.path.startswith(("/health", "/ping")):
                 self._reply(200, b'{"status": "pass"}')
@@ -117,6 +133,9 @@ class DiscardingInfluxSink:
 
     def points(self) -> int:
         return int(self.counts()["points"])
+
+    def points_of(self, measurement: str) -> int:
+        return int(self.counts()["measurements"].get(measurement, 0))
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
