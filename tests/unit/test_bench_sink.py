@@ -25,7 +25,7 @@ def test_the_influxdb_client_writes_to_it_and_every_point_is_counted() -> None:
             write.write(bucket="iomt", record=b"flow_scores,protocol=TCP ensemble_score=0.5 1\n"
                                               b"flow_scores,protocol=UDP ensemble_score=2 2\n", write_precision="ns")
             write.write(bucket="iomt", record="flow_scores ensemble_score=1 3", write_precision="ns")
-        assert sink.counts() == {"points": 3, "requests": 2}
+        assert sink.counts() == {"points": 3, "requests": 2, "measurements": {"flow_scores": 3}}
         with pytest.raises(urllib.error.HTTPError) as error:
             urllib.request.urlopen(urllib.request.Request(sink.url + "/api/v2/query", data=b"x", method="POST"))
         assert error.value.code == 404
