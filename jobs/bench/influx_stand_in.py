@@ -7,7 +7,7 @@ sends every point over HTTP; only the server's parsing and storage are taken off
 It runs in its own process so that its CPU is not the driver's and can be reported on its own.
 
 ``python -m jobs.bench.influx_stand_in --port N`` serves on 127.0.0.1 until killed; ``GET /count`` returns
-``{"points": n, "requests": n}``.
+``{"points": n, "requests": n, "measurements": {name: n}}``.
 """
 from __future__ import annotations
 
