@@ -54,18 +54,17 @@ def check_retention(retain_hours: float, allow_short: bool) -> None:
             "Keep the default, or pass --allow-short-retention if no reader or writer can be affected")
 
 
-def quoted_table(path: str) -> str:
-    """A table's path as Delta SQL names it (``delta.`path```)."""
+def _quote(path: str) -> str:
     return "delta.`" + str(path).replace("`", "``") + "`"
 
 
 def _num_files(spark: "SparkSession", path: str) -> int:
-    return int(spark.sql(f"DESCRIBE DETAIL {quoted_table(path)}").first()["numFiles"])
+    return int(spark.sql(f"DESCRIBE DETAIL {_quote(path)}").first()["numFiles"])
 
 
 def _last_vacuum_deleted(spark: "SparkSession", path: str) -> int:
     """Files the last VACUUM deleted, from its ``VACUUM END`` entry in the table history (-1: unknown)."""
-    rows = (spark.sql(f"DESCRIBE HISTORY {quoted_table(path)} LIMIT 5")
+    rows = (spark.sql(f"DESCRIBE HISTORY {_quote(path)} LIMIT 5")
             .filter("operation = 'VACUUM END'").orderBy("version", ascending=False).take(1))
     if not rows or not rows[0]["operationMetrics"]:
         return -1
@@ -79,7 +78,7 @@ def maintain_table(spark: "SparkSession", path: str, retain_hours: float, optimi
     before = _num_files(spark, path)
     compacted = 0
     if optimize:
-        metrics = spark.sql(f"OPTIMIZE {quoted_table(path)}").first()["metrics"]
+        metrics = spark.sql(f"OPTIMIZE {_quote(path)}").first()["metrics"]
         compacted = int(metrics["numFilesRemoved"])
     vacuumed = 0
     if vacuum:
@@ -95,7 +94,7 @@ def maintain_table(spark: "SparkSession", path: str, retain_hours: float, optimi
         for key, value in settings.items():
             spark.conf.set(key, value)
         try:
-            spark.sql(f"VACUUM {quoted_table(path)} RETAIN {retain_hours:g} HOURS")
+            spark.sql(f"VACUUM {_quote(path)} RETAIN {retain_hours:g} HOURS")
             vacuumed = _last_vacuum_deleted(spark, path)
         finally:
             for key, value in previous.items():
