@@ -16,11 +16,21 @@ DELTA_SETTINGS: dict[str, str] = {
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
 
-# Defaults the configuration may override. Constraint propagation is off: the validation
-# expression of parse_flows (one check per feature) makes Catalyst's constraint inference
-# take minutes per micro-batch, and the job gains nothing from the inferred filters.
+# Defaults the configuration may override.
+# - Constraint propagation is off: the validation expression of parse_flows (one check per
+#   feature) makes Catalyst's constraint inference take minutes per micro-batch, and the job gains
+#   nothing from the inferred filters.
+# - Spark's status store keeps the last 1,000 SQL executions (with their plans and metrics), jobs
+#   and stages even with the UI off (SQLAppStatusListener is created regardless until SPARK-55353).
+#   A stream runs an execution or more per micro-batch, ~3,600 an hour at a 1-second trigger, so
+#   the driver's heap grows for its first 20-30 minutes with records nobody reads; 100 is plenty
+#   for a UI that is on.
 DEFAULT_SETTINGS: dict[str, str] = {
     "spark.sql.constraintPropagation.enabled": "false",
+    "spark.sql.ui.retainedExecutions": "100",
+    "spark.ui.retainedJobs": "100",
+    "spark.ui.retainedStages": "100",
+    "spark.ui.retainedTasks": "10000",
 }
 
 

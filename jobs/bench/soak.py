@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from jobs.bench.jvm_heap import class_histogram, largest_growth, total_mib
 from models import DEFAULT_BUNDLE_PATH
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,41 @@ def jvm_live_heap(gc_log: Path, since_s: float) -> tuple[list[float], list[float
             times.append(float(match["uptime"]) - since_s)
             after.append(int(match["after"]) * scale[match["unit"]])
     return times, after
+
+
+def jvm_pid(root: int) -> int | None:
+    """The JVM of the job's process tree (spark-submit execs it, so usually ``root`` itself)."""
+    import psutil
+
+    try:
+        tree = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+    except psutil.Error:
+        return None
+    return next((proc.pid for proc in tree if "java" in proc.name()), None)
+
+
+@dataclass
+class HeapSnapshots:
+    """The JVM's live heap by class once a quarter into the run and once at its end (:mod:`jvm_heap`)."""
+
+    pid: int | None
+    early: dict | None = None
+    last: dict | None = None
+    early_at_s: float | None = None
+
+    def take_early(self, elapsed_s: float, run_s: float) -> None:
+        if self.pid is not None and self.early is None and elapsed_s >= run_s / 4:
+            self.early, self.early_at_s = class_histogram(self.pid), round(elapsed_s)
+
+    def take_last(self) -> None:
+        if self.pid is not None:
+            self.last = class_histogram(self.pid)
+
+    def growth(self) -> dict[str, Any] | None:
+        if not self.early or not self.last:
+            return None
+        return {"early_at_s": self.early_at_s, "live_mib_early": total_mib(self.early),
+                "live_mib_end": total_mib(self.last), "largest_growth": largest_growth(self.early, self.last)}
 
 
 def table_files(tables: Path, names: tuple[str, ...] = ("flows_scored", "alerts", "traffic_1m", "batch_log")) -> dict[str, int]:
@@ -330,6 +366,12 @@ def markdown(figures: dict[str, Any]) -> str:
         lines.append(f"| {key} | {first[key]} | {last[key]} |")
     lines += ["", "spark_jvm_live_heap: the heap left after each collection (the GC log), not RSS.",
               f"Data files at the end: {figures['table_files']}; compactions: {figures['compactions']}."]
+    growth = figures.get("jvm_heap_growth")
+    if growth:
+        lines += ["", f"JVM live heap by class: {growth['live_mib_early']} MiB at {growth['early_at_s']} s, "
+                      f"{growth['live_mib_end']} MiB at the end; grew most:"]
+        lines += [f"- {row['class']}: {row['mib_before']} -> {row['mib_after']} MiB "
+                  f"({row['instances_before']} -> {row['instances_after']} objects)" for row in growth["largest_growth"]]
     o = figures["outcome"]
     lines += ["", f"Records in Kafka {o['records_in_kafka']}, scored {o['scored']}, quarantined {o['quarantined']}, "
                   f"lost {o['lost']}, duplicated {o['duplicated']}; InfluxDB aggregates count {o['influx_records']} "
@@ -368,17 +410,20 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             warm_batches = last_batch(work / "delta")
             replayer = replay_to_kafka(broker.bootstrap, topic, args.rate, total, args.data)
             samples = Samples()
+            heap = HeapSnapshots(jvm_pid(job.pid))
             started = time.monotonic()
             while replayer.poll() is None:
                 if job.poll() is not None:
                     raise RuntimeError(f"the job exited ({job.returncode}): see {work / 'job.log'}")
                 samples.add(time.monotonic() - started, rss_by_kind([job.pid, *(p.pid for p in others)]))
+                heap.take_early(time.monotonic() - started, args.minutes * 60)
                 time.sleep(args.sample_seconds)
             if replayer.returncode != 0:
                 raise RuntimeError(replayer.stderr.read().decode()[-2000:])
             in_kafka = topic_records(broker.bootstrap, topic)
             drained = wait_drained(work / "delta", in_kafka, job, stall_s=300)
             log.info("replay done: %d records in Kafka, %d through the job", in_kafka, drained)
+            heap.take_last()
         finally:
             for process in [*others, *([job] if job else [])]:
                 stop(process)
@@ -389,7 +434,7 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     memory = {kind: trend(samples.times, values) for kind, values in samples.rss_mb.items()}
     memory["spark_jvm_live_heap"] = trend(*jvm_live_heap(work / "jvm-gc.log", started - job_started))
     return {"minutes": args.minutes, "rate": args.rate, "trigger": args.trigger, "samples": len(samples.times),
-            "memory": memory, "table_files": table_files(work / "delta"), "compactions": compactions(work / "job.log"),
+            "memory": memory, "jvm_heap_growth": heap.growth(), "table_files": table_files(work / "delta"), "compactions": compactions(work / "job.log"),
             "warmup_records": WARMUP_RECORDS, "batches": batch_figures(work / "delta", after=warm_batches),
             "outcome": result}
 
