@@ -1,0 +1,108 @@
+"""A device's recent windows: the context a sequence autoencoder reads beside each record.
+
+A bundle whose LSTM autoencoder has ``timesteps`` k > 1 scores each record as the last step of a
+sequence: the device's previous windows (at most k - 1, oldest first, each no more than
+``max_gap_s`` of event time before the next) and the record itself. The same context is built
+everywhere a record is scored:
+
+- in the stream, a stateful operator keyed by device keeps each device's last k - 1 windows and
+  attaches them to each new record (:func:`device_contexts`, called once per device and batch);
+- offline (training on captures, ``sensor --report``, re-scoring), from a whole frame at once
+  (:func:`frame_contexts`), which is the same function over each device's records in time order.
+
+A context is a list of ``(event_time_ns, features)`` pairs, ``features`` the 39 raw features in
+``schemas.flow_record.FEATURES`` order (missing values NaN); records without a device have none.
+
+The sequence the autoencoder reads (:func:`sequence_inputs`) holds, per step, the window's scaled
+model inputs (the bundle's preprocessing) and one more input, ``window_gap``: the event time since
+the step before, as ``log1p(seconds) / log1p(max_gap_s)`` (0 for the first step). A sequence
+shorter than k (a device's first windows, or after a silence longer than ``max_gap_s``) is padded
+on the left with copies of its first step.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from schemas.flow_record import DEVICE_ID, EVENT_TIME, FEATURES, RECORD_ID
+
+GAP_INPUT = "window_gap"
+Context = list[tuple[int, list[float]]]
+
+
+def device_contexts(times_ns: Sequence[int], features: np.ndarray, record_ids: Sequence[str],
+                    previous: Context, timesteps: int, max_gap_s: float) -> tuple[list[Context], Context]:
+    """One device's new records (any order) -> each record's context, in input order, and the
+    windows to keep for the device's next records (its last ``timesteps - 1``, oldest first).
+
+    The new records are placed after ``previous`` in (event time, record_id) order (a late record
+    goes where its time puts it among the new ones, never before what was already kept); a record's
+    context is the windows before it in that order, cut at the first gap longer than ``max_gap_s``."""
+    keep = max(timesteps - 1, 0)
+    order = sorted(range(len(times_ns)), key=lambda i: (int(times_ns[i]), str(record_ids[i])))
+    history: Context = list(previous)
+    contexts: list[Context] = [[] for _ in range(len(times_ns))]
+    max_gap_ns = int(max_gap_s * 1e9)
+    for i in order:
+        t = int(times_ns[i])
+        context: Context = []
+        newer = t
+        for then, values in reversed(history[-keep:] if keep else []):
+            if newer - then > max_gap_ns:
+                break
+            context.append((then, values))
+            newer = then
+        contexts[i] = context[::-1]
+        history.append((t, [float(v) for v in features[i]]))
+    return contexts, history[-keep:] if keep else []
+
+
+def frame_contexts(frame: pd.DataFrame, timesteps: int, max_gap_s: float) -> list[Context | None]:
+    """The context of every row of ``frame`` (its device's earlier rows in the frame), in row order;
+    None for rows without a device."""
+    out: list[Context | None] = [None] * len(frame)
+    if DEVICE_ID not in frame.columns or len(frame) == 0:
+        return out
+    devices = frame[DEVICE_ID]
+    times = event_times_ns(frame[EVENT_TIME])
+    features = frame[list(FEATURES)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    ids = frame[RECORD_ID].astype(str).to_numpy() if RECORD_ID in frame.columns else np.arange(len(frame)).astype(str)
+    positions = pd.Series(np.arange(len(frame)))
+    for _, rows in positions.groupby(devices.to_numpy(), sort=False):
+        index = rows.to_numpy()
+        contexts, _ = device_contexts(times[index], features[index], ids[index], [], timesteps, max_gap_s)
+        for row, context in zip(index, contexts):
+            out[row] = context
+    return out
+
+
+def event_times_ns(values: Any) -> np.ndarray:
+    """Event times (timestamps or ISO-8601 text) as int64 nanoseconds since the epoch (UTC)."""
+    return pd.to_datetime(pd.Series(values), utc=True, format="ISO8601").astype("int64").to_numpy()
+
+
+def sequence_inputs(scaled: np.ndarray, times_ns: np.ndarray, contexts: Sequence[Context | None],
+                    transform: Callable[[pd.DataFrame], np.ndarray], timesteps: int, max_gap_s: float) -> np.ndarray:
+    """(n, timesteps, inputs + 1): each record's sequence, ``scaled`` its own scaled inputs and
+    ``transform`` the bundle's preprocessing for the context windows' raw features."""
+    n, width = scaled.shape
+    out = np.empty((n, timesteps, width + 1), dtype=np.float32)
+    lengths = [min(len(c or ()), timesteps - 1) for c in contexts]
+    flat = [values for c, size in zip(contexts, lengths) if size for _, values in c[-size:]]
+    context_scaled = transform(pd.DataFrame(flat, columns=list(FEATURES))) if flat else np.empty((0, width))
+    scale = np.log1p(max_gap_s)
+    at = 0
+    for i, (context, size) in enumerate(zip(contexts, lengths)):
+        steps = np.empty((size + 1, width + 1), dtype=np.float32)
+        steps[:size, :width] = context_scaled[at:at + size]
+        steps[size, :width] = scaled[i]
+        times = np.array([t for t, _ in context[-size:]] + [int(times_ns[i])] if size else [int(times_ns[i])], dtype=np.int64)
+        gaps = np.diff(times, prepend=times[0]).astype(np.float64) / 1e9
+        steps[:, width] = np.log1p(np.clip(gaps, 0.0, max_gap_s)) / scale
+        at += size
+        out[i, timesteps - size - 1:] = steps
+        out[i, :timesteps - size - 1] = steps[0]
+    return out

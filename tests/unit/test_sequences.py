@@ -1,0 +1,68 @@
+"""A device's recent windows (models.sequences): the context each record carries, built the same way
+batch by batch (the stream's per-device state) as over a whole frame, and the sequence the
+autoencoder reads from it."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.sequences import device_contexts, frame_contexts, sequence_inputs
+from schemas.flow_record import FEATURES
+
+S = 1_000_000_000  # nanoseconds in a second
+
+
+def _features(n: int) -> np.ndarray:
+    return np.arange(n * len(FEATURES), dtype=np.float64).reshape(n, len(FEATURES))
+
+
+def _times(context) -> list[int]:
+    return [t // S for t, _ in context]
+
+
+def test_each_record_gets_its_devices_earlier_windows_in_time_order_cut_at_a_long_gap() -> None:
+    contexts, kept = device_contexts([30 * S, 10 * S, 20 * S, 2000 * S], _features(4), ["d", "b", "c", "a"], [],
+                                     timesteps=3, max_gap_s=600)
+    assert [_times(c) for c in contexts] == [[10, 20], [], [10], []]  # input order; 2000 s comes after a silence
+    assert _times(kept) == [30, 2000]  # the last timesteps - 1 windows
+    assert contexts[0][1][1] == list(_features(4)[2])  # the 20 s window's own features
+
+
+def test_ties_in_time_are_ordered_by_record_id_so_replays_agree() -> None:
+    a, _ = device_contexts([5 * S, 5 * S], _features(2), ["y", "x"], [], 3, 600)
+    b, _ = device_contexts([5 * S, 5 * S], _features(2)[::-1], ["x", "y"], [], 3, 600)
+    assert a[0] == b[1] and a[1] == b[0]
+
+
+@pytest.mark.parametrize("split", [1, 2, 3, 5])
+def test_batch_by_batch_with_kept_state_equals_the_whole_frame(split: int) -> None:
+    times = [t * S for t in (1, 2, 4, 7, 8, 9, 20, 21, 700, 701)]
+    features, ids = _features(len(times)), [f"r{i}" for i in range(len(times))]
+    whole, _ = device_contexts(times, features, ids, [], 4, 600)
+    state, pieces = [], []
+    for start in range(0, len(times), split):
+        part, state = device_contexts(times[start:start + split], features[start:start + split],
+                                      ids[start:start + split], state, 4, 600)
+        pieces += part
+    assert pieces == whole
+
+
+def test_a_frame_builds_contexts_per_device_and_none_without_a_device() -> None:
+    frame = pd.DataFrame(_features(5), columns=list(FEATURES))
+    frame["device_id"] = ["x", "y", "x", None, "x"]
+    frame["event_time"] = pd.to_datetime([1, 2, 3, 4, 5], unit="s", utc=True)
+    frame["record_id"] = list("abcde")
+    contexts = frame_contexts(frame, timesteps=3, max_gap_s=600)
+    assert [None if c is None else _times(c) for c in contexts] == [[], [], [1], None, [1, 3]]
+
+
+def test_a_sequence_is_padded_with_its_first_step_and_carries_the_gap_between_steps() -> None:
+    scaled = np.array([[1.0, 1.0], [2.0, 2.0]])
+    contexts = [[(10 * S, list(_features(1)[0]))], None]
+    seq = sequence_inputs(scaled, np.array([70 * S, 5 * S]), contexts, lambda d: np.full((len(d), 2), 9.0),
+                          timesteps=3, max_gap_s=600)
+    assert seq.shape == (2, 3, 3)
+    gap = np.log1p(60) / np.log1p(600)
+    assert np.allclose(seq[0], [[9, 9, 0], [9, 9, 0], [1, 1, gap]])  # context (padded), then the record
+    assert np.allclose(seq[1], [[2, 2, 0]] * 3)  # no context: the record alone, repeated
