@@ -9,9 +9,9 @@ soak's heap sizes).
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from typing import NamedTuple
+
+from jobs.bench.jvm_threads import run_jcmd
 
 _ROW = re.compile(r"^\s*\d+:\s+(?P<instances>\d+)\s+(?P<bytes>\d+)\s+(?P<name>\S+)", re.MULTILINE)
 
@@ -28,14 +28,8 @@ def parse_class_histogram(text: str) -> dict[str, ClassUse]:
 
 def class_histogram(pid: int) -> dict[str, ClassUse] | None:
     """The live heap of JVM ``pid`` by class; None when jcmd is missing or fails."""
-    jcmd = shutil.which("jcmd")
-    if not jcmd:
-        return None
-    try:
-        out = subprocess.run([jcmd, str(pid), "GC.class_histogram"], capture_output=True, text=True, timeout=120)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return parse_class_histogram(out.stdout) if out.returncode == 0 else None
+    listing = run_jcmd(pid, "GC.class_histogram", timeout_s=120)
+    return parse_class_histogram(listing) if listing is not None else None
 
 
 def largest_growth(before: dict[str, ClassUse], after: dict[str, ClassUse], top: int = 15) -> list[dict[str, object]]:

@@ -40,18 +40,22 @@ def parse_thread_dump(text: str) -> dict[str, float]:
     return totals
 
 
-def cpu_by_role(pid: int) -> dict[str, float] | None:
-    """CPU seconds the JVM ``pid``'s live threads have used, by role; None when jcmd is missing or fails."""
+def run_jcmd(pid: int, command: str, timeout_s: float = 60.0) -> str | None:
+    """What ``jcmd <pid> <command>`` prints; None when jcmd is missing or fails."""
     jcmd = shutil.which("jcmd")
     if not jcmd:
         return None
     try:
-        out = subprocess.run([jcmd, str(pid), "Thread.print"], capture_output=True, text=True, timeout=60)
+        out = subprocess.run([jcmd, str(pid), command], capture_output=True, text=True, timeout=timeout_s)
     except (OSError, subprocess.SubprocessError):
         return None
-    if out.returncode != 0:
-        return None
-    return parse_thread_dump(out.stdout)
+    return out.stdout if out.returncode == 0 else None
+
+
+def cpu_by_role(pid: int) -> dict[str, float] | None:
+    """CPU seconds the JVM ``pid``'s live threads have used, by role; None when jcmd is missing or fails."""
+    dump = run_jcmd(pid, "Thread.print")
+    return parse_thread_dump(dump) if dump is not None else None
 
 
 def used_between(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, float] | None:
