@@ -87,22 +87,22 @@ def event_times_ns(values: Any) -> np.ndarray:
 def sequence_inputs(scaled: np.ndarray, times_ns: np.ndarray, contexts: Sequence[Context | None],
                     transform: Callable[[pd.DataFrame], np.ndarray], timesteps: int, max_gap_s: float) -> np.ndarray:
     """(n, timesteps, inputs + 1): each record's sequence, ``scaled`` its own scaled inputs and
-    ``transform`` the bundle's preprocessing for the context windows' raw features."""
+    ``transform`` the bundle's preprocessing for the context windows' raw features (all of them at
+    once). Built with index arrays, no loop over records."""
     n, width = scaled.shape
+    sizes = np.array([min(len(c or ()), timesteps - 1) for c in contexts], dtype=np.int64)
+    flat = [entry for c, size in zip(contexts, sizes) if size for entry in c[len(c) - size:]]
+    context_scaled = (transform(pd.DataFrame([values for _, values in flat], columns=list(FEATURES)))
+                      if flat else np.zeros((1, width)))
+    context_times = np.array([t for t, _ in flat] or [0], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    first = (timesteps - 1 - sizes)[:, None]  # the step of each sequence's first window; padding before it
+    step = np.maximum(np.arange(timesteps)[None, :], first)  # padded steps repeat the first window
+    own = step == timesteps - 1
+    index = np.where(own, 0, offsets[:, None] + step - first)
     out = np.empty((n, timesteps, width + 1), dtype=np.float32)
-    lengths = [min(len(c or ()), timesteps - 1) for c in contexts]
-    flat = [values for c, size in zip(contexts, lengths) if size for _, values in c[-size:]]
-    context_scaled = transform(pd.DataFrame(flat, columns=list(FEATURES))) if flat else np.empty((0, width))
-    scale = np.log1p(max_gap_s)
-    at = 0
-    for i, (context, size) in enumerate(zip(contexts, lengths)):
-        steps = np.empty((size + 1, width + 1), dtype=np.float32)
-        steps[:size, :width] = context_scaled[at:at + size]
-        steps[size, :width] = scaled[i]
-        times = np.array([t for t, _ in context[-size:]] + [int(times_ns[i])] if size else [int(times_ns[i])], dtype=np.int64)
-        gaps = np.diff(times, prepend=times[0]).astype(np.float64) / 1e9
-        steps[:, width] = np.log1p(np.clip(gaps, 0.0, max_gap_s)) / scale
-        at += size
-        out[i, timesteps - size - 1:] = steps
-        out[i, :timesteps - size - 1] = steps[0]
+    out[:, :, :width] = np.where(own[:, :, None], np.asarray(scaled, np.float32)[:, None, :], context_scaled[index])
+    times = np.where(own, np.asarray(times_ns, np.int64)[:, None], context_times[index])
+    gaps = np.diff(times, axis=1, prepend=times[:, :1]).astype(np.float64) / 1e9
+    out[:, :, width] = np.log1p(np.clip(gaps, 0.0, max_gap_s)) / np.log1p(max_gap_s)
     return out

@@ -66,3 +66,29 @@ def test_a_sequence_is_padded_with_its_first_step_and_carries_the_gap_between_st
     gap = np.log1p(60) / np.log1p(600)
     assert np.allclose(seq[0], [[9, 9, 0], [9, 9, 0], [1, 1, gap]])  # context (padded), then the record
     assert np.allclose(seq[1], [[2, 2, 0]] * 3)  # no context: the record alone, repeated
+
+
+def _one_by_one(scaled, times, contexts, transform, timesteps, max_gap_s) -> np.ndarray:
+    """The sequence of each record built on its own: the reference for the vectorised builder."""
+    out = []
+    for row, t, context in zip(scaled, times, contexts):
+        context = (context or [])[-(timesteps - 1):] if timesteps > 1 else []
+        windows = [transform(pd.DataFrame([values], columns=list(FEATURES)))[0] for _, values in context] + [row]
+        stamps = [then for then, _ in context] + [t]
+        gaps = np.diff(np.array(stamps, dtype=np.int64), prepend=stamps[0]) / 1e9
+        steps = [np.append(w, np.log1p(min(max(g, 0.0), max_gap_s)) / np.log1p(max_gap_s)) for w, g in zip(windows, gaps)]
+        out.append([steps[0]] * (timesteps - len(steps)) + steps)
+    return np.array(out, dtype=np.float32)
+
+
+def test_the_vectorised_sequences_equal_one_by_one_on_random_contexts() -> None:
+    rng = np.random.default_rng(7)
+    n, k = 40, 5
+    scaled = rng.normal(size=(n, 3))
+    times = rng.integers(0, 10**12, size=n)
+    contexts = [None if rng.random() < 0.2 else
+                [(int(t), list(rng.normal(size=len(FEATURES)))) for t in sorted(rng.integers(0, 10**12, size=rng.integers(0, 7)))]
+                for _ in range(n)]
+    transform = lambda frame: frame.to_numpy()[:, :3] * 2.0  # noqa: E731 - a stand-in preprocessing
+    assert np.allclose(sequence_inputs(scaled, times, contexts, transform, k, 600),
+                       _one_by_one(scaled, times, contexts, transform, k, 600), atol=1e-6)
