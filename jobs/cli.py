@@ -54,6 +54,7 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("soak", "jobs.bench.soak", "hold the job at a steady rate with InfluxDB and the dashboard up: memory, batch times, nothing lost"),
     ("sensor", "jobs.sensor.command", "packets (capture files or a live interface) -> per-device flow records to Kafka or files, or an offline report"),
     ("sensor-figures", "jobs.sensor.figures", "what the bundles make of the shared real captures: flagged shares, site baselines, window invariance"),
+    ("sequence-figures", "jobs.sensor.sequence_figures", "site baselines whose autoencoder reads a device's last K windows against one window at a time, on the shared labelled captures"),
     ("replay", "jobs.ops.replay", "stream CICIoMT2024 CSV rows as JSON flow records to Kafka or a directory"),
 )
 

@@ -237,6 +237,7 @@ def load_autoencoder(bundle_dir: Path, manifest: dict[str, Any]) -> LstmAutoenco
     chunk_size = int(manifest["lstm_ae"].get("chunk_size", 4096))
     if AE_LITE_FILE in manifest["files"] and os.environ.get(AE_RUNTIME_ENV, "").lower() != "keras":
         n_inputs = len(manifest["preprocessing"].get("model_features") or manifest["features"])
+        n_inputs += 1 if config.sequential else 0  # the window_gap input (models.sequences)
         return LstmAutoencoder.load_lite(bundle_dir / AE_LITE_FILE, config, n_inputs, chunk_size)
     return LstmAutoencoder.load(bundle_dir / AE_FILE, config, chunk_size=chunk_size)
 

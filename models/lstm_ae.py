@@ -1,7 +1,11 @@
 """LSTM autoencoder trained on benign rows; its score is the per-row reconstruction MSE.
 
-Input shape ``(batch, timesteps, n_features)``; each flow record is one sequence of ``timesteps=1``
-(records are independent windows in CICIoMT2024; the stream has no per-device order to exploit).
+Input shape ``(batch, timesteps, n_features)``. With ``timesteps=1`` (the stock bundles, trained on
+CICIoMT2024 rows, which carry no device or order) each flow record is a sequence of one. A bundle
+trained on a site's captures may read a device's last ``timesteps`` windows instead
+(``iomt-ad baseline --timesteps K``): each record is then the last step of a sequence built by
+:mod:`models.sequences` (its inputs plus the ``window_gap`` between steps), and its score is the
+reconstruction MSE over the whole sequence.
 Scoring calls the Keras model through one ``tf.function`` with a fixed input signature on fixed-size
 chunks (the last one padded), so the graph is traced once per worker and no ``predict()`` loop runs per
 row. Measured on one core at chunk 4096 (TF 2.20, CPU shared with other jobs): eager ``model(x)``
@@ -56,6 +60,12 @@ class LstmAeConfig:
     patience: int = 25
     validation_fraction: float = 0.1
     seed: int = 0
+    max_gap_s: float = 600.0  # timesteps > 1: a device's windows further apart start a new sequence
+
+    @property
+    def sequential(self) -> bool:
+        """True when the model reads a device's sequence of windows (plus the window_gap input)."""
+        return self.timesteps > 1
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
@@ -114,8 +124,13 @@ class LstmAutoencoder:
         return np.asarray(self._traced(seq))
 
     def reconstruction_errors(self, x: np.ndarray) -> np.ndarray:
-        """Per-feature squared error (n, f), mean over timesteps, computed in fixed-size chunks."""
+        """Per-feature squared error (n, f), mean over timesteps, computed in fixed-size chunks.
+        A sequential model reads each row as a sequence of its own (no context: every step the row,
+        ``window_gap`` 0) and returns (n, f + 1), the last column the ``window_gap`` input's."""
         x = np.asarray(x, dtype=np.float32)
+        if self.config.sequential:
+            lone = np.concatenate([x, np.zeros((len(x), 1), np.float32)], axis=1)
+            return self.sequence_errors(np.repeat(lone[:, None, :], self.config.timesteps, axis=1))
         n, n_features = x.shape
         out = np.empty((n, n_features), dtype=np.float32)
         chunk = self.chunk_size
@@ -132,6 +147,22 @@ class LstmAutoencoder:
     def score(self, x: np.ndarray) -> np.ndarray:
         """Reconstruction MSE per row (higher = more anomalous)."""
         return self.reconstruction_errors(x).mean(axis=1)
+
+    def sequence_errors(self, seq: np.ndarray) -> np.ndarray:
+        """Per-input squared error (n, inputs) of whole sequences (n, timesteps, inputs), mean over
+        the steps, computed in fixed-size chunks (:func:`models.sequences.sequence_inputs`)."""
+        seq = np.asarray(seq, dtype=np.float32)
+        n, steps, width = seq.shape
+        out = np.empty((n, width), dtype=np.float32)
+        chunk = self.chunk_size
+        for start in range(0, n, chunk):
+            part = seq[start:start + chunk]
+            size = part.shape[0]
+            if size < chunk:
+                part = np.concatenate([part, np.zeros((chunk - size, steps, width), np.float32)])
+            recon = self._forward(part)
+            out[start:start + size] = ((recon - part) ** 2).mean(axis=1)[:size]
+        return out
 
     def save(self, path: Path) -> None:
         self.model.save(path)

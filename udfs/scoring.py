@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from models.lstm_ae import top_features
-from schemas.flow_record import PROTOCOL_NAMES
+from schemas.flow_record import CONTEXT, EVENT_TIME, PROTOCOL_NAMES
 from schemas.tables import EXPLANATION, SCORING_ERROR
 
 if TYPE_CHECKING:
@@ -29,12 +29,13 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
 
 
 def detector_scores(x: np.ndarray, bundle: "Bundle", data: pd.DataFrame | np.ndarray | None = None,
-                    cleaned: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                    cleaned: np.ndarray | None = None, sequences: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Raw scores of every detector on a preprocessed matrix, plus AE per-feature errors and the
     classifier's predictions. ``data`` (the raw features ``x`` came from) is needed when the bundle's
     classifier reads its own input (``AttackClassifier.input`` other than ``"scaled"``); ``cleaned``
-    (``bundle.preprocessor.clean(data)``) saves cleaning ``data`` again."""
-    errors = bundle.lstm_ae.reconstruction_errors(x)
+    (``bundle.preprocessor.clean(data)``) saves cleaning ``data`` again. ``sequences``: each row's
+    device sequence (:func:`device_sequences`) for a bundle whose autoencoder reads them."""
+    errors = bundle.lstm_ae.sequence_errors(sequences) if sequences is not None else bundle.lstm_ae.reconstruction_errors(x)
     clf_input = x
     if getattr(bundle.classifier, "input", "scaled") != "scaled":
         if data is None and cleaned is None:
@@ -66,10 +67,10 @@ def score_frame(pdf: pd.DataFrame, bundle: "Bundle", explain: bool = False) -> p
     preprocessor = bundle.preprocessor
     if hasattr(preprocessor, "clean_and_transform"):
         cleaned, x = preprocessor.clean_and_transform(pdf)
-        scores = detector_scores(x, bundle, pdf, cleaned=cleaned)
     else:  # a preprocessor without the combined step
-        x = preprocessor.transform(pdf)
-        scores = detector_scores(x, bundle, pdf)
+        cleaned, x = None, preprocessor.transform(pdf)
+    sequences = device_sequences(pdf, x, bundle) if bundle.lstm_ae.config.sequential else None
+    scores = detector_scores(x, bundle, pdf, cleaned=cleaned, sequences=sequences)
     ensemble = bundle.ensemble
     ensemble_score = ensemble.score(scores)
     is_anomaly = ensemble.is_anomaly(ensemble_score)
@@ -82,12 +83,45 @@ def score_frame(pdf: pd.DataFrame, bundle: "Bundle", explain: bool = False) -> p
         "severity": ensemble.severity(ensemble_score),
         "predicted_class": scores["_class"],
         "predicted_category": scores["_category"],
-        "top_features": top_features(scores["_errors"], bundle.preprocessor.inputs, k=3),
+        "top_features": top_features(scores["_errors"], autoencoder_inputs(bundle), k=3),
         "model_version": bundle.version,
     }, index=pdf.index)
     if explain:
         out[EXPLANATION] = explanations(pdf, bundle, scores, ensemble_score, is_anomaly)
     return out
+
+
+def device_sequences(pdf: pd.DataFrame, x: np.ndarray, bundle: "Bundle") -> np.ndarray:
+    """Each record's sequence for a sequential autoencoder: its device's previous windows from the
+    ``context`` column (the stream's per-device state), or, without that column, from the frame's
+    own earlier records of the device (:func:`models.sequences.frame_contexts`)."""
+    from models.sequences import event_times_ns, frame_contexts, sequence_inputs
+
+    config = bundle.lstm_ae.config
+    if CONTEXT in pdf.columns:
+        contexts = list(pdf[CONTEXT])
+    else:
+        contexts = frame_contexts(pdf, config.timesteps, config.max_gap_s)
+    times = (event_times_ns(pdf[EVENT_TIME]) if EVENT_TIME in pdf.columns else np.zeros(len(pdf), np.int64))
+    return sequence_inputs(x, times, [_as_context(c) for c in contexts], bundle.preprocessor.transform,
+                           config.timesteps, config.max_gap_s)
+
+
+def _as_context(value) -> list | None:
+    """A context as Spark hands it over (a list of {event_time_ns, features} rows) or as
+    :mod:`models.sequences` builds it (a list of (time, features) pairs)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return [(int(e["event_time_ns"]), list(e["features"])) if isinstance(e, dict) else (int(e[0]), list(e[1]))
+            for e in value]
+
+
+def autoencoder_inputs(bundle: "Bundle") -> tuple[str, ...]:
+    """The names of the autoencoder's inputs (its per-input errors name the top features)."""
+    from models.sequences import GAP_INPUT
+
+    inputs = tuple(bundle.preprocessor.inputs)
+    return (*inputs, GAP_INPUT) if bundle.lstm_ae.config.sequential else inputs
 
 
 def explanations(pdf: pd.DataFrame, bundle: "Bundle", scores: dict[str, np.ndarray], ensemble_score: np.ndarray,

@@ -32,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--home-net", nargs="+", metavar="CIDR", help="the sensor's --home-net (default: private ranges)")
     parser.add_argument("--target-fpr", type=float, default=0.01,
                         help="false-positive rate on the site's validation windows (default 0.01)")
+    parser.add_argument("--timesteps", type=int, metavar="K",
+                        help="the autoencoder reads each device's last K windows (K > 1; the stream then needs "
+                             "stream.sequence.context_windows >= K-1); default: the base bundle's (1)")
+    parser.add_argument("--max-gap", type=float, default=600.0, metavar="SECONDS",
+                        help="with --timesteps: windows of a device further apart start a new sequence (default 600)")
 
 
 def site_records_from_tables(conf: str, start: str, end: str):
@@ -41,7 +46,7 @@ def site_records_from_tables(conf: str, start: str, end: str):
     import pyarrow.dataset as ds
 
     from jobs.config import load_config
-    from schemas.flow_record import FEATURE_COLUMNS, FEATURES, RECORD_ID
+    from schemas.flow_record import DEVICE_ID, EVENT_TIME, FEATURE_COLUMNS, FEATURES, RECORD_ID
 
     config = load_config(conf)
     try:
@@ -50,7 +55,7 @@ def site_records_from_tables(conf: str, start: str, end: str):
         raise UserError(f"--from/--to must be ISO-8601 times: {exc}") from exc
     tables = config.stream.tables
     table = tables.delta_table("flows_scored").to_pyarrow_dataset()
-    rows = table.to_table(columns=[RECORD_ID, *FEATURE_COLUMNS],
+    rows = table.to_table(columns=[RECORD_ID, EVENT_TIME, DEVICE_ID, *FEATURE_COLUMNS],
                           filter=(ds.field("event_time") >= low) & (ds.field("event_time") < high)).to_pandas()
     return rows.rename(columns=dict(zip(FEATURE_COLUMNS, FEATURES))), {
         "flows_scored": tables.uri("flows_scored"), "from": start, "to": end}
@@ -71,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.end:
             raise UserError("--from needs --to")
         site, provenance = site_records_from_tables(args.conf, args.start, args.end)
+    if args.timesteps is not None and args.timesteps < 1:
+        raise UserError(f"--timesteps {args.timesteps}: give 1 or more")
     fit = fit_site_baseline(args.model, site, args.out, args.version or args.out.name, provenance,
-                            target_fpr=args.target_fpr)
+                            target_fpr=args.target_fpr, timesteps=args.timesteps, max_gap_s=args.max_gap)
     log.info("site bundle written to %s: %s", args.out, fit["site_rows"])
     return 0

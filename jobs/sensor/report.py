@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from schemas.flow_record import DEVICE_ID, DEVICE_IP, DEVICE_MAC, DEVICE_VENDOR, EVENT_TIME, FEATURES
+from schemas.flow_record import DEVICE_ID, DEVICE_IP, DEVICE_MAC, DEVICE_VENDOR, EVENT_TIME, FEATURES, RECORD_ID
 
 SEVERITY_ORDER = ("none", "low", "medium", "high", "critical")
 
@@ -22,6 +22,10 @@ def score_records(frame: pd.DataFrame, bundle) -> pd.DataFrame:
         text = frame[name]
         if text.dtype == object:
             features[name] = text.map(lambda v: float(v) if isinstance(v, str) else v).astype(np.float64)
+    # a sequential autoencoder reads each device's earlier windows (models.sequences): keep who and when
+    for name in (RECORD_ID, EVENT_TIME, DEVICE_ID):
+        if name in frame.columns:
+            features[name] = frame[name]
     scored = score_frame(features.reset_index(drop=True), bundle)
     return pd.concat([frame.reset_index(drop=True), scored], axis=1)
 

@@ -40,14 +40,20 @@ def to_tflite(model: Any) -> bytes:
 
 def train_lstm_ae(benign_train: np.ndarray, config: LstmAeConfig = LstmAeConfig(),
                   chunk_size: int = DEFAULT_CHUNK) -> LstmAutoencoder:
-    """Fit on preprocessed benign training rows; early stopping on a seeded holdout of those rows."""
+    """Fit on preprocessed benign training rows (n, inputs), or, for a sequential model, on benign
+    sequences (n, timesteps, inputs + 1) from :func:`models.sequences.sequence_inputs`; early
+    stopping on a seeded holdout of them."""
     tf = _keras()
     tf.keras.utils.set_random_seed(config.seed)
     x = np.asarray(benign_train, dtype=np.float32)
+    if (x.ndim == 3) != config.sequential or (x.ndim == 3 and x.shape[1] != config.timesteps):
+        raise ValueError(f"timesteps {config.timesteps} needs {'sequences' if config.sequential else 'rows'}; "
+                         f"got an array of shape {x.shape}")
     order = np.random.default_rng(config.seed).permutation(len(x))
     n_holdout = max(1, int(round(config.validation_fraction * len(x))))
-    fit_x, hold_x = to_sequences(x[order[n_holdout:]], config.timesteps), to_sequences(x[order[:n_holdout]], config.timesteps)
-    model = build_model(x.shape[1], config)
+    as_input = (lambda rows: rows) if config.sequential else (lambda rows: to_sequences(rows, config.timesteps))
+    fit_x, hold_x = as_input(x[order[n_holdout:]]), as_input(x[order[:n_holdout]])
+    model = build_model(x.shape[-1], config)
     model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate), loss="mse")
     stop = tf.keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True)
     history = model.fit(fit_x, fit_x, validation_data=(hold_x, hold_x), epochs=config.epochs,

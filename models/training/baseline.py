@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from models.training.autoencoder import train_lstm_ae
 from models.training.bundle_writer import save_bundle
 from models.training.iforest import fit_forest
 from models.training.thresholds import threshold_at_fpr
-from schemas.flow_record import FEATURES, RECORD_ID
+from schemas.flow_record import DEVICE_ID, EVENT_TIME, FEATURES, RECORD_ID
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,28 @@ def site_split(record_ids: pd.Series, seed: int = 0) -> np.ndarray:
     return np.array([bucket(str(r)) < VALIDATION_SHARE for r in record_ids], dtype=bool)
 
 
+def site_sequences(site: pd.DataFrame, preprocessor: Any, config: Any) -> np.ndarray:
+    """Every site record as the last step of its device's sequence (its earlier site windows)."""
+    from models.sequences import event_times_ns, frame_contexts, sequence_inputs
+
+    missing = [name for name in (DEVICE_ID, EVENT_TIME) if name not in site.columns]
+    if missing or site[DEVICE_ID].isna().all():
+        raise BaselineDataError(f"a sequence autoencoder (--timesteps {config.timesteps}) learns from devices' "
+                                f"windows in time order: the site records lack {missing or [DEVICE_ID]} "
+                                "(captures through the sensor have them; dataset rows do not)")
+    contexts = frame_contexts(site, config.timesteps, config.max_gap_s)
+    scaled = preprocessor.transform(site[list(FEATURES)].apply(pd.to_numeric, errors="coerce"))
+    return sequence_inputs(scaled, event_times_ns(site[EVENT_TIME]), contexts, preprocessor.transform,
+                           config.timesteps, config.max_gap_s)
+
+
 def fit_site_baseline(base_dir: str | Path, site: pd.DataFrame, out_dir: str | Path, version: str,
-                      provenance: dict[str, Any], target_fpr: float = 0.01, seed: int = 0) -> dict[str, Any]:
+                      provenance: dict[str, Any], target_fpr: float = 0.01, seed: int = 0,
+                      timesteps: int | None = None, max_gap_s: float | None = None) -> dict[str, Any]:
     """Write the site bundle to ``out_dir`` from the base bundle and ``site`` (benign records: the 39
-    features and ``record_id``); returns what the manifest records of the fit."""
+    features and ``record_id``); returns what the manifest records of the fit. ``timesteps`` > 1:
+    the autoencoder reads each device's last ``timesteps`` windows (:mod:`models.sequences`; the
+    records need ``device_id`` and ``event_time``); None keeps the base bundle's."""
     started = time.perf_counter()
     if len(site) < MIN_ROWS:
         raise BaselineDataError(f"only {len(site)} site records: a baseline needs at least {MIN_ROWS} benign "
@@ -68,14 +87,21 @@ def fit_site_baseline(base_dir: str | Path, site: pd.DataFrame, out_dir: str | P
         raise BaselineDataError(f"only {int(validation.sum())} site validation records: give more site traffic")
     preprocessor = base.preprocessor
     x_train, x_val = preprocessor.transform(train_rows), preprocessor.transform(val_rows)
-
-    ae = train_lstm_ae(x_train, base.lstm_ae.config, chunk_size=base.lstm_ae.chunk_size)
+    config = replace(base.lstm_ae.config, **{key: value for key, value in (("timesteps", timesteps),
+                                                                           ("max_gap_s", max_gap_s)) if value is not None})
+    if config.sequential:
+        sequences = site_sequences(site, preprocessor, config)
+        ae = train_lstm_ae(sequences[~validation], config, chunk_size=base.lstm_ae.chunk_size)
+        ae_val = ae.sequence_errors(sequences[validation]).mean(axis=1)
+    else:
+        ae = train_lstm_ae(x_train, config, chunk_size=base.lstm_ae.chunk_size)
+        ae_val = ae.score(x_val)
     params = dict(base.iforest.params)
     iforest = IForestDetector(model=fit_forest(x_train, params, seed), params=params, selection=[], tolerance=None)
 
     clf_val = base.classifier.inputs(preprocessor, val_rows, scaled=x_val)
     _, _, proba, logit = base.classifier.predict(clf_val)
-    scores = {"lstm_ae": ae.score(x_val).astype(np.float64), "iforest": iforest.score(x_val),
+    scores = {"lstm_ae": ae_val.astype(np.float64), "iforest": iforest.score(x_val),
               "classifier": proba, "classifier_logit": logit}
     thresholds = {name: threshold_at_fpr(scores[name], target_fpr) for name in ("lstm_ae", "iforest", "classifier")}
     rule = base.ensemble

@@ -47,3 +47,25 @@ def test_too_little_site_traffic_is_refused(shared_data, tmp_path, caplog) -> No
     assert "a baseline needs at least" in caplog.text
     assert not (tmp_path / "tiny" / "manifest.json").exists()
     assert json.loads((DEFAULT_BUNDLE_PATH / "manifest.json").read_text())["model_version"] == "v3"
+
+
+def test_a_sequence_baseline_reads_each_devices_last_windows(shared_data, tmp_path) -> None:
+    """--timesteps 4: the autoencoder learns from each device's windows in time order, serves from
+    LiteRT with the window_gap input, and scores a window by the sequence that ends with it."""
+    from jobs.sensor.report import score_records
+
+    out = tmp_path / "v3-site-t4"
+    assert main(["baseline", "--pcap", str(shared_data / SITE), "--out", str(out), "--timesteps", "4"]) == 0
+    site = load_bundle(out)
+    assert site.lstm_ae.config.timesteps == 4 and site.lstm_ae.lite is not None
+    records, _ = capture_records([shared_data / SITE])
+    in_order = score_records(records, site)
+    alone = score_records(records.drop(columns=["device_id"]), site)  # no device: each window on its own
+    assert not np.allclose(in_order["ae_error"], alone["ae_error"])
+    # the same windows in another row order get the same scores: the sequence follows event time
+    shuffled = score_records(records.sample(frac=1.0, random_state=0), site).sort_values("record_id")
+    assert np.allclose(shuffled["ae_error"], in_order.sort_values("record_id")["ae_error"], rtol=1e-4)
+    held = site_split(records["record_id"])
+    assert in_order["is_anomaly"][held].mean() <= 0.02
+    names = {name for row in in_order["top_features"] for name in row}
+    assert names <= {*site.preprocessor.inputs, "window_gap"}
