@@ -8,6 +8,12 @@ down loses nothing and gets the updates in order when it returns. A delivery is 
 receiver took it: one recorded late (a crash in between) is sent again, with the same update id.
 A slow or dead receiver holds only its own thread: the stream only appends to the outbox.
 
+What a long-running notifier holds stays bounded: the stream appends the outbox once per batch, in
+batch order, so once every output has delivered (or suppressed) every update of the batches up to
+some batch, those batches are forgotten (:meth:`OutboxStore.forget_through`): they are never read
+again (a read filters on ``batch_id``; the table's statistics skip their files) and their update ids
+leave the outputs' delivered sets.
+
 ``notify_filter`` says per update why it must not be sent, or None (:func:`notifier_for` uses the
 analysts' mutes and maintenance windows, :class:`jobs.outputs.mutes.MuteFilter`); an update it turns
 down is recorded as ``suppressed`` with that reason and not sent.
@@ -51,6 +57,7 @@ class OutboxStore:
         self._outbox = None
         self._version: int | None = None
         self._rows: list[dict[str, Any]] = []
+        self.floor = -1  # every output has done every update of the batches up to this one
 
     def updates(self) -> list[dict[str, Any]]:
         """Every queued update, oldest batch first (read again only when the table changed)."""
@@ -64,12 +71,21 @@ class OutboxStore:
             else:
                 self._outbox.update_incremental()
             if self._outbox.version() != self._version:
+                import pyarrow.dataset as ds
+
                 spec = TABLES[OUTBOX]
-                table = self._outbox.to_pyarrow_dataset().to_table()
+                table = self._outbox.to_pyarrow_dataset().to_table(filter=ds.field("batch_id") > self.floor)
                 rows = table.select(list(spec.column_names)).cast(spec.arrow_schema()).to_pylist()
                 self._rows = sorted(rows, key=lambda r: (r["batch_id"], r["queued_at"], r["update_id"]))
                 self._version = self._outbox.version()
             return self._rows
+
+    def forget_through(self, batch_id: int) -> None:
+        """Every output has done every update of the batches up to ``batch_id``: drop them."""
+        with self._lock:
+            if batch_id > self.floor:
+                self.floor = batch_id
+                self._rows = [row for row in self._rows if row["batch_id"] > batch_id]
 
     def recorded(self, output: str) -> set[str]:
         """The update ids ``output`` delivered or suppressed."""
@@ -110,6 +126,8 @@ class Notifier:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._done: dict[str, set[str]] = {}
+        self._done_through: dict[str, int] = {}  # per output: every update up to this batch is done
+        self._done_lock = threading.Lock()  # the output threads share the delivered sets' pruning
         self.failures: dict[str, int] = {output.name: 0 for output in self.outputs}  # failed sends so far
 
     def start(self) -> "Notifier":
@@ -149,9 +167,31 @@ class Notifier:
 
     def pending(self, output: Output) -> list[dict[str, Any]]:
         if output.name not in self._done:
-            self._done[output.name] = self.store.recorded(output.name)
-        done = self._done[output.name]
+            recorded = self.store.recorded(output.name)
+            with self._done_lock:
+                self._done.setdefault(output.name, recorded)
+        with self._done_lock:
+            done = set(self._done[output.name])
         return [u for u in self.store.updates() if u["update_id"] not in done]
+
+    def _forget_done(self, output: Output) -> None:
+        """Record how far ``output`` has done everything; when every output has passed a batch, the
+        store forgets it and the delivered sets lose its update ids."""
+        updates = self.store.updates()
+        with self._done_lock:
+            done = self._done.get(output.name, set())
+            waiting = [u["batch_id"] for u in updates if u["update_id"] not in done]
+            self._done_through[output.name] = (min(waiting) - 1 if waiting else
+                                               max((u["batch_id"] for u in updates), default=self.store.floor))
+            if len(self._done_through) < len(self.outputs):
+                return
+            floor = min(self._done_through.values())
+            if floor <= self.store.floor:
+                return
+            forgotten = {u["update_id"] for u in updates if u["batch_id"] <= floor}
+            self.store.forget_through(floor)
+            for ids in self._done.values():
+                ids.difference_update(forgotten)
 
     def deliver_pending(self, output: Output) -> bool:
         """One pass: send ``output``'s pending updates in order; False when a send failed (the rest wait)."""
@@ -181,8 +221,10 @@ class Notifier:
         finally:
             if records:
                 self.store.record(records)
-                self._done[output.name].update(r["update_id"] for r in records)
+                with self._done_lock:
+                    self._done[output.name].update(r["update_id"] for r in records)
                 log.info("notifier %s: %d updates delivered or suppressed", output.name, len(records))
+        self._forget_done(output)
         return ok
 
     def drain(self, timeout_s: float) -> bool:

@@ -198,3 +198,25 @@ def test_kafka_output_sends_ocsf_keyed_by_incident(kafka_broker, tmp_path: Path)
         assert message.key().decode() == finding["finding_info"]["uid"]
         by_incident.setdefault(message.key().decode(), []).append(header)
     assert by_incident == {f"{1:032x}": [EXPECTED[0], EXPECTED[2]], f"{2:032x}": [EXPECTED[1], EXPECTED[3]]}
+
+
+def test_a_long_running_notifier_forgets_what_every_output_has_done(tmp_path: Path) -> None:
+    """Once every output has delivered every update of some batches, the notifier no longer holds
+    them (nor their ids) and never reads them again; what comes after is delivered once, in order,
+    also by a notifier started afresh."""
+    tables, sent = tmp_path / "delta", tmp_path / "incidents.ocsf.jsonl"
+    outputs = {"file": {"enabled": True, "path": str(sent)}}
+    queue_batches(tables, BATCHES)
+    notifier = _notifier(tables, outputs)
+    assert notifier.drain(timeout_s=20)
+    assert notifier.store.floor == 2 and notifier.store.updates() == []
+    assert notifier._done == {"file": set()}
+
+    more = {3: [incident(3, 3)], 4: [incident(3, 4, opened_batch=3, state="closed")]}
+    queue_batches(tables, more)
+    assert notifier.drain(timeout_s=20)
+    assert notifier.store.floor == 4 and notifier.store.updates() == []
+    again = _notifier(tables, outputs)  # a restart resumes from the deliveries table
+    assert again.drain(timeout_s=20) and again.store.floor == 4
+    ids = [json.loads(line)["metadata"]["uid"] for line in sent.read_text().splitlines()]
+    assert ids == EXPECTED + [update_id(f"{3:032x}", 3), update_id(f"{3:032x}", 4)]
