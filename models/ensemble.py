@@ -77,6 +77,10 @@ class EnsembleRule:
     threshold: Threshold
     weights: dict[str, float] | None = None   # None: the "max" rule; else the "stacked" rule
     output: Normaliser | None = None          # the stacked rule's benign-validation normaliser
+    # detectors that also decide on their own: ensemble_score = max(stacked score, their normalised
+    # scores). A site baseline's sequence autoencoder (models.sequences) is one: the stack's weights
+    # were fitted on the dataset with a one-window autoencoder and never weighed it.
+    alone: tuple[str, ...] = ()
 
     @property
     def combine(self) -> str:
@@ -95,7 +99,10 @@ class EnsembleRule:
             return np.max(np.vstack(normalised), axis=0)
         stacked = sum(self.weights.get(name, 0.0) * squash(n) for name, n in zip(self.normalisers, normalised))
         stacked = np.asarray(stacked, dtype=np.float64)
-        return self.output(stacked) if self.output is not None else stacked
+        stacked = self.output(stacked) if self.output is not None else stacked
+        for name in self.alone:
+            stacked = np.maximum(stacked, self.normalisers[name](scores[name]))
+        return stacked
 
     def is_anomaly(self, ensemble_score: np.ndarray) -> np.ndarray:
         return self.threshold.flag(ensemble_score)
@@ -118,6 +125,9 @@ class EnsembleRule:
             values["weights"] = dict(self.weights)
             if self.output is not None:
                 values["output"] = {"q50": self.output.q50, "q99": self.output.q99}
+        if self.alone:
+            values["alone"] = list(self.alone)
+            values["rule"] += f"; then the max of that and n of {', '.join(self.alone)} (deciding on their own too)"
         return values
 
     @classmethod
@@ -128,6 +138,7 @@ class EnsembleRule:
                                 for k, v in values["normalisers"].items()},
                    threshold=Threshold.from_dict(values["threshold"]),
                    weights=None if weights is None else {k: float(v) for k, v in weights.items()},
-                   output=None if output is None else Normaliser(float(output["q50"]), float(output["q99"])))
+                   output=None if output is None else Normaliser(float(output["q50"]), float(output["q99"])),
+                   alone=tuple(values.get("alone", ())))
 
 

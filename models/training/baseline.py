@@ -107,11 +107,14 @@ def fit_site_baseline(base_dir: str | Path, site: pd.DataFrame, out_dir: str | P
     rule = base.ensemble
     normalisers = {name: Normaliser.fit(scores[name]) for name in rule.normalisers}
     placeholder = Threshold(np.inf, target_fpr, 0, 0.0)
+    # a sequence autoencoder decides on its own as well: the stack's weights never weighed it
+    alone = ("lstm_ae",) if config.sequential and rule.weights is not None and "lstm_ae" in normalisers else ()
     partial = EnsembleRule(normalisers=normalisers, threshold=placeholder, weights=rule.weights)
     output = Normaliser.fit(partial.score(scores)) if rule.weights is not None else None
-    calibrated = EnsembleRule(normalisers=normalisers, threshold=placeholder, weights=rule.weights, output=output)
+    calibrated = EnsembleRule(normalisers=normalisers, threshold=placeholder, weights=rule.weights, output=output,
+                              alone=alone)
     ensemble = EnsembleRule(normalisers=normalisers, threshold=threshold_at_fpr(calibrated.score(scores), target_fpr),
-                            weights=rule.weights, output=output)
+                            weights=rule.weights, output=output, alone=alone)
     thresholds["ensemble"] = ensemble.threshold
     fit = {"base_bundle": {"version": base.version, "manifest_sha256": sha256_of(Path(base_dir) / MANIFEST)},
            "site_data": provenance, "site_rows": {"train": int((~validation).sum()), "validation": int(validation.sum())},

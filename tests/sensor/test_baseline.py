@@ -58,6 +58,7 @@ def test_a_sequence_baseline_reads_each_devices_last_windows(shared_data, tmp_pa
     assert main(["baseline", "--pcap", str(shared_data / SITE), "--out", str(out), "--timesteps", "4"]) == 0
     site = load_bundle(out)
     assert site.lstm_ae.config.timesteps == 4 and site.lstm_ae.lite is not None
+    assert site.ensemble.alone == ("lstm_ae",)  # the stack's weights never weighed a sequence autoencoder
     records, _ = capture_records([shared_data / SITE])
     in_order = score_records(records, site)
     alone = score_records(records.drop(columns=["device_id"]), site)  # no device: each window on its own

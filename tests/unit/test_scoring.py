@@ -188,6 +188,18 @@ def test_stacked_ensemble_score_by_hand() -> None:
     assert EnsembleRule.from_dict(rule.to_dict()) == rule
 
 
+def test_a_detector_that_also_decides_alone_raises_the_stacked_score_to_its_own() -> None:
+    unit = Normaliser(q50=0.0, q99=1.0)
+    rule = EnsembleRule(normalisers={"lstm_ae": Normaliser(q50=0.0, q99=2.0), "iforest": unit},
+                        weights={"lstm_ae": 0.1, "iforest": 1.0}, output=unit, alone=("lstm_ae",),
+                        threshold=Threshold(value=1.0, target_fpr=0.01, n_calibration=100, achieved_fpr=0.01))
+    scores = {"lstm_ae": np.array([0.0, 10.0]), "iforest": np.array([np.e - 1, 0.0])}
+    # row 0: the stack says 1.0 (iforest), the autoencoder 0; row 1: the stack ~0.18, the autoencoder 10 / 2 = 5
+    np.testing.assert_allclose(rule.score(scores), [1.0, 5.0])
+    assert EnsembleRule.from_dict(rule.to_dict()) == rule
+    assert "alone" not in EnsembleRule.from_dict({**rule.to_dict(), "alone": []}).to_dict()
+
+
 def test_fitted_stacked_ensemble_drops_a_detector_with_negative_weight() -> None:
     from models.training.ensemble import fit_stacked_ensemble
 
