@@ -103,17 +103,25 @@ def device_sequences(pdf: pd.DataFrame, x: np.ndarray, bundle: "Bundle") -> np.n
     else:
         contexts = frame_contexts(pdf, config.timesteps, config.max_gap_s)
     times = (event_times_ns(pdf[EVENT_TIME]) if EVENT_TIME in pdf.columns else np.zeros(len(pdf), np.int64))
-    return sequence_inputs(x, times, [_as_context(c) for c in contexts], bundle.preprocessor.transform,
-                           config.timesteps, config.max_gap_s)
+    max_gap_ns = int(config.max_gap_s * 1e9)
+    return sequence_inputs(x, times, [context_within_gap(c, t, max_gap_ns) for c, t in zip(contexts, times)],
+                           bundle.preprocessor.transform, config.timesteps, config.max_gap_s)
 
 
-def _as_context(value) -> list | None:
+def context_within_gap(value, record_ns: int, max_gap_ns: int) -> list | None:
     """A context as Spark hands it over (a list of {event_time_ns, features} rows) or as
-    :mod:`models.sequences` builds it (a list of (time, features) pairs)."""
+    :mod:`models.sequences` builds it (a list of (time, features) pairs), cut where the bundle's
+    ``max_gap_s`` cuts it (the stream's ``stream.sequence.max_gap`` may be longer)."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
-    return [(int(e["event_time_ns"]), list(e["features"])) if isinstance(e, dict) else (int(e[0]), list(e[1]))
-            for e in value]
+    entries = [(int(e["event_time_ns"]), list(e["features"])) if isinstance(e, dict) else (int(e[0]), list(e[1]))
+               for e in value]
+    newer, kept = int(record_ns), 0
+    for then, _ in reversed(entries):
+        if newer - then > max_gap_ns:
+            break
+        newer, kept = then, kept + 1
+    return entries[len(entries) - kept:]
 
 
 def autoencoder_inputs(bundle: "Bundle") -> tuple[str, ...]:

@@ -92,3 +92,16 @@ def test_the_vectorised_sequences_equal_one_by_one_on_random_contexts() -> None:
     transform = lambda frame: frame.to_numpy()[:, :3] * 2.0  # noqa: E731 - a stand-in preprocessing
     assert np.allclose(sequence_inputs(scaled, times, contexts, transform, k, 600),
                        _one_by_one(scaled, times, contexts, transform, k, 600), atol=1e-6)
+
+
+def test_scoring_cuts_a_context_where_the_bundles_gap_cuts_it() -> None:
+    """The stream may keep windows across a longer gap (stream.sequence.max_gap) than the bundle
+    learnt with: scoring drops those older than the bundle's max_gap_s chain."""
+    from udfs.scoring import context_within_gap
+
+    cell = [{"event_time_ns": 0, "features": [1.0]}, {"event_time_ns": 900 * S, "features": [2.0]},
+            {"event_time_ns": 1000 * S, "features": [3.0]}]
+    assert context_within_gap(cell, 1100 * S, 600 * S) == [(900 * S, [2.0]), (1000 * S, [3.0])]
+    assert context_within_gap(cell, 2000 * S, 600 * S) == []
+    assert context_within_gap(None, 0, 600 * S) is None
+    assert context_within_gap([(0, [1.0])], 10 * S, 600 * S) == [(0, [1.0])]
