@@ -357,9 +357,13 @@ def batch_figures(tables: Path, after: int) -> dict[str, Any]:
 
 def markdown(figures: dict[str, Any]) -> str:
     lines = [f"Soak: {figures['minutes']} min at {figures['rate']} records/s, {figures['batches']['batches']} batches",
-             "", "| process | start MiB | end MiB | peak MiB | trend MiB/h |", "|---|---:|---:|---:|---:|"]
+             "", "| process | start MiB | middle MiB | end MiB | peak MiB | trend MiB/h | over the second half |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for kind, t in sorted(figures["memory"].items()):
-        lines.append(f"| {kind} | {t['start_mb']} | {t['end_mb']} | {t['peak_mb']} | {t['mb_per_hour']} |")
+        if t["start_mb"] is None:
+            continue  # a helper process that came and went between samples
+        lines.append(f"| {kind} | {t['start_mb']} | {t.get('middle_mb')} | {t['end_mb']} | {t['peak_mb']} | "
+                     f"{t['mb_per_hour']} | {t.get('second_half_mb_per_hour')} |")
     first, last = figures["batches"]["first_tenth"], figures["batches"]["last_tenth"]
     lines += ["", "| | first tenth | last tenth |", "|---|---:|---:|"]
     for key in ("batch_seconds_median", "batch_seconds_p95", "latency_s_p95", "records_per_batch_median"):
