@@ -8,7 +8,8 @@ the same encoders, each task's records under its task slot) and
 writes them again. The points are the very ones the stream would have written (same series, same
 times), so points that did land are overwritten, never doubled, and running the command twice
 changes nothing. Each batch sent is recorded in ``influx_backfills``; a batch stays pending until a
-run sent all its points.
+run sent all its points. The ``model_drift`` points of the hours those batches' records fall in are
+sent again too, from the ``drift`` table (:func:`resend_drift`).
 
 Which batches: by default every pending one (``batch_log.influx_failed > 0``, no successful
 backfill yet); ``--batches 12-40`` or ``--from T1 --to T2`` (the batches holding records of that
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING
 from jobs.config import AppConfig, ConfigError, load_config
 from jobs.errors import UserError
 from schemas.influx import PARTITION_SLOTS
-from schemas.tables import BATCH_LOG, FLOWS_SCORED, INFLUX_BACKFILLS, TABLES
+from schemas.tables import BATCH_LOG, DRIFT, FLOWS_SCORED, INFLUX_BACKFILLS, TABLES
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -190,6 +191,52 @@ def backfill(config: AppConfig, batch_ids: list[int], reason: str,
     return results
 
 
+def drift_hours(tables: "TablesLocation", batch_ids: list[int]) -> list[datetime]:
+    """The hours of event time the records of ``batch_ids`` fall in (their drift rows' ``hour``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    flows = _dataset(tables, FLOWS_SCORED)
+    if flows is None or not batch_ids:
+        return []
+    times = flows.to_table(columns=["event_time"], filter=ds.field("batch_id").isin(batch_ids)).column("event_time")
+    hours = pc.unique(pc.floor_temporal(times, unit="hour")).cast(pa.timestamp("us", tz="UTC"))
+    return sorted(hours.to_pylist())
+
+
+def resend_drift(config: AppConfig, hours: list[datetime], max_delay_s: float = DEFAULT_MAX_DELAY_S) -> tuple[int, int]:
+    """Send InfluxDB the ``model_drift`` points of the ``drift`` rows of ``hours`` again (the table
+    keeps each hour's latest figures; InfluxDB overwrites a point of the same series and time, so
+    nothing doubles). The stream sends them from a thread of its own and leaves the last figures of
+    an hour unsent when InfluxDB was down then. (points written, points failed)"""
+    import time
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from jobs.drift.hourly import drift_lines
+    from jobs.stream.influx_writer import InfluxWriter, influx_token
+
+    tables = config.stream.tables.resolved()
+    drift = _dataset(tables, DRIFT)
+    if drift is None or not hours:
+        return 0, 0
+    schema = TABLES[DRIFT].arrow_schema()  # a merge may write string_view columns: back to the definition's types
+    rows = drift.to_table().select(schema.names).cast(schema)  # small: a row per hour, group, version, measure
+    wanted = pa.array(hours, pa.timestamp("us", tz="UTC"))
+    rows = rows.filter(pc.is_in(rows["hour"].cast(pa.timestamp("us", tz="UTC")), value_set=wanted))
+    if rows.num_rows == 0:
+        return 0, 0
+    writer = InfluxWriter(config.influxdb, influx_token(config.influxdb))
+    try:
+        result = writer.write_table(pa.table({}), drift_lines(rows), deadline=time.monotonic() + max_delay_s)
+    finally:
+        writer.close()
+    log.info("drift: %d model_drift points of %d hours sent again, %d failed", result.written, len(hours), result.failed)
+    return result.written, result.failed
+
+
 def _record(tables: "TablesLocation", app_id: str, results: list[BatchBackfill], reason: str) -> None:
     import pyarrow as pa
     from deltalake import write_deltalake
@@ -263,7 +310,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(f"{len(batch_ids)} batches to send ({reason}): {batch_ids}\n")
         return 0
     results = backfill(config, batch_ids, reason, args.max_delay)
+    drift_written, drift_failed = resend_drift(config, drift_hours(tables, batch_ids), args.max_delay)
     failed = sum(r.failed for r in results)
     sys.stdout.write(f"{len(results)} batches, {sum(r.records for r in results)} records: "
-                     f"{sum(r.written for r in results)} points sent, {failed} failed\n")
-    return 1 if failed else 0
+                     f"{sum(r.written for r in results)} points sent, {failed} failed; "
+                     f"drift of their hours: {drift_written} points sent, {drift_failed} failed\n")
+    return 1 if failed or drift_failed else 0

@@ -144,6 +144,13 @@ def count_points(server, bucket: str, field: str = "ensemble_score") -> int:
                               '|> group() |> count()')
 
 
+def drift_points(server, bucket: str) -> int:
+    """Points of ``model_drift`` in ``bucket`` (one per drift row: hour, group, version, measure)."""
+    return int(flux_total(server, f'from(bucket:"{bucket}") |> range(start: -40d, stop: 1h) '
+                                  f'|> filter(fn: (r) => r._measurement == "{schema.DRIFT_MEASUREMENT}" '
+                                  'and r._field == "records") |> group() |> count()'))
+
+
 def aggregate_total(server, bucket: str, field: str = "records") -> float:
     """The sum of a ``device_traffic`` field over every point in ``bucket`` (events of the last 40 days):
     ``records`` is the number of records the job scored."""

@@ -1,13 +1,14 @@
 """InfluxDB is eventually complete: batches whose points failed (the stream ran with InfluxDB on a
 closed port) are sent again from Delta by ``iomt-ad influx-backfill``, which rebuilds exactly the
-stream's points: running it again, or over batches the stream wrote itself, doubles nothing."""
+stream's points, and the drift figures of their hours from the ``drift`` table: running it again,
+or over batches the stream wrote itself, doubles nothing."""
 import pytest
 
 from jobs.cli import main
 from jobs.config import load_config
 from jobs.ops.influx_backfill import pending_batches
 from jobs.stream.score_stream import start_query
-from tests.helpers.influx import aggregate_total, count_points, new_influx_bucket
+from tests.helpers.influx import aggregate_total, count_points, drift_points, new_influx_bucket
 from tests.helpers.streaming import good_messages, produce, read_table, stream_conf
 from tests.services.influxdb_server import TOKEN
 from tests.services.ports import free_port
@@ -37,6 +38,7 @@ def test_backfill_fills_an_outage_and_is_idempotent(spark, kafka_broker, influxd
     log = read_table(spark, tmp_path, "batch_log").collect()
     assert len(log) >= 2 and all(b["influx_failed"] > 0 and b["influx_written"] == 0 for b in log)
     assert aggregate_total(influxdb, bucket) == 0
+    assert drift_points(influxdb, bucket) == 0  # the drift thread's sends failed too
 
     conf = stream_conf(tmp_path, kafka_broker.bootstrap, topic, max_offsets=60, influx_url=influxdb.url,
                        bucket=bucket)
@@ -50,6 +52,8 @@ def test_backfill_fills_an_outage_and_is_idempotent(spark, kafka_broker, influxd
     assert aggregate_total(influxdb, bucket, "anomalies") == anomalies
     assert count_points(influxdb, bucket) == anomalies
     assert pending_batches(tables, down.stream.app_id) == []  # recorded: not sent again and again
+    drift_rows = read_table(spark, tmp_path, "drift").count()
+    assert drift_rows > 0 and drift_points(influxdb, bucket) == drift_rows
     assert len(read_table(spark, tmp_path, "influx_backfills").collect()) == len(log)
 
     # InfluxDB back: the stream writes the next batches itself
@@ -72,4 +76,5 @@ def test_backfill_fills_an_outage_and_is_idempotent(spark, kafka_broker, influxd
     assert aggregate_total(influxdb, bucket) == 300
     assert aggregate_total(influxdb, bucket, "anomalies") == anomalies
     assert count_points(influxdb, bucket) == anomalies
+    assert drift_points(influxdb, bucket) == read_table(spark, tmp_path, "drift").count()
     assert main(["influx-backfill", "--conf", str(conf)]) == 0  # nothing pending
