@@ -18,9 +18,9 @@ versions follow the batches), so it attaches the same contexts. Timestamps cross
 as microseconds (``unix_micros``) and are restored after it: the pandas conversion of timestamps
 depends on the session's time zone, microseconds do not.
 
-The operator needs the RocksDB state store (:data:`STATE_STORE_SETTINGS`, set by ``build_spark`` and
-checked by :func:`ensure_state_store`); its shuffle gives the sink ``spark.sql.shuffle.partitions``
-tasks per batch, a number the checkpoint then fixes.
+The operator needs the RocksDB state store and no batches without data (:data:`SESSION_SETTINGS`,
+set by ``build_spark`` and checked by :func:`ensure_session_settings`); its shuffle gives the sink
+``spark.sql.shuffle.partitions`` tasks per batch, a number the checkpoint then fixes.
 """
 from __future__ import annotations
 
@@ -49,24 +49,37 @@ KEY = "_context_key"
 DEVICE_PREFIX, PASS_PREFIX = "d:", "p:"
 PASS_BUCKETS = 64
 STATE_NAME = "windows"
-# a device's kept windows, oldest first: their event times and their features, row after row
-STATE_SCHEMA = f"{CONTEXT_TIME} array<bigint>, {CONTEXT_FEATURES} array<double>"
-STATE_STORE_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
-STATE_STORE_SETTINGS: dict[str, str] = {"spark.sql.streaming.stateStore.providerClass": STATE_STORE_PROVIDER}
+# A device's kept windows, oldest first: their event times (int64) and their features row after row
+# (float64), each packed little-endian into bytes. Arrays would be the natural type, but Spark 4.0's
+# Python state client cannot read them back (the JVM's pickler fails on array data).
+STATE_SCHEMA = f"{CONTEXT_TIME} binary, {CONTEXT_FEATURES} binary"
+# What the operator needs of the session the query starts in:
+# - the RocksDB state store (transformWithState runs on no other);
+# - no micro-batches without new data: a processing-time operator asks for one after every batch
+#   (SPARK-50180, for timers this one has none), so an idle stream would run a batch of empty tasks
+#   and log an empty batch_log row every trigger; expired state is hidden when read and dropped at
+#   the next batch with data.
+SESSION_SETTINGS: dict[str, str] = {
+    "spark.sql.streaming.stateStore.providerClass":
+        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+    "spark.sql.streaming.noDataMicroBatches.enabled": "false",
+}
 
 
-def windows_to_state(windows: Context) -> tuple[list[int], list[float]]:
-    """A device's windows as its state's value (times, features flattened row after row)."""
-    return [int(t) for t, _ in windows], [float(v) for _, values in windows for v in values]
+def windows_to_state(windows: Context) -> tuple[bytes, bytes]:
+    """A device's windows as its state's value (:data:`STATE_SCHEMA`)."""
+    times = np.array([t for t, _ in windows], dtype="<i8")
+    features = np.array([v for _, values in windows for v in values], dtype="<f8")
+    return times.tobytes(), features.tobytes()
 
 
 def state_to_windows(value: Sequence[Any] | None) -> Context:
     """The state's value back as windows (none when the device has no state, or it expired)."""
-    if value is None or value[0] is None:
+    if value is None or not value[0]:
         return []
-    times, flat = list(value[0]), [np.nan if v is None else float(v) for v in value[1]]
-    width = len(flat) // len(times) if times else 0
-    return [(int(t), flat[i * width:(i + 1) * width]) for i, t in enumerate(times)]
+    times = np.frombuffer(bytes(value[0]), dtype="<i8")
+    features = np.frombuffer(bytes(value[1]), dtype="<f8").reshape(len(times), -1)
+    return [(int(t), row.tolist()) for t, row in zip(times, features)]
 
 
 def device_rows(frame: pd.DataFrame, previous: Context, context_windows: int,
@@ -191,10 +204,10 @@ def with_device_context(prepared: "DataFrame", sequence: "SequenceConfig") -> "D
     return timestamps_back(contexts, times, [*prepared.columns, CONTEXT])
 
 
-def ensure_state_store(spark: "SparkSession") -> None:
-    """The RocksDB state store the operator needs, set on a session built without it (a runtime SQL
-    setting; a checkpoint keeps the provider its first batch ran with)."""
-    for key, value in STATE_STORE_SETTINGS.items():
+def ensure_session_settings(spark: "SparkSession") -> None:
+    """:data:`SESSION_SETTINGS` on a session built without them (runtime SQL settings, read when a
+    query starts; a checkpoint keeps the state store provider its first batch ran with)."""
+    for key, value in SESSION_SETTINGS.items():
         if spark.conf.get(key, None) != value:
             log.info("device context: setting %s=%s on the session", key, value)
             spark.conf.set(key, value)

@@ -77,9 +77,9 @@ def start_query(spark: "SparkSession", config: AppConfig, available_now: bool | 
     # and it must have been written by this plan: with the device context, or without it
     check_plan(checkpoint, config.stream.sequence.context_windows, config.stream.app_id)
     if config.stream.sequence.enabled:
-        from jobs.stream.device_context import ensure_state_store
+        from jobs.stream.device_context import ensure_session_settings
 
-        ensure_state_store(spark)
+        ensure_session_settings(spark)
     prepared = prepared_records(read_source(spark, config), config.stream)
     writer = (prepared.writeStream.queryName("iomt_ad_score_stream")
               .option("checkpointLocation", config.stream.checkpoint_location.spark_uri())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from datetime import datetime, timedelta, timezone
@@ -26,7 +27,6 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 WINDOWS = 3
 BASE = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)  # within event_time_max_past
-PROVIDER = "spark.sql.streaming.stateStore.providerClass"
 
 
 def _config(tmp: Path, context_windows: int = WINDOWS, state_ttl: str = "1 hour") -> AppConfig:
@@ -41,41 +41,63 @@ def _at(seconds: float) -> str:
 
 
 class _Recording(ForeachBatchSink):
-    """The job's own sink, which first notes each record's context (the test reads them here)."""
+    """The job's own sink, which first notes each record's context (the test reads them here) and,
+    once, crashes at batch ``crash_at`` before writing anything."""
 
     seen: list[dict] = []
+    crash_at: int | None = None
 
     def __call__(self, batch, batch_id: int) -> None:
         batch = batch.persist()
         columns = ["record_id", "device_id", "quarantine_reason", *(["context"] if "context" in batch.columns else [])]
-        self.seen.extend(row.asDict(recursive=True) for row in batch.select(*columns).collect())
+        self.seen.extend(dict(row.asDict(recursive=True), batch_id=batch_id)
+                         for row in batch.select(*columns).collect())
+        if batch_id == _Recording.crash_at:
+            _Recording.crash_at = None
+            raise RuntimeError(f"crash in batch {batch_id}")
         super().__call__(batch, batch_id)
         batch.unpersist()
 
 
 @pytest.fixture
 def recording(monkeypatch, spark):
-    _Recording.seen = []
+    """The records each batch's sink saw; the session's settings as they were afterwards."""
+    from jobs.stream.device_context import SESSION_SETTINGS
+
+    _Recording.seen, _Recording.crash_at = [], None
     monkeypatch.setattr("jobs.stream.sink.make_foreach_batch", _Recording)
-    provider = spark.conf.get(PROVIDER, None)
+    before = {key: spark.conf.get(key, None) for key in SESSION_SETTINGS}
     yield _Recording.seen
-    if provider is None:
-        spark.conf.unset(PROVIDER)
-    else:
-        spark.conf.set(PROVIDER, provider)
+    for key, value in before.items():
+        if value is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, value)
 
 
-def _run(spark, config: AppConfig) -> None:
+def _run(spark, config: AppConfig, crashes: bool = False) -> None:
+    from pyspark.errors import StreamingQueryException
+
     from jobs.stream.score_stream import start_query
 
     query = start_query(spark, config)
+    if crashes:
+        with pytest.raises(StreamingQueryException, match="crash in batch"):
+            query.awaitTermination()
+        return
     query.awaitTermination()
     assert query.exception() is None
 
 
 def _drop_file(tmp: Path, name: str, lines: list[str]) -> None:
+    """A file of the source, modified a second after the one before: the files source takes them in
+    the order of their times (files written within the same millisecond would come in any order)."""
     (tmp / "incoming").mkdir(exist_ok=True)
-    (tmp / "incoming" / name).write_text("".join(line + "\n" for line in lines))
+    path = tmp / "incoming" / name
+    path.write_text("".join(line + "\n" for line in lines))
+    times = [p.stat().st_mtime for p in (tmp / "incoming").iterdir() if p != path]
+    modified = max([time.time() - 60, *(t + 1 for t in times)])
+    os.utime(path, (modified, modified))
 
 
 def _traffic(sample_dir: Path) -> tuple[list[dict], list[tuple[float, str]]]:
@@ -133,28 +155,36 @@ def _quarantined(tmp: Path) -> int:
     return DeltaTable(str(tmp / "delta" / "quarantine")).to_pyarrow_table(columns=["record_id"]).num_rows
 
 
-def test_every_record_gets_its_devices_earlier_windows_across_batches_and_a_restart(
+def test_every_record_gets_its_devices_earlier_windows_across_batches_a_crash_and_a_restart(
         spark, sample_dir, tmp_path, recording) -> None:
     records, lines = _traffic(sample_dir)
     files = _files(lines, 5)
     for index, file in enumerate(files[:3]):
         _drop_file(tmp_path, f"{index}.json", file)
     config = _config(tmp_path)
-    _run(spark, config)
-    assert len(recording) == sum(len(f) for f in files[:3])
+    _Recording.crash_at = 1  # after its operator's tasks have run (and their state versions been written)
+    _run(spark, config, crashes=True)
+    _run(spark, config)  # batch 1 again, from the state before it, then batch 2
+    assert len(recording) == sum(len(f) for f in files[:3]) + len(files[1])
     for index, file in enumerate(files[3:], start=3):  # the restart continues each device's windows
         _drop_file(tmp_path, f"{index}.json", file)
     _run(spark, config)
 
-    seen = {row["record_id"]: row for row in recording}
-    assert len(recording) == len(lines) == len(seen)  # each record once (an unparsable line's id: its file and hash)
+    replayed = [row for row in recording if row["batch_id"] == 1]
+    assert len(replayed) == 2 * len(files[1])
+    seen: dict[str, list[dict]] = {}
+    for row in recording:
+        seen.setdefault(row["record_id"], []).append(row)
+    assert all(len(rows) == (2 if rows[0]["batch_id"] == 1 else 1) for rows in seen.values())
+    assert all(rows[0]["context"] == rows[-1]["context"] for rows in seen.values())  # the replay: the same contexts
+    assert len(seen) == len(lines)  # each record (an unparsable line's id: its file and hash)
     expected = _expected(records)
-    got = {rid: _comparable(row["context"]) for rid, row in seen.items() if rid in expected}
+    got = {rid: _comparable(rows[-1]["context"]) for rid, rows in seen.items() if rid in expected}
     assert got == expected
     assert sum(1 for c in expected.values() if c and len(c) == WINDOWS) > 10  # full contexts, not only short ones
     assert [len(expected[r["record_id"]]) for r in records[14:28]][5:8] == [3, 0, 1]  # the silence cuts it
     passed = [row for row in recording if row["quarantine_reason"] is not None or row["device_id"] is None]
-    assert len(passed) == 8 + 4 and all(row["context"] is None for row in passed)
+    assert len({row["record_id"] for row in passed}) == 8 + 4 and all(row["context"] is None for row in passed)
 
     flows = _flow_ids(tmp_path)
     assert sorted(flows) == sorted(r["record_id"] for r in records)  # each once

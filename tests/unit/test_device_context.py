@@ -41,14 +41,13 @@ def _window(seconds: int, value: float) -> dict:
 
 
 def test_the_state_holds_the_windows_oldest_first_and_gives_them_back() -> None:
-    windows = [(1_000, [1.0, float("nan"), 3.0]), (2_000, [4.0, 5.0, 6.0])]
-    value = windows_to_state(windows)
-    assert value == ([1_000, 2_000], [1.0, value[1][1], 3.0, 4.0, 5.0, 6.0]) and math.isnan(value[1][1])
-    back = state_to_windows(value)
-    assert [t for t, _ in back] == [1_000, 2_000] and back[1][1] == [4.0, 5.0, 6.0]
-    assert math.isnan(back[0][1][1])
-    assert state_to_windows(None) == [] and state_to_windows((None, None)) == []
-    assert state_to_windows(([7], [None, 2.0]))[0][1][0] != state_to_windows(([7], [None, 2.0]))[0][1][0]  # NaN
+    windows = [(1_700_000_000_123_456_789, [1.0, float("nan"), 3.0]), (1_700_000_000_123_456_790, [4.0, 5.0, 6.0])]
+    times, features = windows_to_state(windows)
+    assert isinstance(times, bytes) and len(times) == 2 * 8 and len(features) == 6 * 8
+    back = state_to_windows((bytearray(times), features))  # the client may hand bytes over as bytearray
+    assert [t for t, _ in back] == [1_700_000_000_123_456_789, 1_700_000_000_123_456_790]  # ns kept exactly
+    assert back[1][1] == [4.0, 5.0, 6.0] and back[0][1][0] == 1.0 and math.isnan(back[0][1][1])
+    assert state_to_windows(None) == [] and state_to_windows((None, None)) == [] and state_to_windows((b"", b"")) == []
 
 
 def test_a_devices_rows_get_its_earlier_windows_in_time_order_cut_at_a_gap() -> None:
@@ -105,7 +104,7 @@ def test_the_processor_keeps_a_devices_windows_across_batches_and_leaves_other_k
     handle = _Handle()
     processor.init(handle)
     state, schema, ttl = handle.states["windows"]
-    assert ttl == 3_600_000 and "array<bigint>" in schema
+    assert ttl == 3_600_000 and schema == "event_time_ns binary, features binary"
     first = _rows(("r1", "d", 100, 1.0))
     second = [_rows(("r3", "d", 300, 3.0)), _rows(("r2", "d", 200, 2.0))]  # one key's rows in two frames
     out = list(processor.handleInputRows(("d:d",), iter([first]), None))
@@ -113,7 +112,7 @@ def test_the_processor_keeps_a_devices_windows_across_batches_and_leaves_other_k
     out = list(processor.handleInputRows(("d:d",), iter(second), None))
     assert len(out) == 1 and list(out[0].columns) == columns
     assert out[0][CONTEXT].tolist() == [[_window(200, 2.0)], [_window(100, 1.0)]]
-    assert state.value == ([300 * 10**9], _features(3.0)) and state.updates == 2
+    assert state_to_windows(state.value) == [(300 * 10**9, _features(3.0))] and state.updates == 2
     passed = list(processor.handleInputRows(("p:17",), iter([_rows(("x", None, 5, 1.0))]), None))
     assert passed[0][CONTEXT].tolist() == [None] and state.updates == 2
 
