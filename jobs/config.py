@@ -232,6 +232,53 @@ class CompactionConfig:
         return every if every > timedelta(0) else None
 
 
+MAX_CONTEXT_WINDOWS = 64  # a context travels with every record (39 doubles a window)
+
+
+@dataclass(frozen=True)
+class SequenceConfig:
+    """``stream.sequence``: each device's last windows kept in the stream's state and attached to its
+    next records as their ``context`` (:mod:`jobs.stream.device_context`), for a sequence
+    autoencoder (a bundle whose ``lstm_ae`` reads ``timesteps`` > 1 windows: :mod:`models.sequences`).
+    Turning it on or off changes the query's plan: a checkpoint written one way refuses to start the
+    other way (:func:`jobs.stream.checkpoint_guard.check_plan`)."""
+
+    context_windows: int = 0        # previous windows each device keeps; 0: off (no stateful operator)
+    max_gap: str = "10 minutes"     # event time between two windows that cuts a context
+    state_ttl: str = "1 hour"       # processing time after which an idle device's windows are dropped
+
+    @property
+    def enabled(self) -> bool:
+        return self.context_windows > 0
+
+    @property
+    def max_gap_s(self) -> float:
+        """``max_gap`` in seconds (more than zero)."""
+        gap = duration(self.max_gap, "stream.sequence.max_gap")
+        if gap <= timedelta(0):
+            raise ConfigError(f"stream.sequence.max_gap: {self.max_gap!r} must be more than zero, e.g. '10 minutes'")
+        return gap.total_seconds()
+
+    @property
+    def state_ttl_ms(self) -> int:
+        """``state_ttl`` in whole milliseconds (at least one second)."""
+        ttl = duration(self.state_ttl, "stream.sequence.state_ttl")
+        if ttl < timedelta(seconds=1):
+            raise ConfigError(f"stream.sequence.state_ttl: {self.state_ttl!r} must be at least 1 second, "
+                              "e.g. '1 hour'")
+        return int(ttl / timedelta(milliseconds=1))
+
+
+def check_sequence(sequence: SequenceConfig) -> None:
+    """Refuse ``stream.sequence`` values the stream cannot use; durations are checked even when off."""
+    windows = sequence.context_windows
+    if isinstance(windows, bool) or not isinstance(windows, int) or not 0 <= windows <= MAX_CONTEXT_WINDOWS:
+        raise ConfigError(f"stream.sequence.context_windows must be a whole number from 0 (off) to "
+                          f"{MAX_CONTEXT_WINDOWS}, not {windows!r}")
+    sequence.max_gap_s  # noqa: B018 - validates the durations now, not at the first batch
+    sequence.state_ttl_ms  # noqa: B018
+
+
 @dataclass(frozen=True)
 class StreamConfig:
     source: str = "files"  # "kafka" or "files"
@@ -257,6 +304,8 @@ class StreamConfig:
     # an incident (jobs.stream.incidents) closes once the stream's event time is this long past its last alert
     incident_quiet_time: str = "10 minutes"
     compaction: CompactionConfig = field(default_factory=CompactionConfig)
+    # each device's previous windows as every record's context (jobs.stream.device_context); off by default
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)
 
     @property
     def event_time_bounds(self) -> tuple[timedelta, timedelta]:
@@ -354,7 +403,8 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
         raise ConfigError(f"unknown top-level keys {unknown}; allowed: spark, stream, influxdb, alerts, drift")
     stream = _build(StreamConfig, raw.get("stream"), "stream",
                     {"kafka": KafkaSourceConfig, "files": FilesSourceConfig, "storage": StorageConfig,
-                     "model_trust": ModelTrustConfig, "compaction": CompactionConfig})
+                     "model_trust": ModelTrustConfig, "compaction": CompactionConfig,
+                     "sequence": SequenceConfig})
     if stream.source not in ("kafka", "files"):
         raise ConfigError(f"stream.source must be 'kafka' or 'files', not {stream.source!r}")
     if not 0 <= stream.max_missing_share < 1:
@@ -367,6 +417,7 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
         raise ConfigError("stream.compaction.target_file_mb must be from 1 to 4096, not "
                           f"{stream.compaction.target_file_mb!r}")
     stream.incident_quiet  # noqa: B018 - validated now too
+    check_sequence(stream.sequence)
     if stream.model_role not in (None, "champion"):
         raise ConfigError(f"stream.model_role: {stream.model_role!r}: use champion (the model registry's) or leave "
                           "it out (stream.model_dir)")

@@ -93,6 +93,10 @@ def build_spark(config: AppConfig, app_name: str):
         settings.update(LOCAL_SETTINGS)
         for key, value in LOCAL_ENV.items():
             os.environ.setdefault(key, value)
+    if config.stream.sequence.enabled:  # the device context's stateful operator (jobs.stream.device_context)
+        from jobs.stream.device_context import SESSION_SETTINGS
+
+        settings.update(SESSION_SETTINGS)
     if "spark.jars" not in config.spark.conf and not _jars_from_spark_submit():
         settings["spark.jars"] = ",".join(str(p) for p in spark_jars(config.spark.jars_dir))
     settings.update(config.spark.conf)

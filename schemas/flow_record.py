@@ -57,6 +57,14 @@ DEVICE_TEXT_FIELDS: Final[tuple[str, ...]] = (DEVICE_ID, DEVICE_MAC, DEVICE_IP, 
 DEVICE_PORT_FIELDS: Final[tuple[str, ...]] = (DEVICE_PORT, PEER_PORT)
 DEVICE_FIELDS: Final[tuple[str, ...]] = (*DEVICE_TEXT_FIELDS, *DEVICE_PORT_FIELDS)
 
+# A record's context in the stream when ``stream.sequence`` is on: its device's previous windows,
+# oldest first (models.sequences), each its event time in ns since the epoch and its 39 raw features
+# in FEATURES order; null for records without a device and quarantined ones. Never stored in a table.
+CONTEXT: Final[str] = "context"
+CONTEXT_TIME: Final[str] = "event_time_ns"
+CONTEXT_FEATURES: Final[str] = "features"
+CONTEXT_DDL: Final[str] = f"array<struct<{CONTEXT_TIME}: bigint, {CONTEXT_FEATURES}: array<double>>>"
+
 
 # A record with more than this share of its 39 features null or NaN is quarantined, not scored:
 # imputing most of a record with benign medians would score it as normal (fail open). Real
@@ -81,6 +89,15 @@ def flow_schema():
     return T.StructType([*[T.StructField(name, T.StringType()) for name in (*METADATA_FIELDS, *DEVICE_TEXT_FIELDS)],
                          *[T.StructField(name, T.IntegerType()) for name in DEVICE_PORT_FIELDS],
                          *[T.StructField(name, T.DoubleType()) for name in FEATURES]])
+
+
+def context_type():
+    """The Spark type of the ``context`` column (:data:`CONTEXT_DDL`)."""
+    from pyspark.sql import types as T  # lazy, as in flow_schema
+
+    window = T.StructType([T.StructField(CONTEXT_TIME, T.LongType()),
+                           T.StructField(CONTEXT_FEATURES, T.ArrayType(T.DoubleType()))])
+    return T.ArrayType(window)
 
 
 def column_name(feature: str) -> str:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 SCORE_STRUCT_COLUMNS: tuple[str, ...] = (*(name for name, _ in SCORE_FIELDS), SCORING_ERROR)
 
 
-def make_score_udf(bundle_dir: str | Path, trust: "BundleTrust | None" = None):
+def make_score_udf(bundle_dir: str | Path, trust: "BundleTrust | None" = None, with_context: bool = False):
     """A pandas UDF taking ``struct(<the 39 feature columns>)`` and returning the score struct
     (``protocol`` included: :func:`udfs.scoring.protocol_names`). A
     record the models cannot score gets ``scoring_error`` instead of failing its batch
@@ -26,7 +26,10 @@ def make_score_udf(bundle_dir: str | Path, trust: "BundleTrust | None" = None):
 
     ``bundle_dir`` must be readable where the Python workers run (a local path in local mode; on a
     cluster, the directory an ``--archives`` entry unpacks to). ``trust`` travels with the UDF: each
-    worker checks the pinned manifest (and refuses to unpickle unless allowed) before loading."""
+    worker checks the pinned manifest (and refuses to unpickle unless allowed) before loading.
+    ``with_context``: the struct also holds ``event_time`` (microseconds since the epoch) and
+    ``context`` (a sequence autoencoder's previous windows: :mod:`udfs.context_cells`), which the
+    frame handed to scoring carries as a UTC time and :mod:`models.sequences` contexts."""
     from pyspark.sql.functions import pandas_udf
 
     bundle_path = str(bundle_dir)
@@ -42,6 +45,8 @@ def make_score_udf(bundle_dir: str | Path, trust: "BundleTrust | None" = None):
         bundle = get_bundle(bundle_path, trust)
         for features in batches:
             features = features.rename(columns=rename)
+            if with_context:
+                features = _with_contexts(features)
             scored = score_frame_guarded(features, bundle)
             scored["protocol"] = protocol_names(features["Protocol Type"].to_numpy(np.float64),
                                                 features["ARP"].to_numpy(np.float64))
@@ -51,3 +56,12 @@ def make_score_udf(bundle_dir: str | Path, trust: "BundleTrust | None" = None):
     # field of the result struct (``select("_score.*")`` would otherwise run the models once per
     # field: 11 times). The scores themselves are deterministic for a given bundle.
     return score.asNondeterministic()
+
+
+def _with_contexts(frame: pd.DataFrame) -> pd.DataFrame:
+    """The UDF's ``event_time`` (microseconds) as UTC times and ``context`` cells as contexts."""
+    from schemas.flow_record import CONTEXT, EVENT_TIME
+    from udfs.context_cells import contexts_from_cells, object_column
+
+    return frame.assign(**{EVENT_TIME: pd.to_datetime(frame[EVENT_TIME], unit="us", utc=True),
+                           CONTEXT: object_column(contexts_from_cells(frame[CONTEXT]), frame.index)})

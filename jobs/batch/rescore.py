@@ -1,6 +1,12 @@
 """Batch re-scoring: stored flows of a time range -> the same transforms and UDF as the stream ->
 scores of one model version in ``flows_rescored``; every run is recorded in ``scoring_runs``.
 
+A bundle whose autoencoder reads sequences (``lstm_ae.config.timesteps`` k > 1) scores each record
+with its context (:mod:`models.sequences`): its device's earlier records of the same range (at most
+k - 1, cut at gaps over the bundle's ``max_gap_s``; :func:`jobs.transforms.with_contexts`). Records
+before the range are not context: the range's first windows of each device are scored with a
+shorter sequence than the stream gave them (pick a range that starts a little earlier to avoid it).
+
 Idempotent: a run replaces exactly the rows of its (time range, model version) with ``replaceWhere``,
 and its rows hold nothing run-specific, so running it twice leaves the table's content unchanged.
 Overlapping ranges are fine: the later run owns the overlap.
@@ -103,19 +109,37 @@ def source_flows(spark: "SparkSession", tables: "TablesLocation", time_range: Ti
                          *[F.col(old).alias(new) for old, new in STREAM_COLUMNS.items()])
 
 
-def rescored_rows(flows: "DataFrame", executor_model_dir: str, trust: "BundleTrust | None" = None) -> "DataFrame":
-    """The stream's scoring step (``jobs.transforms.score``) on stored flows, partition columns added.
-    ``executor_model_dir`` is the bundle path as the executors see it."""
+@dataclass(frozen=True)
+class Sequences:
+    """How the bundle's autoencoder reads records: ``timesteps`` windows a record (1: each alone),
+    contexts cut at gaps over ``max_gap_s``."""
+
+    timesteps: int = 1
+    max_gap_s: float = 600.0
+
+    @classmethod
+    def of(cls, manifest: dict) -> "Sequences":
+        config = manifest.get("lstm_ae", {}).get("config", {})
+        return cls(int(config.get("timesteps", 1)), float(config.get("max_gap_s", 600)))
+
+
+def rescored_rows(flows: "DataFrame", executor_model_dir: str, trust: "BundleTrust | None" = None,
+                  sequences: Sequences = Sequences()) -> "DataFrame":
+    """The stream's scoring step (``jobs.transforms.score``) on stored flows, partition columns added;
+    with each record's context first when the autoencoder reads sequences. ``executor_model_dir`` is
+    the bundle path as the executors see it."""
     from pyspark.sql import functions as F
 
-    from jobs.transforms import score
+    from jobs.transforms import score, with_contexts
 
+    if sequences.timesteps > 1:
+        flows = with_contexts(flows, sequences.timesteps, sequences.max_gap_s)
     rows = score(flows, executor_model_dir, trust).withColumn("event_date", F.to_date("event_time"))
     return rows.select(*TABLES[FLOWS_RESCORED].column_names)
 
 
-def _manifest(model_dir: str, trust: "BundleTrust | None" = None) -> tuple[str, str]:
-    """(model version, manifest sha256) of the bundle, checked against this code's schema and ``trust``."""
+def _manifest(model_dir: str, trust: "BundleTrust | None" = None) -> tuple[str, str, dict]:
+    """(model version, manifest sha256, manifest) of the bundle, checked against this code's schema and ``trust``."""
     from udfs.model_cache import driver_bundle_dir
     from models.bundle import check_bundle
 
@@ -124,7 +148,7 @@ def _manifest(model_dir: str, trust: "BundleTrust | None" = None) -> tuple[str, 
     version = str(manifest["model_version"])
     if not _VERSION.match(version):
         raise RescoreError(f"{local}: model_version {version!r} must match {_VERSION.pattern}")
-    return version, sha
+    return version, sha, manifest
 
 
 def _trust(config: AppConfig, model_dir: str) -> "BundleTrust":
@@ -151,7 +175,7 @@ def rescore(spark: "SparkSession", config: AppConfig, model_dir: str, time_range
     run_id = uuid.uuid4().hex
     started_at, started = datetime.now(timezone.utc), time.monotonic()
     trust = _trust(config, model_dir)
-    version, sha = _manifest(model_dir, trust)
+    version, sha, manifest = _manifest(model_dir, trust)
     # the executors score with exactly the bundle this run records (its manifest pinned)
     executor_trust = dataclasses.replace(trust, manifest_sha256=sha)
     run: dict[str, object] = {
@@ -165,7 +189,7 @@ def rescore(spark: "SparkSession", config: AppConfig, model_dir: str, time_range
     try:
         flows = source_flows(spark, tables, time_range, source)
         rows_read = flows.count()
-        (rescored_rows(flows, model_dir, executor_trust).write.format("delta").mode("overwrite")
+        (rescored_rows(flows, model_dir, executor_trust, Sequences.of(manifest)).write.format("delta").mode("overwrite")
          .option("replaceWhere", predicate).option("mergeSchema", "true")  # tables of earlier versions gain columns
          .partitionBy(*TABLES[FLOWS_RESCORED].partition_by)
          .save(tables.spark_uri(target)))

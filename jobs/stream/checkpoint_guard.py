@@ -15,7 +15,13 @@ checkpoint is compared with what ``batch_log`` recorded last:
   done in the checkpoint is planned again with the same offsets, and skipped).
 
 The checkpoint's own files are read directly (Spark's long-standing layout: ``metadata`` holds the
-query id, ``offsets/<batch id>`` one file per planned batch).
+query id, ``offsets/<batch id>`` one file per planned batch, ``commits/<batch id>`` one per batch
+done, ``state/`` the stateful operators' state).
+
+The query's plan must also be the one the checkpoint was written with (:func:`check_plan`): the
+device context (``stream.sequence``) adds a stateful operator, and a checkpoint whose batches ran
+without it has no state to continue (with it: state that the plan without it would leave behind,
+stale, for a later switch back), so turning it on or off refuses to start on an existing checkpoint.
 """
 from __future__ import annotations
 
@@ -41,6 +47,8 @@ class CheckpointState:
     path: str
     query_id: str | None        # None: no checkpoint (missing or empty directory)
     last_planned: int | None    # the highest batch id in offsets/, None when none was planned
+    last_committed: int | None = None  # the highest batch id in commits/, None when none is done
+    has_state: bool = False     # state/ holds a stateful operator's state (the device context's)
 
 
 @dataclass(frozen=True)
@@ -68,9 +76,18 @@ def read_checkpoint(checkpoint: TablesLocation | Path | str) -> CheckpointState:
             raise CheckpointMismatchError(
                 f"the checkpoint's metadata file {location.uri('metadata')} cannot be read ({exc}): restore the "
                 "checkpoint from a backup, or see `iomt-ad stream --help` for starting a new run") from exc
-    entries = store.get_file_info(fs.FileSelector(f"{root}/offsets", allow_not_found=True))
-    planned = [int(entry.base_name) for entry in entries if entry.base_name.isdigit()]
-    return CheckpointState(path=location.root, query_id=query_id, last_planned=max(planned) if planned else None)
+    planned, committed = (_batch_ids(store, f"{root}/{log}") for log in ("offsets", "commits"))
+    state = store.get_file_info(fs.FileSelector(f"{root}/state", allow_not_found=True))
+    return CheckpointState(path=location.root, query_id=query_id, last_planned=max(planned) if planned else None,
+                           last_committed=max(committed) if committed else None, has_state=bool(state))
+
+
+def _batch_ids(store, directory: str) -> list[int]:
+    """The batch ids of a checkpoint log (``offsets``, ``commits``): its files named by a number."""
+    from pyarrow import fs
+
+    entries = store.get_file_info(fs.FileSelector(directory, allow_not_found=True))
+    return [int(entry.base_name) for entry in entries if entry.base_name.isdigit()]
 
 
 def query_id_of(checkpoint: TablesLocation | Path | str) -> str | None:
@@ -103,3 +120,26 @@ def check_resume(checkpoint: CheckpointState, tables: TablesState, tables_dir: s
     raise CheckpointMismatchError(
         f"refusing to start: {problem}. Starting now would number new batches from there: those the tables "
         f"already hold would be skipped as written, and the records they now carry lost. {remedy}")
+
+
+def check_plan(checkpoint: CheckpointState, context_windows: int, app_id: str) -> None:
+    """Raise :class:`CheckpointMismatchError` when the checkpoint was written by the other plan: with
+    the device context (``stream.sequence.context_windows`` > 0: its state under ``state/``) and now
+    without, or batches done without it and now with it. A new checkpoint may start either way."""
+    if context_windows > 0 and checkpoint.last_committed is not None and not checkpoint.has_state:
+        problem = (f"stream.sequence.context_windows is {context_windows}, but the checkpoint {checkpoint.path} "
+                   f"holds batches up to {checkpoint.last_committed} done without the device context (no state): "
+                   "Spark cannot add the context's stateful operator to a query that ran without it")
+        back = "set stream.sequence.context_windows: 0 again"
+    elif context_windows == 0 and checkpoint.has_state:
+        problem = (f"stream.sequence.context_windows is 0 (off), but the checkpoint {checkpoint.path} was written "
+                   "with the device context (its devices' windows are kept under state/): without it that state "
+                   "would be left behind, stale for a later switch back")
+        back = "set stream.sequence.context_windows back to the value it ran with"
+    else:
+        return
+    raise CheckpointMismatchError(
+        f"refusing to start: {problem}. Either {back}, or start a new run with the new setting: a new "
+        f"stream.checkpoint_dir and a new stream.app_id (for example '{app_id}-2': the tables' batches are "
+        "numbered per app id), choosing where the source starts (stream.kafka.starting_offsets; a files source "
+        "reads every file again), knowing that records already in the tables may be written again.")

@@ -30,8 +30,9 @@ def uses_avro(stream: StreamConfig) -> bool:
 def prepared_records(raw: "DataFrame", stream: StreamConfig) -> "DataFrame":
     """The query's plan from raw messages to what the sink takes: parse (quarantine reasons; JSON,
     or Avro when the Kafka source's ``wire_format`` says so), bound each event time, cap
-    quarantined payloads. The sink's tasks score and write the records
-    (:mod:`jobs.stream.executor`): one Python pass per record."""
+    quarantined payloads and, when ``stream.sequence`` is on, attach each record's ``context`` (its
+    device's previous windows: a stateful operator, :mod:`jobs.stream.device_context`). The sink's
+    tasks score and write the records (:mod:`jobs.stream.executor`): one Python pass per record."""
     from jobs.stream.parse import bound_event_time, cap_quarantined_payloads, parse_flows
 
     if uses_avro(stream):
@@ -41,12 +42,17 @@ def prepared_records(raw: "DataFrame", stream: StreamConfig) -> "DataFrame":
     else:
         parsed = parse_flows(raw, strict=stream.strict_fields, max_missing_share=stream.max_missing_share)
     parsed = bound_event_time(parsed, *stream.event_time_bounds)
-    return cap_quarantined_payloads(parsed, quarantine_max_chars=stream.quarantine_max_chars)
+    prepared = cap_quarantined_payloads(parsed, quarantine_max_chars=stream.quarantine_max_chars)
+    if not stream.sequence.enabled:
+        return prepared
+    from jobs.stream.device_context import with_device_context
+
+    return with_device_context(prepared, stream.sequence)
 
 
 def start_query(spark: "SparkSession", config: AppConfig, available_now: bool | None = None) -> "StreamingQuery":
     """Start the scoring query; ``available_now`` overrides the configured trigger."""
-    from jobs.stream.checkpoint_guard import check_resume, read_checkpoint
+    from jobs.stream.checkpoint_guard import check_plan, check_resume, read_checkpoint
     from jobs.stream.sink import make_foreach_batch
     from jobs.stream.sources import read_source
     from models.bundle import check_bundle
@@ -62,10 +68,18 @@ def start_query(spark: "SparkSession", config: AppConfig, available_now: bool | 
         log.info("bundle %s at %s, manifest sha256 %s (%s)", manifest["model_version"], bundle_dir, sha,
                  "pinned" if config.stream.model_trust.manifest_sha256 else
                  "not pinned: stream.model_trust.manifest_sha256")
+        warn_sequence_mismatch(manifest, config.stream)
     else:  # the registry's champion (and challenger), checked now and at every batch that changes them
         sink.models.for_batch(-1)
     # the checkpoint must continue the tables, or batches would be skipped as already written
-    check_resume(read_checkpoint(config.stream.checkpoint_location), sink.tables_state(), sink.delta.tables.root)
+    checkpoint = read_checkpoint(config.stream.checkpoint_location)
+    check_resume(checkpoint, sink.tables_state(), sink.delta.tables.root)
+    # and it must have been written by this plan: with the device context, or without it
+    check_plan(checkpoint, config.stream.sequence.context_windows, config.stream.app_id)
+    if config.stream.sequence.enabled:
+        from jobs.stream.device_context import ensure_session_settings
+
+        ensure_session_settings(spark)
     prepared = prepared_records(read_source(spark, config), config.stream)
     writer = (prepared.writeStream.queryName("iomt_ad_score_stream")
               .option("checkpointLocation", config.stream.checkpoint_location.spark_uri())
@@ -78,6 +92,21 @@ def start_query(spark: "SparkSession", config: AppConfig, available_now: bool | 
     log.info("query %s started by driver pid %d: source=%s tables=%s checkpoint=%s", query.id, os.getpid(),
              config.stream.source, config.stream.tables_dir, config.stream.checkpoint)
     return query
+
+
+def warn_sequence_mismatch(manifest: dict, stream: StreamConfig) -> None:
+    """Say when the bundle's autoencoder reads more windows than ``stream.sequence`` keeps, or was
+    trained with another ``max_gap``: its sequences are then shorter, or cut elsewhere, than in training."""
+    config = manifest.get("lstm_ae", {}).get("config", {})
+    timesteps = int(config.get("timesteps", 1))
+    if timesteps - 1 > stream.sequence.context_windows:
+        log.warning("the bundle's autoencoder reads %d windows a record, but stream.sequence.context_windows is %d: "
+                    "set it to %d to give each record its full sequence", timesteps,
+                    stream.sequence.context_windows, timesteps - 1)
+    trained_gap = float(config.get("max_gap_s", 600))
+    if timesteps > 1 and stream.sequence.enabled and trained_gap != stream.sequence.max_gap_s:
+        log.warning("stream.sequence.max_gap is %s s, but the bundle's sequences were cut at %s s in training",
+                    stream.sequence.max_gap_s, trained_gap)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

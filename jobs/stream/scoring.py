@@ -17,10 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.stream.parse import QUARANTINE_REASON, RAW_BYTES, RAW_SHA256, RAW_VALUE
-from schemas.flow_record import DEVICE_FIELDS, FEATURE_COLUMNS, FEATURES, METADATA_FIELDS
+from schemas.flow_record import CONTEXT, DEVICE_FIELDS, EVENT_TIME, FEATURE_COLUMNS, FEATURES, METADATA_FIELDS
 from schemas.tables import EXPLANATION, SCORE_COLUMNS, SCORING_ERROR
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from models.bundle import BundleTrust
 
 SCORE_TYPES = {c.name: c.type for c in SCORE_COLUMNS}
@@ -40,7 +42,7 @@ def score_partition(records: pa.Table, bundle_dir: str, quarantine_max_chars: in
     bundle = bundle if bundle is not None else get_bundle(bundle_dir, trust)
     features = records.select(list(FEATURE_COLUMNS)).to_pandas()
     features.columns = list(FEATURES)
-    scored = score_frame_guarded(features.astype(np.float64), bundle, explain=True).reset_index(drop=True)
+    scored = score_frame_guarded(scoring_frame(records, features), bundle, explain=True).reset_index(drop=True)
     out = records
     for name, kind in SCORE_TYPES.items():
         if name == "protocol":
@@ -51,6 +53,19 @@ def score_partition(records: pa.Table, bundle_dir: str, quarantine_max_chars: in
     out = out.append_column(pa.field(EXPLANATION, pa.string()), pa.array(scored[EXPLANATION].tolist(), pa.string()))
     failed = scored[SCORING_ERROR].notna().to_numpy()
     return _quarantine_failed(out, scored[SCORING_ERROR].tolist(), failed, quarantine_max_chars) if failed.any() else out
+
+
+def scoring_frame(records: pa.Table, features: "pd.DataFrame") -> "pd.DataFrame":
+    """What the models read: the 39 features as doubles and, when the stream keeps device context
+    (``stream.sequence``), each record's ``event_time`` (UTC) and ``context`` (its device's previous
+    windows as :mod:`models.sequences` pairs, None without a device)."""
+    frame = features.astype(np.float64)
+    if CONTEXT in records.column_names:
+        from udfs.context_cells import contexts_from_cells, object_column
+
+        frame[EVENT_TIME] = records[EVENT_TIME].to_pandas().set_axis(frame.index)
+        frame[CONTEXT] = object_column(contexts_from_cells(records[CONTEXT].to_pylist()), frame.index)
+    return frame
 
 
 def _quarantine_failed(out: pa.Table, errors: list, failed: np.ndarray, cap: int) -> pa.Table:

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.stream.parse import INGEST_TIME, OFFSET, ORIGIN, PARTITION, QUARANTINE_REASON, RAW_BYTES, RAW_SHA256, RAW_VALUE
+from schemas.flow_record import CONTEXT
 from schemas.tables import (ALERTS, BATCH_LOG, DEVICES, EXPLANATION, FLOWS_SCORED, QUARANTINE, TABLES, TIMESTAMP,
                             TRAFFIC_1M)
 
@@ -77,7 +78,9 @@ def flows_scored(good: pa.Table, batch_id: int, scored_at: datetime, task_slot: 
     """``task_slot``: the Spark task partition that scores the rows, the slot of their InfluxDB
     aggregates (``iomt-ad influx-backfill`` rebuilds those points from it, whatever compaction did
     to the data files)."""
-    dropped = [QUARANTINE_REASON, RAW_VALUE, RAW_BYTES, RAW_SHA256, *([EXPLANATION] if EXPLANATION in good.column_names else [])]
+    # explanation goes to alerts only; context (stream.sequence: the device's previous windows) is never stored
+    dropped = [QUARANTINE_REASON, RAW_VALUE, RAW_BYTES, RAW_SHA256,
+               *[name for name in (EXPLANATION, CONTEXT) if name in good.column_names]]
     rows = good.drop_columns(dropped)
     rows = rows.append_column("batch_id", _constant(batch_id, pa.int64(), len(rows)))
     rows = rows.append_column("scored_at", _constant(scored_at, UTC_MICROS, len(rows)))

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.stream.checkpoint_guard import CheckpointMismatchError, CheckpointState, TablesState, check_resume, read_checkpoint
+from jobs.stream.checkpoint_guard import (CheckpointMismatchError, CheckpointState, TablesState, check_plan, check_resume,
+                                          read_checkpoint)
 
 CHECKPOINT = Path("/data/checkpoint")
 
@@ -53,3 +54,40 @@ def test_read_checkpoint_takes_the_query_id_and_the_last_planned_batch(tmp_path)
     (tmp_path / "metadata").write_text("garbage")
     with pytest.raises(CheckpointMismatchError, match="cannot be read"):
         read_checkpoint(tmp_path)
+
+
+def test_read_checkpoint_tells_done_batches_and_state(tmp_path) -> None:
+    (tmp_path / "metadata").write_text('{"id":"q"}\n')
+    for log, names in (("offsets", ("0", "1", "2")), ("commits", ("0", "1", ".1.crc"))):
+        (tmp_path / log).mkdir()
+        for name in names:
+            (tmp_path / log / name).write_text("v1\n")
+    assert read_checkpoint(tmp_path) == CheckpointState(str(tmp_path.resolve()), "q", 2, 1, False)
+    (tmp_path / "state" / "0").mkdir(parents=True)
+    assert read_checkpoint(tmp_path).has_state
+
+
+@pytest.mark.parametrize("checkpoint, context_windows", [
+    (CheckpointState(CHECKPOINT, None, None), 7),             # a new checkpoint starts either way
+    (CheckpointState(CHECKPOINT, None, None), 0),
+    (CheckpointState(CHECKPOINT, "q", 0, None, False), 7),    # its first batch planned, none done yet
+    (CheckpointState(CHECKPOINT, "q", 9, 8, True), 7),        # written with the context, still on
+    (CheckpointState(CHECKPOINT, "q", 9, 8, True), 3),        # fewer windows kept from now on: the same plan
+    (CheckpointState(CHECKPOINT, "q", 9, 8, False), 0),       # written without, still off
+])
+def test_a_checkpoint_of_the_same_plan_starts(checkpoint, context_windows) -> None:
+    check_plan(checkpoint, context_windows, "app")
+
+
+@pytest.mark.parametrize("checkpoint, context_windows, says", [
+    (CheckpointState(CHECKPOINT, "q", 9, 8, False), 7,
+     "context_windows is 7, but the checkpoint /data/checkpoint holds batches up to 8 done without the device context"),
+    (CheckpointState(CHECKPOINT, "q", 9, 8, True), 0,
+     "context_windows is 0 (off), but the checkpoint /data/checkpoint was written with the device context"),
+])
+def test_a_checkpoint_of_the_other_plan_refuses_and_says_what_to_do(checkpoint, context_windows, says) -> None:
+    with pytest.raises(CheckpointMismatchError) as raised:
+        check_plan(checkpoint, context_windows, "app")
+    message = str(raised.value)
+    assert message.startswith("refusing to start: ") and says in message
+    assert "a new stream.checkpoint_dir and a new stream.app_id (for example 'app-2'" in message
