@@ -80,8 +80,10 @@ def frame_contexts(frame: pd.DataFrame, timesteps: int, max_gap_s: float) -> lis
 
 
 def event_times_ns(values: Any) -> np.ndarray:
-    """Event times (timestamps or ISO-8601 text) as int64 nanoseconds since the epoch (UTC)."""
-    return pd.to_datetime(pd.Series(values), utc=True, format="ISO8601").astype("int64").to_numpy()
+    """Event times (timestamps of any resolution, or ISO-8601 text) as int64 nanoseconds since the
+    epoch (UTC). The unit is made explicit: a microsecond column (Arrow's, Delta's) would otherwise
+    give its integers in microseconds."""
+    return pd.to_datetime(pd.Series(values), utc=True, format="ISO8601").dt.as_unit("ns").astype("int64").to_numpy()
 
 
 def sequence_inputs(scaled: np.ndarray, times_ns: np.ndarray, contexts: Sequence[Context | None],

@@ -50,9 +50,6 @@ PEER_IP: Final[str] = "peer_ip"              # the address the device exchanged 
 TRANSPORT: Final[str] = "transport"          # the window's dominant transport: TCP, UDP, ICMP...
 DEVICE_PORT: Final[str] = "device_port"      # the dominant port on the device's side
 PEER_PORT: Final[str] = "peer_port"          # and on the peer's side
-# The device's previous windows, attached by the stream's per-device state when the bundle's
-# autoencoder reads sequences (models.sequences); never written to a table.
-CONTEXT: Final[str] = "context"
 DEVICE_TEXT_FIELDS: Final[tuple[str, ...]] = (DEVICE_ID, DEVICE_MAC, DEVICE_IP, DEVICE_VENDOR, PEER_IP, TRANSPORT)
 DEVICE_PORT_FIELDS: Final[tuple[str, ...]] = (DEVICE_PORT, PEER_PORT)
 DEVICE_FIELDS: Final[tuple[str, ...]] = (*DEVICE_TEXT_FIELDS, *DEVICE_PORT_FIELDS)

@@ -109,13 +109,15 @@ def device_sequences(pdf: pd.DataFrame, x: np.ndarray, bundle: "Bundle") -> np.n
 
 
 def context_within_gap(value, record_ns: int, max_gap_ns: int) -> list | None:
-    """A context as Spark hands it over (a list of {event_time_ns, features} rows) or as
-    :mod:`models.sequences` builds it (a list of (time, features) pairs), cut where the bundle's
-    ``max_gap_s`` cuts it (the stream's ``stream.sequence.max_gap`` may be longer)."""
+    """A ``context`` cell (:mod:`udfs.context_cells`) or a context (:mod:`models.sequences`) as a
+    context, cut where the bundle's ``max_gap_s`` cuts it (the stream's ``stream.sequence.max_gap``
+    may be longer); None stays None."""
+    from udfs.context_cells import contexts_from_cells
+
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
-    entries = [(int(e["event_time_ns"]), list(e["features"])) if isinstance(e, dict) else (int(e[0]), list(e[1]))
-               for e in value]
+    entries = (contexts_from_cells([value])[0] if len(value) and isinstance(value[0], dict)
+               else [(int(t), list(v)) for t, v in value])
     newer, kept = int(record_ns), 0
     for then, _ in reversed(entries):
         if newer - then > max_gap_ns:

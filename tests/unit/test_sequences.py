@@ -105,3 +105,16 @@ def test_scoring_cuts_a_context_where_the_bundles_gap_cuts_it() -> None:
     assert context_within_gap(cell, 2000 * S, 600 * S) == []
     assert context_within_gap(None, 0, 600 * S) is None
     assert context_within_gap([(0, [1.0])], 10 * S, 600 * S) == [(0, [1.0])]
+
+
+def test_event_times_are_nanoseconds_whatever_the_columns_resolution() -> None:
+    """The stream hands scoring microsecond timestamps (Arrow, Delta); contexts carry nanoseconds."""
+    from models.sequences import event_times_ns
+
+    text = pd.Series(["2026-05-07T16:49:47.817007Z"])
+    expected = 1778172587817007000
+    assert event_times_ns(text)[0] == expected
+    for unit in ("s", "ms", "us", "ns"):
+        column = pd.to_datetime(text, utc=True).astype(f"datetime64[{unit}, UTC]")
+        assert event_times_ns(column)[0] == pd.Timestamp(column[0]).value
+    assert event_times_ns(pd.to_datetime(text, utc=True).astype("datetime64[us, UTC]"))[0] == expected
