@@ -8,6 +8,7 @@ without sign-in); and its verdict, true or false positive (:mod:`jobs.dashboard.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timezone
 from typing import Any, Final
 
@@ -31,12 +32,23 @@ MUTE_FOR: Final[tuple[str, ...]] = ("1h", "2h", "8h", "24h", "7d")
 BUTTONS: Final[dict[str, str]] = {ACK: "Acknowledge", RESOLVE: "Resolve", REOPEN: "Reopen"}
 DONE: Final[dict[str, str]] = {ACK: "acknowledged", RESOLVE: "resolved", REOPEN: "reopened"}
 MESSAGE: Final[str] = "incidents-message"  # what the last action did, shown after the view is drawn again
+MESSAGE_SECONDS: Final[float] = 30.0  # how long it stays: a refresh may interrupt the drawing that first showed it
 
 
 def _done(text: str) -> None:
-    """Say ``text`` once the view is drawn again with the action in it."""
-    st.session_state[MESSAGE] = text
+    """Say ``text`` in the drawings of the next :data:`MESSAGE_SECONDS`, starting with the one the
+    action triggers (one drawing is not enough: a refresh of the page can interrupt it and redraw
+    the view without it)."""
+    st.session_state[MESSAGE] = (text, time.monotonic() + MESSAGE_SECONDS)
     st.rerun()
+
+
+def _show_message() -> None:
+    text, until = st.session_state.get(MESSAGE, ("", 0.0))
+    if time.monotonic() < until:
+        st.success(text)
+    else:
+        st.session_state.pop(MESSAGE, None)
 
 
 def _label(row: dict[str, Any]) -> str:
@@ -84,8 +96,7 @@ def render(book: IncidentBook, who: str) -> None:
     """The incidents section of the page."""
     incidents = book.incidents()
     st.subheader("Incidents")
-    if MESSAGE in st.session_state:
-        st.success(st.session_state.pop(MESSAGE))
+    _show_message()
     if not incidents:
         st.caption("No incidents yet: the streaming job groups alerts into incidents as they come.")
         return
