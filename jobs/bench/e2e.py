@@ -18,7 +18,6 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,7 +47,7 @@ def process_kind(is_root: bool, name: str, cmdline: str) -> str:
     workers, the replayer that feeds the job (reported apart), or ``other:<name>``."""
     if is_root:
         return "driver_python"
-    if name in MEASUREMENT_TOOLS:
+    if name in MEASUREMENT_TOOLS or "jobs.bench.resource_sampler" in cmdline:
         return MEASUREMENT_TOOL
     if "java" in name:
         return "spark_jvm"
@@ -60,83 +59,48 @@ def process_kind(is_root: bool, name: str, cmdline: str) -> str:
 
 
 class ResourceSampler:
-    """Peak resident memory of this process tree (driver Python, the JVM, Python workers) and CPU.
-    ``exclude`` names processes that are not IoMT-AD (the test broker, InfluxDB): they and their
-    children are left out. Two totals: the sum of RSS (pages shared by Spark's forked Python
-    workers counted once per process) and the sum of PSS (each shared page split among its
-    sharers: what the processes hold together)."""
+    """Peak resident memory of this process tree (driver Python, the JVM, Python workers) and CPU,
+    sampled by a process of its own (:mod:`jobs.bench.resource_sampler`: in a thread here, its
+    reads of the other processes' memory counted as the driver's CPU). ``exclude`` names processes
+    that are not IoMT-AD (the test broker, InfluxDB): they and their children are left out. Two
+    totals: the sum of RSS (pages shared by Spark's forked Python workers counted once per process)
+    and the sum of PSS (each shared page split among its sharers: what the processes hold together)."""
 
     def __init__(self, interval_s: float = 0.5, exclude: set[int] | None = None) -> None:
-        import psutil
-
-        self.root = psutil.Process()
-        self.exclude = set(exclude or ())
         self.interval_s = interval_s
-        self.peak_total_mb = 0.0
-        self.peak_load_generator_mb = 0.0
-        self.peak_pss_mb = 0.0
-        self.max_processes: dict[str, int] = {}
-        self.peak_by_kind: dict[str, float] = {}
-        self.cpu_samples: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        import psutil
-
-        psutil.cpu_percent(None)
-        while not self._stop.wait(self.interval_s):
-            by_kind: dict[str, float] = {}
-            pss_total = 0.0
-            counts: dict[str, int] = {}
-            excluded = set(self.exclude)
-            for pid in self.exclude:
-                try:
-                    excluded.update(child.pid for child in psutil.Process(pid).children(recursive=True))
-                except psutil.Error:
-                    pass
-            for proc in [self.root, *self.root.children(recursive=True)]:
-                if proc.pid in excluded:
-                    continue
-                try:
-                    name = proc.name()
-                    cmdline = " ".join(proc.cmdline())
-                    memory = proc.memory_full_info()  # rss, and pss: shared pages split among sharers
-                except psutil.Error:
-                    continue
-                rss = memory.rss / 2**20
-                kind = process_kind(proc is self.root, name, cmdline)
-                if kind == LOAD_GENERATOR:  # the replayer feeds the job: not part of it
-                    self.peak_load_generator_mb = max(self.peak_load_generator_mb, rss)
-                    continue
-                if kind == MEASUREMENT_TOOL:
-                    continue
-                by_kind[kind] = by_kind.get(kind, 0.0) + rss
-                pss_total += getattr(memory, "pss", memory.rss) / 2**20
-                counts[kind] = counts.get(kind, 0) + 1
-            self.peak_total_mb = max(self.peak_total_mb, sum(by_kind.values()))
-            self.peak_pss_mb = max(self.peak_pss_mb, pss_total)
-            for kind, n in counts.items():
-                self.max_processes[kind] = max(self.max_processes.get(kind, 0), n)
-            for kind, mb in by_kind.items():
-                self.peak_by_kind[kind] = max(self.peak_by_kind.get(kind, 0.0), mb)
-            self.cpu_samples.append(psutil.cpu_percent(None))
+        self.exclude = set(exclude or ())
+        self._process: subprocess.Popen | None = None
+        self._last: dict[str, Any] | None = None
 
     def __enter__(self) -> "ResourceSampler":
-        self._thread.start()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "jobs.bench.resource_sampler", "--root", str(os.getpid()),
+             "--interval", str(self.interval_s), "--exclude", *map(str, sorted(self.exclude))],
+            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self._process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the resource sampler did not start")
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
     def summary(self) -> dict[str, Any]:
-        return {"peak_rss_mb": round(self.peak_total_mb, 1),
-                "peak_pss_mb": round(self.peak_pss_mb, 1),
-                "max_processes": dict(self.max_processes),
-                "peak_rss_mb_by_process": {k: round(v, 1) for k, v in self.peak_by_kind.items()},
-                "peak_rss_mb_replayer_not_counted": round(self.peak_load_generator_mb, 1),
-                "mean_cpu_percent_of_machine": round(float(np.mean(self.cpu_samples)), 1) if self.cpu_samples else None}
+        """The peaks so far (the last ones once the sampler has stopped)."""
+        if self._process is not None and self._process.poll() is None:
+            import json
+
+            self._process.stdin.write("summary\n")
+            self._process.stdin.flush()
+            self._last = json.loads(self._process.stdout.readline())
+        if self._last is None:
+            raise RuntimeError("the resource sampler never ran")
+        return self._last
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is None:
+            return
+        try:
+            self.summary()
+        finally:
+            self._process.stdin.close()
+            self._process.wait(timeout=30)
 
 
 def process_kinds(services: dict[str, int]) -> list[tuple["psutil.Process", str, bool]]:

@@ -126,13 +126,24 @@ def executor_writers(context: TaskContext) -> list[BatchWriter]:
 
 def write_partition(batches: Iterator[pa.RecordBatch], context: TaskContext) -> Iterator[pa.RecordBatch]:
     """The ``mapInArrow`` function: one partition's prepared records in, the report of what was written out."""
+    from udfs.worker_memory import release_memory
+
+    report = _write_records(list(batches), context)  # the partition's data is freed when it returns
+    if report is None:
+        return
+    yield pa.RecordBatch.from_arrays([pa.array([r[i] for r in report], pa.string()) for i in range(3)],
+                                     schema=REPORT_SCHEMA)
+    release_memory()  # the worker's resident size falls back between tasks (udfs.worker_memory)
+
+
+def _write_records(batches: list[pa.RecordBatch], context: TaskContext) -> list[tuple[str, str, str]] | None:
+    """Score, write and describe one partition's records (None when it has none)."""
     from jobs.stream.kafka_gaps import task_offsets
+    from jobs.stream.model_roles import BatchModel, BatchModels, trust_for
     from jobs.stream.scoring import score_partition
 
-    batches = list(batches)
     if not batches:
-        return
-    from jobs.stream.model_roles import BatchModel, BatchModels, trust_for
+        return None
 
     stream = context.config.stream
     prepared = pa.Table.from_batches(batches)
@@ -168,5 +179,4 @@ def write_partition(batches: Iterator[pa.RecordBatch], context: TaskContext) -> 
                             trust_for(models.champion, context.config), context.config.drift.group_by)
         if drift is not None and drift.num_rows:
             report.append((DRIFT_ROWS, "", to_text(drift)))
-    yield pa.RecordBatch.from_arrays([pa.array([r[i] for r in report], pa.string()) for i in range(3)],
-                                     schema=REPORT_SCHEMA)
+    return report

@@ -52,6 +52,32 @@ def test_processes_are_told_apart_for_the_memory_figure() -> None:
     assert process_kind(False, "python", "python -m jobs.cli --log-level WARNING replay --data d") == LOAD_GENERATOR
     assert process_kind(False, "bash", "bash spark-class") == "other:bash"
     assert process_kind(False, "jstat", "jstat -compiler 12") == MEASUREMENT_TOOL  # the bench's own probe
+    # the memory sampler runs beside the driver: its reads of the others' memory are not the job's CPU
+    assert process_kind(False, "python3.11", "python -m jobs.bench.resource_sampler --root 7") == MEASUREMENT_TOOL
+
+
+def test_the_resource_sampler_reads_the_tree_from_a_process_of_its_own() -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from jobs.bench.e2e import ResourceSampler
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; b = bytearray(64 * 2**20); time.sleep(30)"])
+    try:
+        with ResourceSampler(interval_s=0.1) as sampler:
+            pid = sampler._process.pid
+            time.sleep(1.5)
+            during = sampler.summary()
+        after = sampler.summary()
+    finally:
+        sleeper.kill()
+    assert pid != os.getpid() and after["peak_rss_mb"] >= during["peak_rss_mb"]
+    # the driver (this process) and its child holding 64 MiB (a python: "python_workers"); never the sampler
+    assert during["max_processes"] == {"driver_python": 1, "python_workers": 1}
+    assert during["peak_rss_mb"] - during["peak_rss_mb_by_process"]["driver_python"] >= 64
+    assert sampler._process.returncode == 0
 
 
 def test_cpu_per_record_divides_each_process_kinds_time_by_the_records() -> None:
