@@ -84,6 +84,9 @@ class KafkaSourceConfig:
     starting_offsets: str = "earliest"
     max_offsets_per_trigger: int | None = 50000
     min_partitions: int | None = None
+    # at most this many records a Spark task (Kafka's maxRecordsPerPartition): a task holds its
+    # records several times over while it scores and writes them (~3 KB a record at its peak)
+    max_records_per_partition: int | None = 50000
     fail_on_data_loss: bool = False
     security_protocol: str | None = None     # e.g. SASL_SSL
     sasl_mechanism: str | None = None        # e.g. SCRAM-SHA-512
@@ -387,6 +390,14 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def check_kafka_sizes(kafka: KafkaSourceConfig, where: str = "stream.kafka") -> None:
+    """The records a trigger and a task read: whole numbers, or None (Spark's default)."""
+    for key in ("max_offsets_per_trigger", "min_partitions", "max_records_per_partition"):
+        value = getattr(kafka, key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{where}.{key} must be a whole number of at least 1 (or left out), not {value!r}")
+
+
 def check_wire_format(kafka: KafkaSourceConfig, where: str = "stream.kafka") -> None:
     from jobs.wire import MAX_SCHEMA_ID, WIRE_FORMATS
 
@@ -427,6 +438,7 @@ def config_from_mapping(raw: Mapping[str, Any], source_path: Path | None = None)
         raise ConfigError(str(exc)) from exc
     check_kafka_security(stream.kafka)
     check_wire_format(stream.kafka)
+    check_kafka_sizes(stream.kafka)
     check_model_trust(stream.model_trust)
     influxdb = _build(InfluxConfig, raw.get("influxdb"), "influxdb")
     check_influx_tls(influxdb)

@@ -28,7 +28,7 @@ measurement ``device_traffic`` (:data:`AGGREGATE_MEASUREMENT`): partial aggregat
   batch ids are less than ``interval_ns // 4096`` apart (2,441,406 batches at 10 s: 56 days of 2 s
   triggers, beyond the 30 days ``stream.event_time_max_past`` lets a late record reach back; 244,140
   at 1 s). A replay must keep the batch's partitioning, or its partials add to the first ones: do
-  not change ``stream.kafka.min_partitions`` (Kafka), or the cores and
+  not change ``stream.kafka.min_partitions`` or ``max_records_per_partition`` (Kafka), or the cores and
   ``spark.sql.files.maxPartitionBytes`` (files), between a crash and its restart.
 
 measurement ``flow_scores``: one point per anomalous record (per record with ``record_points: all``)

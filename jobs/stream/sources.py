@@ -27,6 +27,8 @@ def kafka_options(kafka: KafkaSourceConfig) -> dict[str, str]:
         options["maxOffsetsPerTrigger"] = str(kafka.max_offsets_per_trigger)
     if kafka.min_partitions:
         options["minPartitions"] = str(kafka.min_partitions)
+    if kafka.max_records_per_partition:
+        options["maxRecordsPerPartition"] = str(kafka.max_records_per_partition)
     options.update({f"kafka.{key}": value for key, value in java_client_security(kafka).items()})
     for key, value in kafka.options.items():
         options[key if key.startswith("kafka.") else f"kafka.{key}"] = value

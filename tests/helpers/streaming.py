@@ -50,7 +50,8 @@ def produce(bootstrap: str, topic: str, good: list[tuple[str, dict]],
 
 def stream_conf(tmp: Path, bootstrap: str, topic: str, trigger: str = "availableNow",
                 max_offsets: int = 100000, influx_url: str | None = None, bucket: str = "iomt",
-                wire_format: str = "json", avro_schema_id: int = 1, compaction_every: str | None = None) -> Path:
+                wire_format: str = "json", avro_schema_id: int = 1, compaction_every: str | None = None,
+                max_records_per_partition: int | None = None) -> Path:
     lines = [
         "spark:",
         "  master: local[2]",
@@ -67,6 +68,7 @@ def stream_conf(tmp: Path, bootstrap: str, topic: str, trigger: str = "available
         f"    topic: {topic}",
         "    starting_offsets: earliest",
         f"    max_offsets_per_trigger: {max_offsets}",
+        *([f"    max_records_per_partition: {max_records_per_partition}"] if max_records_per_partition else []),
         f"    wire_format: {wire_format}",
         f"    avro_schema_id: {avro_schema_id}",
         f"  tables_dir: {tmp / 'delta'}",

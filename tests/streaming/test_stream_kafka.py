@@ -23,11 +23,18 @@ def test_kafka_to_delta_and_influxdb_exactly_once(spark, kafka_broker, influxdb,
     produce(kafka_broker.bootstrap, topic, good, bad)
     bucket = new_influx_bucket(influxdb, "flows-e2e")
     config = load_config(stream_conf(tmp_path, kafka_broker.bootstrap, topic, max_offsets=150,
-                                     influx_url=influxdb.url, bucket=bucket))
+                                     influx_url=influxdb.url, bucket=bucket, max_records_per_partition=50))
 
     query = start_query(spark, config, available_now=True)
     query.awaitTermination(600)
     assert query.exception() is None
+
+    # no task held more than max_records_per_partition records: each wrote its own data file
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    files = pa.table(DeltaTable(str(tmp_path / "delta" / "flows_scored")).get_add_actions(flatten=True)).to_pydict()
+    assert len(files["num_records"]) >= N_GOOD // 50 and max(files["num_records"]) <= 50
 
     scored = read_table(spark, tmp_path, "flows_scored")
     ids = {row["record_id"] for row in scored.select("record_id").collect()}

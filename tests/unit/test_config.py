@@ -26,6 +26,18 @@ def test_paths_and_defaults() -> None:
     assert config.stream.kafka.topic == "iomt_traffic_stream"
 
 
+def test_records_a_task_reads_are_bounded_by_default_and_checked() -> None:
+    from jobs.stream.sources import kafka_options
+
+    options = kafka_options(config_from_mapping({}).stream.kafka)
+    assert options["maxRecordsPerPartition"] == "50000" and options["maxOffsetsPerTrigger"] == "50000"
+    unbounded = config_from_mapping({"stream": {"kafka": {"max_records_per_partition": None}}})
+    assert "maxRecordsPerPartition" not in kafka_options(unbounded.stream.kafka)
+    for key, value in (("max_records_per_partition", 0), ("min_partitions", "many"), ("max_offsets_per_trigger", True)):
+        with pytest.raises(ConfigError, match=rf"stream\.kafka\.{key} must be a whole number"):
+            config_from_mapping({"stream": {"kafka": {key: value}}})
+
+
 def test_secrets_come_from_environment_or_file(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MY_TOKEN", "from-env")
     assert read_secret("MY_TOKEN", None, "t") == "from-env"
