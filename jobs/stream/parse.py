@@ -283,12 +283,28 @@ def bound_event_time(flows: "DataFrame", max_past: timedelta, max_future: timede
         offset = F.unix_micros(time) - F.unix_micros(reference)
         return offset.between(-past, future)
 
-    now = F.current_timestamp()
+    flows, now = _stage(flows, _NOW, job_clock())
     reference = F.when(within(F.col(INGEST_TIME), now), F.col(INGEST_TIME)).otherwise(now)
     kept = F.coalesce(within(F.col(EVENT_TIME), reference), F.lit(False))
     claimed = F.date_format(F.col(EVENT_TIME), "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")  # text: any year reads back
     return (flows.withColumn(CLAIMED_EVENT_TIME, F.when(~kept & F.col(EVENT_TIME).isNotNull(), claimed))
-            .withColumn(EVENT_TIME, F.when(kept, F.col(EVENT_TIME)).otherwise(reference)))
+            .withColumn(EVENT_TIME, F.when(kept, F.col(EVENT_TIME)).otherwise(reference))
+            .drop(_NOW))
+
+
+_NOW = "_job_clock"
+
+
+def job_clock() -> "Column":
+    """The job's clock as each record is processed (milliseconds). Not ``current_timestamp()``:
+    Spark replaces that with a literal of the micro-batch's start time, and a literal is written
+    into the generated Java code, so every micro-batch compiled its plan's code anew (on the driver
+    and in every executor) and the JIT compiled the new classes again: about two compilations a
+    batch, and the JIT's threads busy all the time. The clock read by reflection is not a constant
+    and leaves the code the same from batch to batch."""
+    from pyspark.sql import functions as F
+
+    return F.expr("timestamp_millis(cast(reflect('java.lang.System', 'currentTimeMillis') as bigint))")
 
 
 def kafka_to_raw(kafka: "DataFrame", binary: bool = False) -> "DataFrame":
