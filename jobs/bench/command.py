@@ -160,15 +160,16 @@ def _e2e_runs(args: argparse.Namespace, runs: int, work: Path) -> dict[str, Any]
         # A fresh JVM spends its first drain mostly compiling Spark's code (JIT: 60+ us a record,
         # under 20 once warm), which a long-running job pays once: one drain first, not counted in
         # the sustained figure, reported on its own as the cold rate.
-        drain = functools.partial(capacity, spark, broker, work, args.model, args.data, records, max_offsets)
-        result["capacity_warmup"] = drain(influx)
+        drain = functools.partial(capacity, spark, broker, work, args.model, args.data, records=records,
+                                  max_offsets=max_offsets)
+        result["capacity_warmup"] = drain(influx=influx)
         cap_runs, delta_only_runs, elsewhere_runs = [], [], []
         for _ in range(runs):
-            cap_runs.append(drain(influx))
+            cap_runs.append(drain(influx=influx))
             if influx is not None:  # the same drain with InfluxDB off (Delta only), alternated with it
-                delta_only_runs.append(drain(None))
+                delta_only_runs.append(drain(influx=None))
             before = sink.points()
-            elsewhere_runs.append(drain(sink))
+            elsewhere_runs.append(drain(influx=sink))
             elsewhere_runs[-1]["points_received"] = sink.points() - before
         result["capacity_runs"] = cap_runs
         result["max_sustained_rps"] = round(statistics.median(r["sustained_rps"] for r in cap_runs), 1)
@@ -180,6 +181,18 @@ def _e2e_runs(args: argparse.Namespace, runs: int, work: Path) -> dict[str, Any]
         result["driver_us_per_record"] = round(statistics.median(driver), 2) if driver else None
         result["driver_python_us_per_record"] = round(statistics.median(
             r["cpu_us_per_record"].get("driver_python", 0.0) for r in cap_runs), 2)
+        # The driver's cost is per micro-batch, not per record: the same drain in the batches a
+        # cluster takes under load (conf/cluster.yaml's max_offsets_per_trigger), each task still
+        # reading at most stream.kafka.max_records_per_partition records
+        driver_batch = 100_000 if args.quick else 500_000
+        driver_runs = [drain(influx=influx, records=3 * driver_batch, max_offsets=driver_batch) for _ in range(runs)]
+        result["driver_drain_runs"] = driver_runs
+        result["driver_us_per_record_at_capacity_batches"] = result.pop("driver_us_per_record")
+        large = [d for d in (driver_cpu_us(r) for r in driver_runs) if d is not None]
+        result["driver_us_per_record"] = round(statistics.median(large), 2) if large else None
+        result["driver_ms_per_batch"] = {str(batch): round(statistics.median(ms), 1) for batch, ms in (
+            (max_offsets, [m for m in map(driver_ms_per_batch, cap_runs) if m is not None]),
+            (driver_batch, [m for m in map(driver_ms_per_batch, driver_runs) if m is not None])) if ms}
         if delta_only_runs:
             result["capacity_runs_without_influx"] = delta_only_runs
             result["max_sustained_rps_without_influx"] = round(
@@ -214,6 +227,14 @@ def driver_cpu_us(run: dict[str, Any]) -> float | None:
     return run["cpu_us_per_record"].get("driver_python", 0.0) + threads["driver"]
 
 
+def driver_ms_per_batch(run: dict[str, Any]) -> float | None:
+    """A drain's driver CPU per micro-batch (milliseconds), from its CPU per record."""
+    us = driver_cpu_us(run)
+    if us is None or not run.get("steady_batches"):
+        return None
+    return us * run["steady_records"] / run["steady_batches"] / 1000.0
+
+
 def cpu_lines(capacity_runs: list[dict[str, Any]], lead: str = "- CPU per record") -> list[str]:
     """The CPU cost of a record while a backlog drains, by process (median over runs); ``lead``
     opens the line (a nested item says which drains it is about)."""
@@ -232,6 +253,30 @@ def cpu_lines(capacity_runs: list[dict[str, Any]], lead: str = "- CPU per record
             + ", ".join(f"{k} {cost[k]:,.0f}" for k in kinds) + f"; **total {cost['total']:,.0f}**. "
             f"At that cost the machine's cores, all busy all the time, would allow at most "
             f"**{bound:,.0f} records/s**." + jit_text]
+
+
+def driver_lines(e2e: dict[str, Any]) -> list[str]:
+    """The driver's CPU: per record in the large batches of the driver drains (the figure against
+    the target) and in the capacity drains' batches, and per micro-batch."""
+    if e2e.get("driver_us_per_record") is None:
+        return []
+    runs = e2e.get("driver_drain_runs") or []
+    batch = runs[0]["max_offsets_per_trigger"] if runs else None
+    per_task = runs[0].get("max_records_per_partition") if runs else None
+    rate = statistics.median(r["sustained_rps"] for r in runs) if runs else None
+    at_capacity = e2e.get("driver_us_per_record_at_capacity_batches")
+    per_batch = e2e.get("driver_ms_per_batch", {})
+    return [f"- the driver's own CPU per record: **{e2e['driver_us_per_record']} us** (`e2e.driver_us_per_record`) "
+            f"while the same backlog drains in micro-batches of {batch:,} records (the batches a cluster takes under "
+            f"load, `conf/cluster.yaml`; each task reads at most {per_task:,} records, "
+            f"`stream.kafka.max_records_per_partition`; {rate:,.0f} records/s here)"
+            + (f"; {at_capacity} us in the {e2e['capacity_runs'][0]['max_offsets_per_trigger']:,}-record batches above"
+               if at_capacity is not None else "") + ". Its cost is per micro-batch, not per record: "
+            + ", ".join(f"{float(ms):,.0f} ms of CPU a batch of {int(size):,}" for size, ms in per_batch.items())
+            + ". The driver is its Python process (the sink, the commits: "
+            f"{e2e.get('driver_python_us_per_record')} us a record in the smaller batches) plus its JVM threads "
+            "(planning, scheduling and committing each batch, told apart from the executors' task threads in the one "
+            "local-mode JVM by their names, read with `jcmd Thread.print` while the drain runs)"]
 
 
 def cold_and_delta_only_lines(e2e: dict[str, Any]) -> list[str]:
@@ -283,12 +328,7 @@ def markdown(report: dict[str, Any]) -> str:
                   f"in micro-batches of {e2e['capacity_runs'][0]['max_offsets_per_trigger']:,}; the first batch, with model loading, is excluded; "
                   f"median batch {statistics.median(r['batch_seconds_median'] for r in e2e['capacity_runs']):.1f} s)",
                   *cpu_lines(e2e["capacity_runs"]),
-                  *([f"- the driver's own CPU per record: **{e2e['driver_us_per_record']} us** "
-                     f"(`e2e.driver_us_per_record`): its Python process (the sink, the commits: "
-                     f"{e2e.get('driver_python_us_per_record')} us) plus its JVM threads (planning, scheduling and "
-                     "committing each batch, told apart from the executors' task threads in the one local-mode JVM by "
-                     "their names, read with `jcmd Thread.print` while the drain runs)"]
-                    if e2e.get("driver_us_per_record") is not None else []),
+                  *driver_lines(e2e),
                   *cold_and_delta_only_lines(e2e),
                   "", "Latency: event time stamped by the replayer to the commit of the batch's `batch_log` row, at a "
                   "steady input rate: after a warm-up (records sent and processed first, so that the Python workers "

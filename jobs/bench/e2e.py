@@ -256,7 +256,9 @@ def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, 
     seconds = (steady[-1]["logged_at"] - batches[0]["logged_at"]).total_seconds()
     steady_records = sum(b["records"] for b in steady)
     return {"records": sum(b["records"] for b in batches), "batches": len(batches),
+            "steady_records": steady_records, "steady_batches": len(steady),
             "max_offsets_per_trigger": max_offsets,
+            "max_records_per_partition": config.stream.kafka.max_records_per_partition,
             "sustained_rps": round(steady_records / seconds, 1),
             "batch_seconds_median": round(float(np.median([b["seconds"] for b in steady])), 2),
             **cpu_per_record(cpu_before, cpu_after, steady_records, os.cpu_count() or 1),

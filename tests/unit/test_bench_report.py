@@ -1,5 +1,7 @@
 """The benchmark's report logic (the figures themselves come from `iomt-ad bench`, never from a test)."""
-from jobs.bench.command import markdown, targets
+import pytest
+
+from jobs.bench.command import REPO, markdown, targets
 
 
 def _report(ensemble_1core_4096: float, sustained: float, p95_at_1000: float, ratio: float, peak: float) -> dict:
@@ -57,27 +59,34 @@ def test_processes_are_told_apart_for_the_memory_figure() -> None:
 
 
 def test_the_resource_sampler_reads_the_tree_from_a_process_of_its_own() -> None:
-    import os
+    import json
     import subprocess
     import sys
-    import time
 
-    from jobs.bench.e2e import ResourceSampler
-
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; b = bytearray(64 * 2**20); time.sleep(30)"])
-    try:
-        with ResourceSampler(interval_s=0.1) as sampler:
-            pid = sampler._process.pid
-            time.sleep(1.5)
-            during = sampler.summary()
-        after = sampler.summary()
-    finally:
-        sleeper.kill()
-    assert pid != os.getpid() and after["peak_rss_mb"] >= during["peak_rss_mb"]
-    # the driver (this process) and its child holding 64 MiB (a python: "python_workers"); never the sampler
+    # a driver of its own (this test process has the suite's services as children), with one child
+    # holding 64 MiB; the sampler it starts is its child too, and must not count itself
+    driver = """
+import json, subprocess, sys, time
+from jobs.bench.e2e import ResourceSampler
+child = subprocess.Popen([sys.executable, "-c", "import time; b = bytearray(64 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(30)"])
+try:
+    with ResourceSampler(interval_s=0.1) as sampler:
+        pid = sampler._process.pid
+        time.sleep(1.5)
+        during = sampler.summary()
+    after = sampler.summary()
+finally:
+    child.kill()
+print(json.dumps({"during": during, "after": after, "sampler_rc": sampler._process.returncode}))
+"""
+    out = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    during, after = result["during"], result["after"]
+    assert result["sampler_rc"] == 0 and after["peak_rss_mb"] >= during["peak_rss_mb"]
+    # the driver and its child (a python: "python_workers"); never the sampler itself
     assert during["max_processes"] == {"driver_python": 1, "python_workers": 1}
-    assert during["peak_rss_mb"] - during["peak_rss_mb_by_process"]["driver_python"] >= 64
-    assert sampler._process.returncode == 0
+    assert during["peak_rss_mb_by_process"]["python_workers"] >= 64
 
 
 def test_cpu_per_record_divides_each_process_kinds_time_by_the_records() -> None:
@@ -221,3 +230,22 @@ def test_the_driver_figure_counts_its_jvm_threads_between_the_first_and_last_rea
     run = {"cpu_us_per_record": {"driver_python": 20.0}, "jvm_threads_us_per_record": threads}
     assert driver_cpu_us(run) == 520.0
     assert driver_cpu_us({"cpu_us_per_record": {"driver_python": 20.0}, "jvm_threads_us_per_record": None}) is None
+
+
+def test_the_driver_figure_names_its_batches_and_the_cost_per_batch() -> None:
+    from jobs.bench.command import driver_ms_per_batch
+
+    drain = {"cpu_us_per_record": {"driver_python": 0.3}, "jvm_threads_us_per_record": {"driver": 0.6},
+             "steady_records": 1_000_000, "steady_batches": 2, "max_offsets_per_trigger": 500_000,
+             "max_records_per_partition": 50_000, "sustained_rps": 17_000.0}
+    assert driver_ms_per_batch(drain) == pytest.approx(450.0)  # 0.9 us x 500,000 records
+    report = _report(100_000, 20_000, 2000, 200, 3072)
+    report["e2e"].update({"driver_us_per_record": 0.9, "driver_us_per_record_at_capacity_batches": 5.6,
+                          "driver_python_us_per_record": 1.6, "driver_drain_runs": [drain],
+                          "driver_ms_per_batch": {"80000": 448.0, "500000": 450.0}})
+    report["targets"] = targets(report)
+    text = markdown(report)
+    assert "**0.9 us** (`e2e.driver_us_per_record`) while the same backlog drains in micro-batches of 500,000" in text
+    assert "each task reads at most 50,000 records" in text and "5.6 us in the 80,000-record batches above" in text
+    assert "448 ms of CPU a batch of 80,000, 450 ms of CPU a batch of 500,000" in text
+    assert report["targets"]["driver_us_per_record"] == (0.9, 1.0, True)
