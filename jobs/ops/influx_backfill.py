@@ -59,6 +59,7 @@ class BatchBackfill:
     written: int
     failed: int
     error: str | None
+    hours: tuple[datetime, ...] = ()  # the hours of event time its records fall in (their drift rows')
 
 
 def _dataset(tables: "TablesLocation", name: str):
@@ -180,7 +181,7 @@ def backfill(config: AppConfig, batch_ids: list[int], reason: str,
                 outcome = writer.write(BatchOutput(batch_id=batch_id, partition=task, tables={FLOWS_SCORED: rows}))
                 written, failed, records = written + outcome.written, failed + outcome.failed, records + rows.num_rows
                 error = error or outcome.error
-            results.append(BatchBackfill(batch_id, records, written, failed, error))
+            results.append(BatchBackfill(batch_id, records, written, failed, error, _hours(tasks.values())))
             log.info("batch %d: %d records, %d points sent again, %d failed", batch_id, records, written, failed)
     finally:
         writer.close()
@@ -191,18 +192,16 @@ def backfill(config: AppConfig, batch_ids: list[int], reason: str,
     return results
 
 
-def drift_hours(tables: "TablesLocation", batch_ids: list[int]) -> list[datetime]:
-    """The hours of event time the records of ``batch_ids`` fall in (their drift rows' ``hour``)."""
+def _hours(pieces) -> tuple[datetime, ...]:
+    """The hours of event time the rows of ``pieces`` (``flows_scored`` tables) fall in."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.dataset as ds
 
-    flows = _dataset(tables, FLOWS_SCORED)
-    if flows is None or not batch_ids:
-        return []
-    times = flows.to_table(columns=["event_time"], filter=ds.field("batch_id").isin(batch_ids)).column("event_time")
-    hours = pc.unique(pc.floor_temporal(times, unit="hour")).cast(pa.timestamp("us", tz="UTC"))
-    return sorted(hours.to_pylist())
+    hours: set[datetime] = set()
+    for rows in pieces:
+        hours.update(hour for hour in pc.unique(pc.floor_temporal(rows["event_time"], unit="hour"))
+                     .cast(pa.timestamp("us", tz="UTC")).to_pylist() if hour is not None)
+    return tuple(sorted(hours))
 
 
 def resend_drift(config: AppConfig, hours: list[datetime], max_delay_s: float = DEFAULT_MAX_DELAY_S) -> tuple[int, int]:
@@ -310,7 +309,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(f"{len(batch_ids)} batches to send ({reason}): {batch_ids}\n")
         return 0
     results = backfill(config, batch_ids, reason, args.max_delay)
-    drift_written, drift_failed = resend_drift(config, drift_hours(tables, batch_ids), args.max_delay)
+    hours = sorted({hour for result in results for hour in result.hours})  # their drift rows' hours
+    drift_written, drift_failed = resend_drift(config, hours, args.max_delay)
     failed = sum(r.failed for r in results)
     sys.stdout.write(f"{len(results)} batches, {sum(r.records for r in results)} records: "
                      f"{sum(r.written for r in results)} points sent, {failed} failed; "

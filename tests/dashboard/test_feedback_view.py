@@ -3,7 +3,6 @@ them: in Streamlit's AppTest (a whole incident, one alert with its class correct
 verdict), then the real page in a headless Chromium. Each verdict lands in ``feedback`` with who."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -54,37 +53,21 @@ def test_a_false_positive_with_an_attack_class_is_refused(monkeypatch, tmp_path)
 @pytest.mark.browser
 @pytest.mark.slow
 def test_mark_a_false_positive_in_headless_chromium(tmp_path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    from tests.dashboard.test_operator_dashboard import CHROMIUM, CHROMIUM_ARGS, OUTPUT, _start_dashboard
+    from tests.helpers.dashboard_browser import OUTPUT, browser_page, running_dashboard
     from tests.services.ports import free_port
 
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} missing: run tests/services/install_browser.sh")
     tables = write_incidents(tmp_path / "tables")
     port = free_port()
-    server = _start_dashboard(tables, port, tmp_path / "dashboard.log")
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1500, "height": 2000})
-                errors: list[str] = []
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded", timeout=60_000)
-                page.get_by_text("Alerts of incident").wait_for(timeout=60_000)
-                short = page.get_by_text("Alerts of incident").inner_text().split()[3]
-                page.get_by_label("Comment on the verdict (optional)").fill("nightly backup")
-                page.get_by_role("button", name="False positive").click()
-                page.get_by_text(f"incident {short}: false positive by local").first.wait_for(timeout=60_000)
-                OUTPUT.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(OUTPUT / "feedback.png"), full_page=True)
-                assert not errors, errors
-            finally:
-                browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with running_dashboard(tables, port, tmp_path / "dashboard.log"), \
+            browser_page(f"http://127.0.0.1:{port}/") as (page, errors):
+        page.get_by_text("Alerts of incident").wait_for(timeout=60_000)
+        short = page.get_by_text("Alerts of incident").inner_text().split()[3]
+        page.get_by_label("Comment on the verdict (optional)").fill("nightly backup")
+        page.get_by_role("button", name="False positive").click()
+        page.get_by_text(f"incident {short}: false positive by local").first.wait_for(timeout=60_000)
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(OUTPUT / "feedback.png"), full_page=True)
+        assert not errors, errors
     rows = _rows(tables)
     assert [(r["target"], r["incident_id"][:12], r["verdict"], r["note"], r["via"]) for r in rows] == [
         ("incident", short, "false_positive", "nightly backup", "dashboard")]

@@ -3,8 +3,6 @@ harness (AppTest), then the real page in a headless Debian Chromium driven by Pl
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -12,13 +10,9 @@ from pathlib import Path
 import pytest
 
 from jobs.dashboard import APP, data
+from tests.helpers.dashboard_browser import OUTPUT, browser_page, running_dashboard, start_dashboard
 from tests.helpers.streaming import BUNDLE
 
-REPO = Path(__file__).resolve().parents[2]
-OUTPUT = Path(os.environ.get("IOMT_AD_TEST_OUTPUT", REPO / "test-output")) / "dashboard"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 N_CHARTS = 5  # anomaly rate, score distribution, classes, protocols; drift per hour
 
 
@@ -66,31 +60,6 @@ def test_apptest_over_the_jobs_tables(monkeypatch, streamed, spark) -> None:
     assert any("Drift in the hour of" in warning.value for warning in app.warning) == enough
 
 
-def _start_dashboard(tables: Path, port: int, log_path: Path, *extra: str, ca_file: Path | None = None,
-                     env: dict[str, str] | None = None) -> subprocess.Popen:
-    """``iomt-ad dashboard`` (more arguments: ``extra``), once it answers (over https with ``ca_file``)."""
-    import ssl
-
-    command = [sys.executable, "-m", "jobs.dashboard", "--tables", str(tables),
-               "--model", str(BUNDLE), "--port", str(port), "--refresh-seconds", "5", *extra]
-    process = subprocess.Popen(command, cwd=REPO, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
-                               start_new_session=True, env=env)
-    scheme, context = ("https", ssl.create_default_context(cafile=str(ca_file))) if ca_file else ("http", None)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"iomt-ad dashboard exited: {log_path.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{scheme}://127.0.0.1:{port}/_stcore/health", timeout=2,
-                                        context=context) as response:
-                if response.status == 200:
-                    return process
-        except OSError:
-            time.sleep(0.5)
-    process.terminate()
-    raise TimeoutError(f"the dashboard did not answer in 90 s: {log_path.read_text()[-2000:]}")
-
-
 def _acknowledge_in_browser(page, tables: Path, note: str) -> dict:
     """In the incidents view: the open incidents the stream made are listed, the first (most severe)
     one's alerts are shown; acknowledge it with ``note``. Returns the action's row read from Delta."""
@@ -133,7 +102,7 @@ def test_stopping_the_dashboard_stops_its_server(tmp_path) -> None:
     from tests.services.ports import free_port
 
     port = free_port()
-    server = _start_dashboard(tmp_path / "no-tables-yet", port, tmp_path / "dashboard.log")
+    server = start_dashboard(tmp_path / "no-tables-yet", port, tmp_path / "dashboard.log")
     try:
         assert _servers_on(port) == [server.pid]  # one process: the command itself serves
     finally:
@@ -150,52 +119,34 @@ def test_stopping_the_dashboard_stops_its_server(tmp_path) -> None:
 @pytest.mark.influxdb
 @pytest.mark.slow
 def test_dashboard_renders_in_headless_chromium(streamed, tmp_path) -> None:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} missing: run tests/services/install_browser.sh")
-    from playwright.sync_api import sync_playwright
-
     from tests.services.ports import free_port
 
     OUTPUT.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    server = _start_dashboard(streamed.tables_dir, port, tmp_path / "dashboard.log")
-    try:
-        with sync_playwright() as playwright:
-            context = playwright.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
-                args=CHROMIUM_ARGS, viewport={"width": 1500, "height": 2600})
-            try:
-                page = context.new_page()
-                errors: list[str] = []
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded", timeout=60_000)
-                page.get_by_text("IoMT-AD · operator dashboard").wait_for(timeout=60_000)
-                page.wait_for_function(
-                    f"document.querySelectorAll('.js-plotly-plot').length >= {N_CHARTS}", timeout=120_000)
-                charts = page.locator(".js-plotly-plot")
-                assert charts.count() == N_CHARTS
-                for index in range(N_CHARTS):  # every chart drew its SVG and at least one trace
-                    chart = charts.nth(index)
-                    chart.locator("svg.main-svg").first.wait_for(timeout=30_000)
-                    assert chart.locator("g.trace").count() >= 1, f"chart {index} has no trace"
-                titles = page.locator(".js-plotly-plot .gtitle").all_text_contents()
-                assert any("Anomaly rate" in title for title in titles), titles
-                assert any("Drift from the model's reference" in title for title in titles), titles
-                assert any("threshold" in text for text in page.locator(".js-plotly-plot .annotation-text")
-                           .all_text_contents())
-                page.get_by_text("Recent alerts").wait_for(timeout=30_000)
-                assert page.locator("[data-testid='stMetric']").count() == 5
-                page.wait_for_timeout(1500)  # let the charts finish their transitions
-                page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
-                acknowledged = _acknowledge_in_browser(page, streamed.tables_dir, "paged the ward")
-                assert acknowledged["who"] == "local"  # no sign-in
-                page.screenshot(path=str(OUTPUT / "incidents.png"), full_page=True)
-                assert not errors, errors
-            finally:
-                context.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with running_dashboard(streamed.tables_dir, port, tmp_path / "dashboard.log"), \
+            browser_page(f"http://127.0.0.1:{port}/", height=2600) as (page, errors):
+        page.get_by_text("IoMT-AD · operator dashboard").wait_for(timeout=60_000)
+        page.wait_for_function(
+            f"document.querySelectorAll('.js-plotly-plot').length >= {N_CHARTS}", timeout=120_000)
+        charts = page.locator(".js-plotly-plot")
+        assert charts.count() == N_CHARTS
+        for index in range(N_CHARTS):  # every chart drew its SVG and at least one trace
+            chart = charts.nth(index)
+            chart.locator("svg.main-svg").first.wait_for(timeout=30_000)
+            assert chart.locator("g.trace").count() >= 1, f"chart {index} has no trace"
+        titles = page.locator(".js-plotly-plot .gtitle").all_text_contents()
+        assert any("Anomaly rate" in title for title in titles), titles
+        assert any("Drift from the model's reference" in title for title in titles), titles
+        assert any("threshold" in text for text in page.locator(".js-plotly-plot .annotation-text")
+                   .all_text_contents())
+        page.get_by_text("Recent alerts").wait_for(timeout=30_000)
+        assert page.locator("[data-testid='stMetric']").count() == 5
+        page.wait_for_timeout(1500)  # let the charts finish their transitions
+        page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
+        acknowledged = _acknowledge_in_browser(page, streamed.tables_dir, "paged the ward")
+        assert acknowledged["who"] == "local"  # no sign-in
+        page.screenshot(path=str(OUTPUT / "incidents.png"), full_page=True)
+        assert not errors, errors
     assert (OUTPUT / "dashboard.png").stat().st_size > 20_000
 
 
@@ -207,8 +158,6 @@ def test_signed_in_over_https_in_headless_chromium(streamed, tmp_path) -> None:
     """Served to every interface, over TLS, to signed-in users only: the page asks for a user and
     password first and shows no data; a wrong password is refused; then the dashboard draws. Plain
     http gets no page."""
-    from playwright.sync_api import sync_playwright
-
     from jobs.dashboard import auth
     from tests.helpers.tls import make_pki
     from tests.services.ports import free_port
@@ -218,37 +167,26 @@ def test_signed_in_over_https_in_headless_chromium(streamed, tmp_path) -> None:
     auth.add_user(users, "nurse", "correct horse battery")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOMT_AD_DASHBOARD_")}
-    server = _start_dashboard(streamed.tables_dir, port, tmp_path / "dashboard.log", "--host", "0.0.0.0",
-                              "--users-file", str(users), "--tls-cert", str(pki.server_cert),
-                              "--tls-key", str(pki.server_key), ca_file=pki.ca_cert, env=env)
-    try:
+    with running_dashboard(streamed.tables_dir, port, tmp_path / "dashboard.log", "--host", "0.0.0.0",
+                           "--users-file", str(users), "--tls-cert", str(pki.server_cert),
+                           "--tls-key", str(pki.server_key), ca_file=pki.ca_cert, env=env):
         with pytest.raises(OSError):  # no plain-http page
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            try:
-                # the test CA is not in Chromium's store: its certificate was checked above with the CA file
-                context = browser.new_context(ignore_https_errors=True, viewport={"width": 1500, "height": 1200})
-                page = context.new_page()
-                page.goto(f"https://127.0.0.1:{port}/", wait_until="domcontentloaded", timeout=60_000)
-                page.get_by_role("textbox", name="User").wait_for(timeout=60_000)
-                assert page.locator("[data-testid='stMetric']").count() == 0
-                assert page.locator(".js-plotly-plot").count() == 0
-                page.get_by_role("textbox", name="User").fill("nurse")
-                page.get_by_role("textbox", name="Password").fill("wrong password!")
-                page.get_by_role("button", name="Sign in").click()
-                page.get_by_text("Wrong user name or password.").wait_for(timeout=30_000)
-                assert page.locator("[data-testid='stMetric']").count() == 0
-                page.get_by_role("textbox", name="Password").fill("correct horse battery")
-                page.get_by_role("button", name="Sign in").click()
-                page.wait_for_function(
-                    f"document.querySelectorAll('.js-plotly-plot').length >= {N_CHARTS}", timeout=120_000)
-                assert page.locator("[data-testid='stMetric']").count() == 5
-                page.get_by_text("signed in as nurse").wait_for(timeout=30_000)
-                assert _acknowledge_in_browser(page, streamed.tables_dir, "nurse on it")["who"] == "nurse"
-            finally:
-                browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        # the test CA is not in Chromium's store: its certificate was checked above with the CA file
+        with browser_page(f"https://127.0.0.1:{port}/", height=1200, ignore_https_errors=True) as (page, _):
+            page.get_by_role("textbox", name="User").wait_for(timeout=60_000)
+            assert page.locator("[data-testid='stMetric']").count() == 0
+            assert page.locator(".js-plotly-plot").count() == 0
+            page.get_by_role("textbox", name="User").fill("nurse")
+            page.get_by_role("textbox", name="Password").fill("wrong password!")
+            page.get_by_role("button", name="Sign in").click()
+            page.get_by_text("Wrong user name or password.").wait_for(timeout=30_000)
+            assert page.locator("[data-testid='stMetric']").count() == 0
+            page.get_by_role("textbox", name="Password").fill("correct horse battery")
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_function(
+                f"document.querySelectorAll('.js-plotly-plot').length >= {N_CHARTS}", timeout=120_000)
+            assert page.locator("[data-testid='stMetric']").count() == 5
+            page.get_by_text("signed in as nurse").wait_for(timeout=30_000)
+            assert _acknowledge_in_browser(page, streamed.tables_dir, "nurse on it")["who"] == "nurse"
     assert "failed sign-in as 'nurse'" in (tmp_path / "dashboard.log").read_text()
