@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -235,20 +235,28 @@ def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, 
     producer = replay_to_kafka(broker.bootstrap, topic, 0, records, data)
     if producer.wait() != 0:
         raise RuntimeError(producer.stderr.read().decode()[-2000:])
-    config = bench_config(work / topic, broker.bootstrap, topic, bundle, "availableNow", max_offsets, influx)
+    # a 0 s trigger, stopped once the backlog is in: the driver's threads (the stream execution
+    # thread above all) must still be alive when their CPU is read after the last batch
+    config = bench_config(work / topic, broker.bootstrap, topic, bundle, "0 seconds", max_offsets, influx)
     from jobs.stream.score_stream import start_query
 
     services = {"kafka_broker": broker.process.pid}
     if influx is not None and influx.process is not None:
         services[getattr(influx, "service_name", "influxdb")] = influx.process.pid
-    query = start_query(spark, config, available_now=True)
-    # CPU is counted from the end of the first batch (model loading) to the end, as the rate is
-    while not query.recentProgress and query.isActive:
-        time.sleep(0.05)
-    jvms = spark_jvm_pids(services)
-    cpu_before, jit_before = cpu_seconds_by_kind(services), jit_seconds(jvms)
-    threads = jvm_thread_samples(query, session_jvms(jvms), jvm_sample_s)
-    cpu_after, jit_after = cpu_seconds_by_kind(services), jit_seconds(jvms)
+    query = start_query(spark, config, available_now=False)
+    try:
+        # CPU is counted from the end of the first batch (model loading) to the end, as the rate is
+        while not query.recentProgress and query.isActive:
+            time.sleep(0.05)
+        jvms = spark_jvm_pids(services)
+        cpu_before, jit_before = cpu_seconds_by_kind(services), jit_seconds(jvms)
+        threads = jvm_thread_samples(query, session_jvms(jvms), jvm_sample_s,
+                                     done=lambda: _processed(query) >= records)
+        cpu_after, jit_after = cpu_seconds_by_kind(services), jit_seconds(jvms)
+    finally:
+        query.stop()
+    if query.exception() is not None:
+        raise RuntimeError(f"the drain failed: {query.exception()}")
     batches = _batch_log(spark, config)
     steady = batches[1:]
     if not steady:
@@ -285,17 +293,22 @@ def session_jvms(pids: list[int]) -> list[int]:
     return found or pids
 
 
-def jvm_thread_samples(query, jvms: list[int], every_s: float) -> list[tuple[float, dict[str, float]]]:
-    """Until the query ends: every ``every_s`` seconds, the wall time and the CPU seconds of the JVM's
-    threads by role (:mod:`jobs.bench.jvm_threads`). Read while the query runs because the thread
-    that plans and commits its batches ends with it, taking its CPU with it."""
+def jvm_thread_samples(query, jvms: list[int], every_s: float,
+                       done: Callable[[], bool] | None = None) -> list[tuple[float, dict[str, float]]]:
+    """Until the query ends, or ``done()`` says its work is in (then once more): every ``every_s``
+    seconds, the wall time and the CPU seconds of the JVM's threads by role
+    (:mod:`jobs.bench.jvm_threads`). Read while the query runs because the thread that plans and
+    commits its batches ends with it, taking its CPU with it."""
     from jobs.bench.jvm_threads import cpu_by_role
 
     samples: list[tuple[float, dict[str, float]]] = []
     while query.isActive:
+        finished = done is not None and done()
         reading = cpu_by_role(jvms[0]) if len(jvms) == 1 else None
         if reading is not None:
             samples.append((time.time(), reading))
+        if finished:
+            return samples
         query.awaitTermination(every_s)
     query.awaitTermination()
     return samples

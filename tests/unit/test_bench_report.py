@@ -245,7 +245,7 @@ def test_the_driver_figure_names_its_batches_and_the_cost_per_batch() -> None:
                           "driver_ms_per_batch": {"80000": 448.0, "500000": 450.0}})
     report["targets"] = targets(report)
     text = markdown(report)
-    assert "**0.9 us** (`e2e.driver_us_per_record`) while the same backlog drains in micro-batches of 500,000" in text
+    assert "**0.9 us** (`e2e.driver_us_per_record`) while a backlog drains in micro-batches of 500,000" in text
     assert "each task reads at most 50,000 records" in text and "5.6 us in the 80,000-record batches above" in text
     assert "448 ms of CPU a batch of 80,000, 450 ms of CPU a batch of 500,000" in text
     assert report["targets"]["driver_us_per_record"] == (0.9, 1.0, True)
