@@ -16,6 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -178,9 +179,7 @@ def _e2e_runs(args: argparse.Namespace, runs: int, work: Path) -> dict[str, Any]
         # the driver's own CPU per record while a backlog drains: its Python (the sink, the commits)
         # plus its JVM threads (planning, scheduling, committing; told apart from the executors'
         # task threads in the one local-mode JVM by jobs.bench.jvm_threads)
-        driver = [driver_cpu_us(r) for r in cap_runs]
-        driver = [d for d in driver if d is not None]
-        result["driver_us_per_record"] = round(statistics.median(driver), 2) if driver else None
+        result["driver_us_per_record_at_capacity_batches"] = _median_known(map(driver_cpu_us, cap_runs), 2)
         result["driver_python_us_per_record"] = round(statistics.median(
             r["cpu_us_per_record"].get("driver_python", 0.0) for r in cap_runs), 2)
         # The driver's cost is per micro-batch, not per record. Its ceiling of 1,000,000 records/s
@@ -193,12 +192,10 @@ def _e2e_runs(args: argparse.Namespace, runs: int, work: Path) -> dict[str, Any]
         driver_runs = [drain(influx=influx, records=2 * driver_batch - driver_batch // 100, max_offsets=driver_batch)
                        for _ in range(runs)]
         result["driver_drain_runs"] = driver_runs
-        result["driver_us_per_record_at_capacity_batches"] = result.pop("driver_us_per_record")
-        large = [d for d in (driver_cpu_us(r) for r in driver_runs) if d is not None]
-        result["driver_us_per_record"] = round(statistics.median(large), 2) if large else None
-        result["driver_ms_per_batch"] = {str(batch): round(statistics.median(ms), 1) for batch, ms in (
-            (max_offsets, [m for m in map(driver_ms_per_batch, cap_runs) if m is not None]),
-            (driver_batch, [m for m in map(driver_ms_per_batch, driver_runs) if m is not None])) if ms}
+        result["driver_us_per_record"] = _median_known(map(driver_cpu_us, driver_runs), 2)
+        per_batch = {str(size): _median_known(map(driver_ms_per_batch, size_runs), 1)
+                     for size, size_runs in ((max_offsets, cap_runs), (driver_batch, driver_runs))}
+        result["driver_ms_per_batch"] = {size: ms for size, ms in per_batch.items() if ms is not None}
         if delta_only_runs:
             result["capacity_runs_without_influx"] = delta_only_runs
             result["max_sustained_rps_without_influx"] = round(
@@ -231,6 +228,12 @@ def driver_cpu_us(run: dict[str, Any]) -> float | None:
     if threads is None or "cpu_us_per_record" not in run:
         return None
     return run["cpu_us_per_record"].get("driver_python", 0.0) + threads["driver"]
+
+
+def _median_known(values: Iterable[float | None], digits: int) -> float | None:
+    """The median of the values that are known (not None), rounded; None when none is."""
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), digits) if known else None
 
 
 def driver_ms_per_batch(run: dict[str, Any]) -> float | None:

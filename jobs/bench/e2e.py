@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,7 +37,6 @@ REPO = Path(__file__).resolve().parents[2]
 LOAD_GENERATOR = "replayer"
 MEASUREMENT_TOOL = "measurement_tool"  # jstat and jcmd, run by the benchmark itself: never part of the job
 MEASUREMENT_TOOLS = frozenset({"jstat", "jcmd"})
-JVM_SAMPLE_S = 3.0  # how often a drain reads the JVM's threads (the driver's share of the JVM)
 # latency climbing by more than 0.1 s per second of input (6 s a minute) means a growing backlog
 BACKLOG_SLOPE = 0.1
 
@@ -229,7 +228,7 @@ def _batch_log(spark, config: AppConfig):
 
 
 def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, max_offsets: int,
-             influx: Any = None, jvm_sample_s: float = JVM_SAMPLE_S) -> dict[str, Any]:
+             influx: Any = None) -> dict[str, Any]:
     topic = f"capacity-{int(time.time())}"
     broker.create_topic(topic, partitions=2)
     producer = replay_to_kafka(broker.bootstrap, topic, 0, records, data)
@@ -237,6 +236,7 @@ def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, 
         raise RuntimeError(producer.stderr.read().decode()[-2000:])
     # a 0 s trigger, stopped once the backlog is in: the driver's threads (the stream execution
     # thread above all) must still be alive when their CPU is read after the last batch
+    # (processAllAvailable waits for it in the JVM: no polling adds to the driver's CPU)
     config = bench_config(work / topic, broker.bootstrap, topic, bundle, "0 seconds", max_offsets, influx)
     from jobs.stream.score_stream import start_query
 
@@ -250,8 +250,9 @@ def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, 
             time.sleep(0.05)
         jvms = spark_jvm_pids(services)
         cpu_before, jit_before = cpu_seconds_by_kind(services), jit_seconds(jvms)
-        threads = jvm_thread_samples(query, session_jvms(jvms), jvm_sample_s,
-                                     done=lambda: _processed(query) >= records)
+        first = jvm_thread_reading(session_jvms(jvms))
+        query.processAllAvailable()
+        last = jvm_thread_reading(session_jvms(jvms))
         cpu_after, jit_after = cpu_seconds_by_kind(services), jit_seconds(jvms)
     finally:
         query.stop()
@@ -270,7 +271,7 @@ def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, 
             "sustained_rps": round(steady_records / seconds, 1),
             "batch_seconds_median": round(float(np.median([b["seconds"] for b in steady])), 2),
             **cpu_per_record(cpu_before, cpu_after, steady_records, os.cpu_count() or 1),
-            "jvm_threads_us_per_record": jvm_threads_per_record(threads, batches),
+            "jvm_threads_us_per_record": jvm_threads_per_record([r for r in (first, last) if r is not None], batches),
             # JIT compilation within spark_jvm's CPU: high in a fresh JVM, falling run after run
             "jvm_jit_us_per_record": (round((jit_after - jit_before) * 1e6 / steady_records, 1)
                                       if jit_before is not None and jit_after is not None else None),
@@ -293,25 +294,14 @@ def session_jvms(pids: list[int]) -> list[int]:
     return found or pids
 
 
-def jvm_thread_samples(query, jvms: list[int], every_s: float,
-                       done: Callable[[], bool] | None = None) -> list[tuple[float, dict[str, float]]]:
-    """Until the query ends, or ``done()`` says its work is in (then once more): every ``every_s``
-    seconds, the wall time and the CPU seconds of the JVM's threads by role
-    (:mod:`jobs.bench.jvm_threads`). Read while the query runs because the thread that plans and
-    commits its batches ends with it, taking its CPU with it."""
+def jvm_thread_reading(jvms: list[int]) -> tuple[float, dict[str, float]] | None:
+    """The wall time and the CPU seconds of the JVM's threads by role (:mod:`jobs.bench.jvm_threads`);
+    None unless there is one JVM and jcmd reads it. Read while the query runs: the thread that
+    plans and commits its batches ends with it, taking its CPU with it."""
     from jobs.bench.jvm_threads import cpu_by_role
 
-    samples: list[tuple[float, dict[str, float]]] = []
-    while query.isActive:
-        finished = done is not None and done()
-        reading = cpu_by_role(jvms[0]) if len(jvms) == 1 else None
-        if reading is not None:
-            samples.append((time.time(), reading))
-        if finished:
-            return samples
-        query.awaitTermination(every_s)
-    query.awaitTermination()
-    return samples
+    reading = cpu_by_role(jvms[0]) if len(jvms) == 1 else None
+    return None if reading is None else (time.time(), reading)
 
 
 def jvm_thread_samples_span(samples: list[tuple[float, dict[str, float]]], batches: list) -> tuple[int, dict] | None:

@@ -35,7 +35,7 @@ def test_a_drain_latency_run_and_baseline_on_the_real_broker_and_influxdb(
                              bucket=new_influx_bucket(influxdb, "bench-harness"))
     with ResourceSampler(interval_s=0.2, exclude={kafka_broker.process.pid, influxdb.process.pid}) as sampler:
         drain = capacity(spark, kafka_broker, tmp_path, DEFAULT_BUNDLE_PATH, sample_dir, records=3000,
-                         max_offsets=1000, influx=influx, jvm_sample_s=0.5)
+                         max_offsets=1000, influx=influx)
     # every record of the backlog went through in several batches, to Delta and to InfluxDB
     assert drain["records"] == 3000 and drain["batches"] >= 3
     assert len(DeltaTable(str(tmp_path / drain["topic"] / "flows_scored")).to_pandas(columns=["record_id"])) == 3000
