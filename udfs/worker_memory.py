@@ -10,23 +10,18 @@ task, 466 MB after ``malloc_trim``, 356 MB once mimalloc released its unused seg
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import logging
-
-log = logging.getLogger(__name__)
-
-_LIBC: ctypes.CDLL | None = None
+import functools
+from collections.abc import Callable
 
 
-def _libc() -> ctypes.CDLL | None:
-    global _LIBC
-    if _LIBC is None:
-        name = ctypes.util.find_library("c")
-        try:
-            _LIBC = ctypes.CDLL(name) if name else None
-        except OSError:
-            _LIBC = None
-    return _LIBC if _LIBC is not None and hasattr(_LIBC, "malloc_trim") else None
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` from the process's own symbols (no library search: that runs
+    ``ldconfig`` in a subprocess), looked up once per worker; None where the C library has none."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def release_memory() -> None:
@@ -35,6 +30,6 @@ def release_memory() -> None:
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
