@@ -28,6 +28,7 @@ import dataclasses
 import logging
 import sys
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -192,7 +193,7 @@ def backfill(config: AppConfig, batch_ids: list[int], reason: str,
     return results
 
 
-def _hours(pieces) -> tuple[datetime, ...]:
+def _hours(pieces: Iterable["pa.Table"]) -> tuple[datetime, ...]:
     """The hours of event time the rows of ``pieces`` (``flows_scored`` tables) fall in."""
     import pyarrow as pa
     import pyarrow.compute as pc

@@ -4,14 +4,10 @@ becomes a literal of the batch's start time, written into the code) made every b
 plan's code again, on the driver and in every executor."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
-from jobs.config import config_from_mapping
-from jobs.stream.score_stream import start_query
-from tests.helpers.streaming import BUNDLE, good_messages
+from tests.helpers.streaming import good_messages
+from tests.streaming.test_checkpoint_loss import _config, _drop_file, _run
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -21,20 +17,12 @@ def _compilations(spark) -> int:
     return int(spark._jvm.org.apache.spark.metrics.source.CodegenMetrics.METRIC_COMPILATION_TIME().getCount())
 
 
-def _run(spark, config, tmp: Path, name: str, messages: list[dict]) -> None:
-    (tmp / "incoming").mkdir(exist_ok=True)
-    (tmp / "incoming" / name).write_text("".join(json.dumps(m) + "\n" for m in messages))
-    query = start_query(spark, config)
-    query.awaitTermination()
-    assert query.exception() is None
-
-
 def test_later_batches_compile_no_new_code(spark, sample_dir, tmp_path) -> None:
     messages = [m for _, m in good_messages(sample_dir, 60, seed=4)]
-    config = config_from_mapping({"stream": {
-        "source": "files", "files": {"path": str(tmp_path / "incoming")}, "tables_dir": str(tmp_path / "delta"),
-        "trigger": "availableNow", "model_dir": str(BUNDLE)}})
-    _run(spark, config, tmp_path, "a.json", messages[:30])  # the first batch compiles the plan's code
+    config = _config(tmp_path)
+    _drop_file(tmp_path, "a.json", messages[:30])
+    _run(spark, config)  # the first batch compiles the plan's code
     before = _compilations(spark)
-    _run(spark, config, tmp_path, "b.json", messages[30:])  # a later batch, of a query planned again
+    _drop_file(tmp_path, "b.json", messages[30:])
+    _run(spark, config)  # a later batch, of a query planned again
     assert _compilations(spark) == before
