@@ -61,6 +61,11 @@ class DeltaAppender:
             table.update_incremental()  # another writer (OPTIMIZE, a restarted job) may have committed
         return table
 
+    def version(self, name: str) -> int | None:
+        """The table's latest version, or None when it does not exist yet."""
+        table = self._table(name)
+        return None if table is None else table.version()
+
     def committed(self, name: str, batch_id: int) -> bool:
         """Whether ``name`` already holds batch ``batch_id`` (or a later one) of this app."""
         table = self._table(name)

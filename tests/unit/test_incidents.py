@@ -133,6 +133,48 @@ def test_the_table_counts_each_batch_once(tmp_path) -> None:
     assert all(r["batch_id"] == 2 and r["opened_batch"] == 0 for r in rows)
 
 
+def test_the_driver_keeps_the_open_incidents_between_its_own_commits(tmp_path, monkeypatch) -> None:
+    """The open incidents kept from the driver's last commit are the table's; the table is read once
+    (the first batch that finds it), and again only after a commit not the driver's own."""
+    from deltalake import DeltaTable
+
+    from jobs.stream.incident_store import open_incidents
+
+    reads: list[DeltaAppender] = []
+    real_read = DeltaAppender.read
+    monkeypatch.setattr(DeltaAppender, "read", lambda self, name: reads.append(self) or real_read(self, name))
+    appender = DeltaAppender(tmp_path, "app-1")
+    low, high = ("DoS", "DoS-TCP", "low", 2), ("DoS", "DoS-TCP", "high", 9)
+    batches = [[_payload(alerts((0, "mac:a", "s", *low), (1, "mac:b", "s", *low)), 1)],   # two open
+               [_payload(alerts((3, "mac:a", "s", *high)), 3)],                            # one extended
+               [_payload(alerts((14, "mac:a", "s", *low)), 14)],                           # mac:b closes
+               [_payload(alerts((40, "mac:c", "s", *low)), 40)],                           # mac:a closes, mac:c opens
+               [_payload(alerts(), 41)]]                                                  # nothing changes
+
+    def by_id(rows: list[dict]) -> list[dict]:
+        return sorted(rows, key=lambda r: r["incident_id"])
+
+    driver_reads = []
+    for batch_id, payloads in enumerate(batches):
+        before = len(reads)
+        commit_incidents(appender, payloads, batch_id, QUIET, NOW)
+        driver_reads.append(len(reads) - before)
+        version = appender.version("incidents")
+        kept = open_incidents(appender, version)
+        read = open_incidents(DeltaAppender(tmp_path, "app-1"), version)  # a fresh driver reads the table
+        assert by_id(kept) == by_id(read) and read
+    assert [r["subject"] for r in kept] == ["mac:c"]
+    assert driver_reads == [0, 1, 0, 0, 0]  # batch 1 read what batch 0 created; later batches kept it
+
+    # another commit (a maintenance tool's): the next batch reads the table again
+    DeltaTable(str(tmp_path / "incidents")).alter.set_table_properties({"delta.logRetentionDuration": "interval 30 days"})
+    before = len(reads)
+    assert commit_incidents(appender, [_payload(alerts((42, "mac:c", "s", *high)), 42)], 5, QUIET, NOW)
+    assert len(reads) - before == 1
+    assert [(r["subject"], r["alerts"], r["max_severity"]) for r in read_incidents(appender).to_pylist()
+            if r["state"] == "open"] == [("mac:c", 2, "high")]
+
+
 def test_quiet_time_is_configured_and_must_be_positive() -> None:
     from jobs.config import ConfigError, config_from_mapping
 
