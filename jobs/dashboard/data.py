@@ -7,6 +7,7 @@ dated in the future never moves the window past the present.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -43,6 +44,15 @@ TRAFFIC_COLUMNS = ["minute", "protocol", "predicted_class", "predicted_category"
 BATCH_COLUMNS = ["batch_id", "records", "quarantined", "anomalies", "influx_failed", "seconds", "logged_at"]
 
 
+@functools.lru_cache(maxsize=4)
+def _storage_settings(conf_path: str, mtime_ns: int, size: int):
+    """The job configuration's ``stream.storage``, read again only when the file changes (the
+    dashboard builds its settings on every refresh)."""
+    from jobs.config import load_config
+
+    return load_config(Path(conf_path)).stream.storage
+
+
 @dataclass(frozen=True)
 class DashboardSettings:
     tables_dir: Path | str  # a path, or an object store URI (s3://bucket/prefix)
@@ -57,9 +67,8 @@ class DashboardSettings:
 
         storage = None
         if self.conf_path is not None:
-            from jobs.config import load_config
-
-            storage = load_config(self.conf_path).stream.storage
+            stat = Path(self.conf_path).stat()
+            storage = _storage_settings(str(self.conf_path), stat.st_mtime_ns, stat.st_size)
         return TablesLocation.of(self.tables_dir, storage)
 
     @classmethod
