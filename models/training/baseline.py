@@ -53,8 +53,9 @@ def site_split(record_ids: pd.Series, seed: int = 0) -> np.ndarray:
     return np.array([bucket(str(r)) < VALIDATION_SHARE for r in record_ids], dtype=bool)
 
 
-def site_sequences(site: pd.DataFrame, preprocessor: Any, config: Any) -> np.ndarray:
-    """Every site record as the last step of its device's sequence (its earlier site windows)."""
+def site_sequences(site: pd.DataFrame, scaled: np.ndarray, preprocessor: Any, config: Any) -> np.ndarray:
+    """Every site record as the last step of its device's sequence (its earlier site windows);
+    ``scaled``: the records' features as ``preprocessor`` transformed them, in ``site``'s order."""
     from models.sequences import event_times_ns, frame_contexts, sequence_inputs
 
     missing = [name for name in (DEVICE_ID, EVENT_TIME) if name not in site.columns]
@@ -63,7 +64,6 @@ def site_sequences(site: pd.DataFrame, preprocessor: Any, config: Any) -> np.nda
                                 f"windows in time order: the site records lack {missing or [DEVICE_ID]} "
                                 "(captures through the sensor have them; dataset rows do not)")
     contexts = frame_contexts(site, config.timesteps, config.max_gap_s)
-    scaled = preprocessor.transform(site[list(FEATURES)].apply(pd.to_numeric, errors="coerce"))
     return sequence_inputs(scaled, event_times_ns(site[EVENT_TIME]), contexts, preprocessor.transform,
                            config.timesteps, config.max_gap_s)
 
@@ -86,11 +86,12 @@ def fit_site_baseline(base_dir: str | Path, site: pd.DataFrame, out_dir: str | P
     if validation.sum() < MIN_ROWS // 4:
         raise BaselineDataError(f"only {int(validation.sum())} site validation records: give more site traffic")
     preprocessor = base.preprocessor
-    x_train, x_val = preprocessor.transform(train_rows), preprocessor.transform(val_rows)
+    scaled = preprocessor.transform(features)
+    x_train, x_val = scaled[~validation], scaled[validation]
     config = replace(base.lstm_ae.config, **{key: value for key, value in (("timesteps", timesteps),
                                                                            ("max_gap_s", max_gap_s)) if value is not None})
     if config.sequential:
-        sequences = site_sequences(site, preprocessor, config)
+        sequences = site_sequences(site, scaled, preprocessor, config)
         ae = train_lstm_ae(sequences[~validation], config, chunk_size=base.lstm_ae.chunk_size)
         ae_val = ae.sequence_errors(sequences[validation]).mean(axis=1)
     else:

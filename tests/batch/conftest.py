@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.streaming import BUNDLE, good_messages
+from tests.helpers.streaming import BUNDLE, good_messages, run_to_end
 
 N_RECORDS = 1200
 FILES = 3
@@ -50,7 +50,6 @@ def write_conf(path: Path, tables_dir: Path, incoming: Path) -> Path:
 @pytest.fixture(scope="session")
 def job_tables(spark, sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> JobTables:
     from jobs.config import load_config
-    from jobs.stream.score_stream import start_query
 
     root = tmp_path_factory.mktemp("batch-tables")
     incoming, tables_dir = root / "incoming", root / "delta"
@@ -64,7 +63,5 @@ def job_tables(spark, sample_dir: Path, tmp_path_factory: pytest.TempPathFactory
         (incoming / f"flows-{number}.json").write_text("".join(json.dumps(m) + "\n" for m in chunk))
     (incoming / "flows-bad.json").write_text("".join(raw + "\n" for raw, _ in MALFORMED))
     conf_path = write_conf(root / "conf.yaml", tables_dir, incoming)
-    query = start_query(spark, load_config(conf_path), available_now=True)
-    query.awaitTermination()
-    assert query.exception() is None, query.exception()
+    run_to_end(spark, load_config(conf_path))
     return JobTables(tables_dir=tables_dir, messages=tuple(messages), conf_path=conf_path)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers.streaming import BUNDLE
+from tests.helpers.streaming import BUNDLE, run_to_end
 
 N_RECORDS = 1500
 ADMIN_TOKEN_ENV = "IOMT_AD_TEST_INFLUX_ADMIN_TOKEN"
@@ -34,7 +34,6 @@ def streamed(spark, influxdb, sample_dir, tmp_path_factory) -> StreamRun:
     from models.training.datasets import load_flows_pandas
     from jobs.ops.replay import ReplayOptions, replay
     from jobs.publish import DirectorySink
-    from jobs.stream.score_stream import start_query
     from tests.services.influxdb_server import BUCKET, ORG, TOKEN
 
     tmp = tmp_path_factory.mktemp("dashboard-stream")
@@ -54,9 +53,7 @@ def streamed(spark, influxdb, sample_dir, tmp_path_factory) -> StreamRun:
     os.environ[ADMIN_TOKEN_ENV] = TOKEN  # the operator token of the throwaway test server
     assert main(["influx-tokens", "--conf", str(tmp / "conf.yaml"), "--admin-token-env", ADMIN_TOKEN_ENV,
                  "--grafana-token-file", str(tmp / "tokens" / "grafana.token")]) == 0
-    query = start_query(spark, load_config(tmp / "conf.yaml"), available_now=True)
-    query.awaitTermination(600)
-    assert query.exception() is None
+    run_to_end(spark, load_config(tmp / "conf.yaml"))
     # the drift points are sent from a thread of the driver's own: wait until they hold the table's figures
     from deltalake import DeltaTable
 

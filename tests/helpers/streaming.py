@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from models.training.datasets import load_flows_pandas
@@ -86,6 +87,45 @@ def stream_conf(tmp: Path, bootstrap: str, topic: str, trigger: str = "available
     path = tmp / "conf.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def files_stream_config(tmp: Path, app_id: str = "iomt-ad", **stream):
+    """The job reading JSON files dropped in ``tmp/incoming`` (:func:`drop_file`), writing its tables
+    under ``tmp/delta``, with an availableNow trigger; ``stream`` adds or replaces settings."""
+    from jobs.config import config_from_mapping
+
+    return config_from_mapping({"stream": {
+        "source": "files", "files": {"path": str(tmp / "incoming")}, "tables_dir": str(tmp / "delta"),
+        "trigger": "availableNow", "app_id": app_id, "model_dir": str(BUNDLE), **stream}})
+
+
+def run_to_end(spark, config, timeout_s: float = 600) -> None:
+    """Run the scoring query with an availableNow trigger until it has taken in what its source holds;
+    fail on its error, or when it has not finished within ``timeout_s``."""
+    from jobs.stream.score_stream import start_query
+
+    query = start_query(spark, config, available_now=True)
+    if not query.awaitTermination(timeout_s):
+        query.stop()
+        raise AssertionError(f"the query had not finished after {timeout_s:g} s")
+    assert query.exception() is None, query.exception()
+
+
+def drop_file(incoming: Path, name: str, lines: list[str]) -> Path:
+    """A file of the files source, modified a second after the ones before it: the source takes files
+    in the order of their times (files written within the same millisecond would come in any order)."""
+    incoming.mkdir(parents=True, exist_ok=True)
+    path = incoming / name
+    path.write_text("".join(line + "\n" for line in lines))
+    times = [p.stat().st_mtime for p in incoming.iterdir() if p != path]
+    modified = max([time.time() - 60, *(t + 1 for t in times)])
+    os.utime(path, (modified, modified))
+    return path
+
+
+def drop_messages(incoming: Path, name: str, messages: list[dict]) -> Path:
+    """:func:`drop_file` with one JSON record a line."""
+    return drop_file(incoming, name, [json.dumps(m) for m in messages])
 
 
 def read_table(spark, tmp: Path, name: str):

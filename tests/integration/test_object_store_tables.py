@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.helpers.streaming import BUNDLE, MALFORMED, good_messages
+from tests.helpers.streaming import BUNDLE, MALFORMED, good_messages, run_to_end
 
 pytestmark = [pytest.mark.objectstore, pytest.mark.spark, pytest.mark.slow]
 
@@ -33,7 +33,6 @@ def test_the_stream_and_every_reader_on_an_object_store(spark, object_store, sam
     from jobs.batch.sql import register_tables
     from jobs.config import load_config
     from jobs.dashboard.data import DashboardSettings, load_snapshot
-    from jobs.stream.score_stream import start_query
 
     for key, value in object_store.hadoop_conf().items():  # the session exists: S3A's settings at runtime
         spark.conf.set(key, value)
@@ -50,9 +49,7 @@ def test_the_stream_and_every_reader_on_an_object_store(spark, object_store, sam
     tables = config.stream.tables
     assert not tables.is_local and config.stream.checkpoint_location.spark_uri().startswith("s3a://")
 
-    query = start_query(spark, config, available_now=True)
-    query.awaitTermination(600)
-    assert query.exception() is None
+    run_to_end(spark, config)
     scored = tables.delta_table("flows_scored").to_pyarrow_table(columns=["record_id"])
     assert sorted(scored.column("record_id").to_pylist()) == sorted(m["record_id"] for m in messages)
     quarantined = tables.delta_table("quarantine").to_pyarrow_table(columns=["reason"]).column("reason").to_pylist()
@@ -63,9 +60,7 @@ def test_the_stream_and_every_reader_on_an_object_store(spark, object_store, sam
     assert not (tmp_path / "var").exists()  # nothing went to a local directory instead
 
     # a restart continues from the checkpoint on the store: nothing new, nothing written twice
-    query = start_query(spark, config, available_now=True)
-    query.awaitTermination(300)
-    assert query.exception() is None
+    run_to_end(spark, config, timeout_s=300)
     assert tables.delta_table("flows_scored").to_pyarrow_table(columns=["record_id"]).num_rows == N_RECORDS
 
     views = register_tables(spark, tables)

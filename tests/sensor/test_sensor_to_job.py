@@ -10,8 +10,7 @@ import pytest
 
 from jobs.cli import main
 from jobs.config import config_from_mapping
-from jobs.stream.score_stream import start_query
-from tests.helpers.streaming import BUNDLE
+from tests.helpers.streaming import BUNDLE, run_to_end
 
 CAPTURE = "pcap/iomt-testbed-benign/capture-07062023-114652.pcap"  # Linux cooked v2, one hour, 19,604 packets
 
@@ -57,9 +56,7 @@ def test_a_real_capture_through_files_into_the_job(spark, shared_data, tmp_path,
     assert main(["sensor", "--pcap", str(shared_data / CAPTURE), "--to-dir", str(incoming)]) == 0
     lines = [json.loads(line) for path in sorted(incoming.glob("*.json")) for line in path.read_text().splitlines()]
     assert len({line["record_id"] for line in lines}) == len(lines) > 1000
-    query = start_query(spark, _config(tmp_path, {"source": "files", "files": {"path": str(incoming)}}))
-    query.awaitTermination()
-    assert query.exception() is None
+    run_to_end(spark, _config(tmp_path, {"source": "files", "files": {"path": str(incoming)}}))
     _check_scored(tmp_path, len(lines))
     _check_dashboard(tmp_path, monkeypatch)
     _check_baseline_from_a_time_range(tmp_path)
@@ -132,9 +129,7 @@ def test_a_real_capture_through_kafka_keyed_by_device(spark, kafka_broker, share
     assert keyed and all(key == device for key, device in keyed)
     config = _config(tmp_path, {"source": "kafka", "kafka": {"bootstrap_servers": kafka_broker.bootstrap,
                                                             "topic": topic, "starting_offsets": "earliest"}})
-    query = start_query(spark, config)
-    query.awaitTermination()
-    assert query.exception() is None
+    run_to_end(spark, config)
     _check_scored(tmp_path, len(keyed))
 
 

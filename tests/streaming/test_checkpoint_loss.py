@@ -3,36 +3,17 @@ it refuses to start and says what to do; the checkpoint that belongs to the tabl
 a new app id starts a new run on purpose."""
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 
 from jobs.stream.checkpoint_guard import CheckpointMismatchError
-from jobs.config import AppConfig, config_from_mapping
 from jobs.stream.score_stream import start_query
 from jobs.stream.sink import ForeachBatchSink
-from tests.helpers.streaming import BUNDLE, good_messages
+from tests.helpers.streaming import drop_messages, files_stream_config, good_messages, run_to_end
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
-
-
-def _config(tmp: Path, app_id: str = "guarded") -> AppConfig:
-    return config_from_mapping({"stream": {
-        "source": "files", "files": {"path": str(tmp / "incoming")}, "tables_dir": str(tmp / "delta"),
-        "trigger": "availableNow", "app_id": app_id, "model_dir": str(BUNDLE)}})
-
-
-def _drop_file(tmp: Path, name: str, messages: list[dict]) -> None:
-    (tmp / "incoming").mkdir(exist_ok=True)
-    (tmp / "incoming" / name).write_text("".join(json.dumps(m) + "\n" for m in messages))
-
-
-def _run(spark, config: AppConfig) -> None:
-    query = start_query(spark, config)
-    query.awaitTermination()
-    assert query.exception() is None
 
 
 def _record_ids(tmp: Path) -> list[str]:
@@ -43,21 +24,21 @@ def _record_ids(tmp: Path) -> list[str]:
 
 def test_lost_or_old_checkpoints_refuse_to_start_and_the_right_one_continues(spark, sample_dir, tmp_path) -> None:
     messages = [m for _, m in good_messages(sample_dir, 40, seed=11)]
-    config = _config(tmp_path)
+    config = files_stream_config(tmp_path, app_id="guarded")
     checkpoint = config.stream.checkpoint
-    _drop_file(tmp_path, "a.json", messages[:15])
-    _run(spark, config)
+    drop_messages(tmp_path / "incoming", "a.json", messages[:15])
+    run_to_end(spark, config)
     old_backup = tmp_path / "backup-old"
     shutil.copytree(checkpoint, old_backup)
-    _drop_file(tmp_path, "b.json", messages[15:25])
-    _run(spark, config)
+    drop_messages(tmp_path / "incoming", "b.json", messages[15:25])
+    run_to_end(spark, config)
     assert sorted(_record_ids(tmp_path)) == sorted(m["record_id"] for m in messages[:25])
     current = tmp_path / "backup-current"
     shutil.copytree(checkpoint, current)
 
     # the issue's case: checkpoint deleted, new records arrive
     shutil.rmtree(checkpoint)
-    _drop_file(tmp_path, "c.json", messages[25:])
+    drop_messages(tmp_path / "incoming", "c.json", messages[25:])
     with pytest.raises(CheckpointMismatchError, match="checkpoint .* is missing or empty"):
         start_query(spark, config)
     # an older backup restored
@@ -69,12 +50,12 @@ def test_lost_or_old_checkpoints_refuse_to_start_and_the_right_one_continues(spa
     # the checkpoint that belongs to the tables continues them: every record once
     shutil.rmtree(checkpoint)
     shutil.copytree(current, checkpoint)
-    _run(spark, config)
+    run_to_end(spark, config)
     assert sorted(_record_ids(tmp_path)) == sorted(m["record_id"] for m in messages)
 
     # a new run on purpose: a new app id with a fresh checkpoint (the files source reads every file again)
     shutil.rmtree(checkpoint)
-    _run(spark, _config(tmp_path, app_id="guarded-2"))
+    run_to_end(spark, files_stream_config(tmp_path, app_id="guarded-2"))
     assert len(_record_ids(tmp_path)) == 2 * len(messages)
 
 
@@ -82,9 +63,9 @@ def test_the_sink_stops_rather_than_skip_a_batch_another_query_wrote(spark, samp
     """Defence in depth behind the start check: the sink skips a batch the tables hold only when it
     is the last batch this very query wrote (a replay after a crash)."""
     messages = [m for _, m in good_messages(sample_dir, 10, seed=12)]
-    config = _config(tmp_path)
-    _drop_file(tmp_path, "a.json", messages)
-    _run(spark, config)  # batch 0, written by the query of this checkpoint
+    config = files_stream_config(tmp_path, app_id="guarded")
+    drop_messages(tmp_path / "incoming", "a.json", messages)
+    run_to_end(spark, config)  # batch 0, written by the query of this checkpoint
     batch = spark.read.format("delta").load(str(tmp_path / "delta" / "flows_scored")).limit(0)
 
     ForeachBatchSink(config)(batch, 0)  # the same query replays its last batch: skipped

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from datetime import datetime, timedelta, timezone
@@ -16,12 +15,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from jobs.config import AppConfig, config_from_mapping
+from jobs.config import AppConfig
 from jobs.stream.checkpoint_guard import CheckpointMismatchError
 from jobs.stream.sink import ForeachBatchSink
 from models.sequences import frame_contexts
 from schemas.flow_record import FEATURES
-from tests.helpers.streaming import BUNDLE, good_messages
+from tests.helpers.streaming import drop_file, files_stream_config, good_messages, run_to_end
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -30,10 +29,9 @@ BASE = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)  #
 
 
 def _config(tmp: Path, context_windows: int = WINDOWS, state_ttl: str = "1 hour") -> AppConfig:
-    return config_from_mapping({"stream": {
-        "source": "files", "files": {"path": str(tmp / "incoming"), "max_files_per_trigger": 1},
-        "tables_dir": str(tmp / "delta"), "trigger": "availableNow", "app_id": "context", "model_dir": str(BUNDLE),
-        "sequence": {"context_windows": context_windows, "max_gap": "10 minutes", "state_ttl": state_ttl}}})
+    return files_stream_config(
+        tmp, app_id="context", files={"path": str(tmp / "incoming"), "max_files_per_trigger": 1},
+        sequence={"context_windows": context_windows, "max_gap": "10 minutes", "state_ttl": state_ttl})
 
 
 def _at(seconds: float) -> str:
@@ -80,24 +78,12 @@ def _run(spark, config: AppConfig, crashes: bool = False) -> None:
 
     from jobs.stream.score_stream import start_query
 
-    query = start_query(spark, config)
-    if crashes:
-        with pytest.raises(StreamingQueryException, match="crash in batch"):
-            query.awaitTermination()
+    if not crashes:
+        run_to_end(spark, config)
         return
-    query.awaitTermination()
-    assert query.exception() is None
-
-
-def _drop_file(tmp: Path, name: str, lines: list[str]) -> None:
-    """A file of the source, modified a second after the one before: the files source takes them in
-    the order of their times (files written within the same millisecond would come in any order)."""
-    (tmp / "incoming").mkdir(exist_ok=True)
-    path = tmp / "incoming" / name
-    path.write_text("".join(line + "\n" for line in lines))
-    times = [p.stat().st_mtime for p in (tmp / "incoming").iterdir() if p != path]
-    modified = max([time.time() - 60, *(t + 1 for t in times)])
-    os.utime(path, (modified, modified))
+    query = start_query(spark, config)
+    with pytest.raises(StreamingQueryException, match="crash in batch"):
+        query.awaitTermination()
 
 
 def _traffic(sample_dir: Path) -> tuple[list[dict], list[tuple[float, str]]]:
@@ -160,14 +146,14 @@ def test_every_record_gets_its_devices_earlier_windows_across_batches_a_crash_an
     records, lines = _traffic(sample_dir)
     files = _files(lines, 5)
     for index, file in enumerate(files[:3]):
-        _drop_file(tmp_path, f"{index}.json", file)
+        drop_file(tmp_path / "incoming", f"{index}.json", file)
     config = _config(tmp_path)
     _Recording.crash_at = 1  # after its operator's tasks have run (and their state versions been written)
     _run(spark, config, crashes=True)
     _run(spark, config)  # batch 1 again, from the state before it, then batch 2
     assert len(recording) == sum(len(f) for f in files[:3]) + len(files[1])
     for index, file in enumerate(files[3:], start=3):  # the restart continues each device's windows
-        _drop_file(tmp_path, f"{index}.json", file)
+        drop_file(tmp_path / "incoming", f"{index}.json", file)
     _run(spark, config)
 
     replayed = [row for row in recording if row["batch_id"] == 1]
@@ -206,7 +192,7 @@ def test_an_idle_devices_windows_expire_after_the_state_ttl(spark, sample_dir, t
         if index == 1:
             _run(spark, config)
             time.sleep(11)  # processing time: longer than the TTL, while the event-time gap stays 60 s
-        _drop_file(tmp_path, f"{index}.json", [json.dumps(dict(good[index], device_id="mac:aa",
+        drop_file(tmp_path / "incoming", f"{index}.json", [json.dumps(dict(good[index], device_id="mac:aa",
                                                                   event_time=_at(seconds)))])
     _run(spark, config)  # two batches, seconds apart: the second one's window is kept for the third
     contexts = {row["record_id"]: row["context"] for row in recording}
@@ -222,7 +208,7 @@ def test_a_checkpoint_written_without_the_context_refuses_to_start_with_it(spark
     from jobs.stream.score_stream import start_query
 
     good = [m for _, m in good_messages(sample_dir, 4, seed=9)]
-    _drop_file(tmp_path, "0.json", [json.dumps(dict(m, device_id="mac:aa")) for m in good])
+    drop_file(tmp_path / "incoming", "0.json", [json.dumps(dict(m, device_id="mac:aa")) for m in good])
     _run(spark, _config(tmp_path, context_windows=0))
     assert len(recording) == 4 and all("context" not in row for row in recording)
     with pytest.raises(CheckpointMismatchError, match="context_windows is 3, but the checkpoint .* done without"):

@@ -29,13 +29,13 @@ from jobs.feedback.store import read_feedback
 from jobs.ops.replay import ReplayOptions, iter_messages
 from jobs.publish import DirectorySink
 from jobs.storage import TablesLocation
-from jobs.stream.score_stream import start_query
 from models.bundle import FEEDBACK_ROWS_FILE, load_bundle
 from models.lstm_ae import LstmAeConfig
 from models.training.classifier import ClassifierConfig
 from models.training.datasets import load_flows_pandas
 from models.training.iforest import IForestGrid
 from models.training.pipeline import TrainConfig, train_bundle
+from tests.helpers.streaming import run_to_end
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -82,9 +82,7 @@ def _stream(spark, tmp: Path, model: Path) -> Path:
                        "tables_dir": str(tmp / "delta"), "trigger": "availableNow", "model_dir": str(model)},
             "influxdb": {"enabled": False}}
     (tmp / "conf.yaml").write_text(yaml.safe_dump(conf))
-    query = start_query(spark, load_config(tmp / "conf.yaml"), available_now=True)
-    query.awaitTermination(600)
-    assert query.exception() is None
+    run_to_end(spark, load_config(tmp / "conf.yaml"))
     return tmp / "delta"
 
 

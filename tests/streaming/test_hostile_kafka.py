@@ -7,9 +7,8 @@ import json
 import pytest
 
 from jobs.config import load_config
-from jobs.stream.score_stream import start_query
 from schemas.flow_record import FEATURES
-from tests.helpers.streaming import good_messages, produce, read_table, stream_conf
+from tests.helpers.streaming import good_messages, produce, read_table, run_to_end, stream_conf
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
 
@@ -39,9 +38,7 @@ def test_hostile_messages_neither_stop_the_stream_nor_get_lost(spark, kafka_brok
     produce(kafka_broker.bootstrap, topic, [], overflowing + hostile)
     config = load_config(stream_conf(tmp_path, kafka_broker.bootstrap, topic, max_offsets=12))
 
-    query = start_query(spark, config, available_now=True)
-    query.awaitTermination(600)
-    assert query.exception() is None
+    run_to_end(spark, config)
 
     scored = {row["record_id"]: row for row in read_table(spark, tmp_path, "flows_scored").collect()}
     assert set(scored) == {m["record_id"] for _, m in good} | {f"protocol-{i}" for i in range(4)}

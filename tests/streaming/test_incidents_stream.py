@@ -12,11 +12,10 @@ from pyspark.sql import functions as F
 
 from jobs.config import load_config
 from jobs.ops.replay import ReplayOptions, iter_messages
-from jobs.stream.score_stream import start_query
 from models.bundle import load_bundle
 from models.training.datasets import load_flows_pandas
 from schemas.flow_record import FEATURES
-from tests.helpers.streaming import BUNDLE, produce, read_table, stream_conf
+from tests.helpers.streaming import BUNDLE, produce, read_table, run_to_end, stream_conf
 from udfs.scoring import score_frame
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
@@ -64,9 +63,7 @@ def test_incidents_per_device_close_after_quiet_time_and_replay_counts_once(spar
     conf.write_text(conf.read_text().replace("  trigger:", "  incident_quiet_time: 5 minutes\n  trigger:"))
     config = load_config(conf)
 
-    query = start_query(spark, config, available_now=True)
-    query.awaitTermination(600)
-    assert query.exception() is None
+    run_to_end(spark, config)
     batches = read_table(spark, tmp_path, "batch_log").count()
     assert batches >= 4  # 90 records, at most 25 a batch
 
@@ -100,9 +97,7 @@ def test_incidents_per_device_close_after_quiet_time_and_replay_counts_once(spar
         path.unlink()
     assert read_table(spark, tmp_path, "batch_log").count() == batches - 1
 
-    query = start_query(spark, config, available_now=True)
-    query.awaitTermination(300)
-    assert query.exception() is None
+    run_to_end(spark, config, timeout_s=300)
     assert read_table(spark, tmp_path, "batch_log").count() == batches  # the batch ran again
     again = read_table(spark, tmp_path, "incidents")
     assert sorted((r["subject"], r["alerts"], r["state"]) for r in again.collect()) == \

@@ -7,19 +7,12 @@ import pytest
 from jobs.cli import main
 from jobs.config import load_config
 from jobs.ops.influx_backfill import pending_batches
-from jobs.stream.score_stream import start_query
 from tests.helpers.influx import aggregate_total, count_points, drift_points, new_influx_bucket
-from tests.helpers.streaming import good_messages, produce, read_table, stream_conf
+from tests.helpers.streaming import good_messages, produce, read_table, run_to_end, stream_conf
 from tests.services.influxdb_server import TOKEN
 from tests.services.ports import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.influxdb, pytest.mark.spark, pytest.mark.slow]
-
-
-def _run(spark, config) -> None:
-    query = start_query(spark, config, available_now=True)
-    query.awaitTermination(600)
-    assert query.exception() is None
 
 
 def test_backfill_fills_an_outage_and_is_idempotent(spark, kafka_broker, influxdb, sample_dir, tmp_path,
@@ -34,7 +27,7 @@ def test_backfill_fills_an_outage_and_is_idempotent(spark, kafka_broker, influxd
     # the outage: InfluxDB on a closed port, every batch's points counted failed
     down = load_config(stream_conf(tmp_path, kafka_broker.bootstrap, topic, max_offsets=60,
                                    influx_url=f"http://127.0.0.1:{free_port()}", bucket=bucket))
-    _run(spark, down)
+    run_to_end(spark, down)
     log = read_table(spark, tmp_path, "batch_log").collect()
     assert len(log) >= 2 and all(b["influx_failed"] > 0 and b["influx_written"] == 0 for b in log)
     assert aggregate_total(influxdb, bucket) == 0
@@ -58,7 +51,7 @@ def test_backfill_fills_an_outage_and_is_idempotent(spark, kafka_broker, influxd
 
     # InfluxDB back: the stream writes the next batches itself
     produce(kafka_broker.bootstrap, topic, good_messages(sample_dir, 140, seed=12), [])
-    _run(spark, load_config(conf))
+    run_to_end(spark, load_config(conf))
     assert aggregate_total(influxdb, bucket) == 300
     anomalies = read_table(spark, tmp_path, "flows_scored").filter("is_anomaly").count()
 

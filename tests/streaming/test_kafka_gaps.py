@@ -8,9 +8,8 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs.config import load_config
-from jobs.stream.score_stream import start_query
 from tests.helpers.influx import flux_total, new_influx_bucket
-from tests.helpers.streaming import good_messages, read_table, stream_conf
+from tests.helpers.streaming import good_messages, read_table, run_to_end, stream_conf
 from tests.services.influxdb_server import TOKEN
 
 pytestmark = [pytest.mark.kafka, pytest.mark.influxdb, pytest.mark.spark, pytest.mark.slow]
@@ -23,12 +22,6 @@ def _produce(bootstrap: str, topic: str, messages) -> None:
     for key, message in messages:
         producer.produce(topic, key=key, value=json.dumps(message), partition=0)
     assert producer.flush(60) == 0
-
-
-def _run(spark, config) -> None:
-    query = start_query(spark, config, available_now=True)
-    query.awaitTermination(600)
-    assert query.exception() is None
 
 
 def test_expired_offsets_are_recorded_and_a_normal_run_records_none(spark, kafka_broker, influxdb, sample_dir,
@@ -45,7 +38,7 @@ def test_expired_offsets_are_recorded_and_a_normal_run_records_none(spark, kafka
                                      influx_url=influxdb.url, bucket=bucket))
 
     _produce(kafka_broker.bootstrap, topic, messages[:50])  # offsets 0-49
-    _run(spark, config)
+    run_to_end(spark, config)
     log = read_table(spark, tmp_path, "batch_log")
     assert log.count() >= 2 and log.agg(F.sum("kafka_lost")).first()[0] == 0  # a normal run: no gap
     last = log.orderBy(F.desc("batch_id")).first()
@@ -58,7 +51,7 @@ def test_expired_offsets_are_recorded_and_a_normal_run_records_none(spark, kafka
     for future in admin.delete_records([TopicPartition(topic, 0, 65)]).values():
         future.result(timeout=60)
     _produce(kafka_broker.bootstrap, topic, messages[80:])  # 80-99
-    _run(spark, config)
+    run_to_end(spark, config)
 
     assert read_table(spark, tmp_path, "flows_scored").count() == 50 + 15 + 20
     gaps = read_table(spark, tmp_path, "kafka_gaps").collect()

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers.streaming import good_messages
-from tests.streaming.test_checkpoint_loss import _config, _drop_file, _run
+from tests.helpers.streaming import drop_messages, files_stream_config, good_messages, run_to_end
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -19,10 +18,10 @@ def _compilations(spark) -> int:
 
 def test_later_batches_compile_no_new_code(spark, sample_dir, tmp_path) -> None:
     messages = [m for _, m in good_messages(sample_dir, 60, seed=4)]
-    config = _config(tmp_path)
-    _drop_file(tmp_path, "a.json", messages[:30])
-    _run(spark, config)  # the first batch compiles the plan's code
+    config = files_stream_config(tmp_path)
+    drop_messages(tmp_path / "incoming", "a.json", messages[:30])
+    run_to_end(spark, config)  # the first batch compiles the plan's code
     before = _compilations(spark)
-    _drop_file(tmp_path, "b.json", messages[30:])
-    _run(spark, config)  # a later batch, of a query planned again
+    drop_messages(tmp_path / "incoming", "b.json", messages[30:])
+    run_to_end(spark, config)  # a later batch, of a query planned again
     assert _compilations(spark) == before

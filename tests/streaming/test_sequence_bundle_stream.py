@@ -17,6 +17,7 @@ from jobs.config import config_from_mapping
 from jobs.sensor.command import capture_records
 from jobs.sensor.report import score_records
 from models.bundle import load_bundle
+from tests.helpers.streaming import run_to_end
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -38,7 +39,6 @@ def _incoming(tmp: Path, lines: list[str], files: int) -> Path:
 
 def test_the_streams_sequences_score_as_an_offline_report_of_the_whole_capture(spark, shared_data, tmp_path) -> None:
     from jobs.stream.device_context import SESSION_SETTINGS
-    from jobs.stream.score_stream import start_query
 
     bundle_dir = tmp_path / "site-t4"
     assert main(["baseline", "--pcap", str(shared_data / TESTBED / "benign_ref02.pcap"),
@@ -55,9 +55,7 @@ def test_the_streams_sequences_score_as_an_offline_report_of_the_whole_capture(s
         "sequence": {"context_windows": 3, "max_gap": "10 minutes"}}})
     before = {key: spark.conf.get(key, None) for key in SESSION_SETTINGS}
     try:
-        query = start_query(spark, config)
-        query.awaitTermination()
-        assert query.exception() is None
+        run_to_end(spark, config)
     finally:
         for key, value in before.items():
             spark.conf.unset(key) if value is None else spark.conf.set(key, value)

@@ -11,9 +11,8 @@ import pytest
 from jobs.cli import main as cli
 from jobs.config import load_config
 from jobs.stream.parse_avro import UNDECODED, bad_header_reason
-from jobs.stream.score_stream import start_query
 from jobs.wire import message_encoder
-from tests.helpers.streaming import good_messages, produce, read_table, stream_conf
+from tests.helpers.streaming import good_messages, produce, read_table, run_to_end, stream_conf
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
 
@@ -40,9 +39,7 @@ def test_replayed_avro_is_scored_once_and_bad_frames_quarantined(spark, kafka_br
     config = load_config(stream_conf(tmp_path, kafka_broker.bootstrap, topic, max_offsets=25,
                                      wire_format="avro", avro_schema_id=SCHEMA_ID))
 
-    query = start_query(spark, config, available_now=True)
-    query.awaitTermination(600)
-    assert query.exception() is None
+    run_to_end(spark, config)
 
     scored = read_table(spark, tmp_path, "flows_scored")
     rows = scored.select("record_id", "source_id", "label").collect()

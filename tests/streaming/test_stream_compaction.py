@@ -11,8 +11,7 @@ from deltalake import DeltaTable
 
 from jobs.config import load_config
 from jobs.ops.influx_backfill import batch_tasks
-from jobs.stream.score_stream import start_query
-from tests.helpers.streaming import good_messages, produce, read_table, stream_conf
+from tests.helpers.streaming import good_messages, produce, read_table, run_to_end, stream_conf
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
 
@@ -27,9 +26,7 @@ def test_the_stream_compacts_between_batches_and_loses_nothing(spark, kafka_brok
     # compaction due after every batch; 100 records a batch: four batches, two tasks each
     config = load_config(stream_conf(tmp_path, kafka_broker.bootstrap, topic, max_offsets=100,
                                      compaction_every="1 millisecond"))
-    query = start_query(spark, config, available_now=True)
-    query.awaitTermination(600)
-    assert query.exception() is None
+    run_to_end(spark, config)
 
     scored = read_table(spark, tmp_path, "flows_scored")
     ids = [r["record_id"] for r in scored.select("record_id").collect()]

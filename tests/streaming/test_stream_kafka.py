@@ -3,9 +3,8 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs.config import load_config
-from jobs.stream.score_stream import start_query
 from tests.helpers.influx import aggregate_total, count_points, new_influx_bucket
-from tests.helpers.streaming import bad_messages, good_messages, produce, read_table, stream_conf
+from tests.helpers.streaming import bad_messages, good_messages, produce, read_table, run_to_end, stream_conf
 from tests.services.influxdb_server import TOKEN
 
 pytestmark = [pytest.mark.kafka, pytest.mark.influxdb, pytest.mark.spark, pytest.mark.slow]
@@ -25,9 +24,7 @@ def test_kafka_to_delta_and_influxdb_exactly_once(spark, kafka_broker, influxdb,
     config = load_config(stream_conf(tmp_path, kafka_broker.bootstrap, topic, max_offsets=150,
                                      influx_url=influxdb.url, bucket=bucket, max_records_per_partition=50))
 
-    query = start_query(spark, config, available_now=True)
-    query.awaitTermination(600)
-    assert query.exception() is None
+    run_to_end(spark, config)
 
     # no task held more than max_records_per_partition records: each wrote its own data file
     import pyarrow as pa
@@ -72,8 +69,7 @@ def test_kafka_to_delta_and_influxdb_exactly_once(spark, kafka_broker, influxdb,
     assert scored.filter(F.size("top_features") != 3).count() == 0
 
     # a second run from the same checkpoint finds nothing new and writes nothing twice
-    query = start_query(spark, config, available_now=True)
-    query.awaitTermination(300)
+    run_to_end(spark, config, timeout_s=300)
     assert read_table(spark, tmp_path, "flows_scored").count() == N_GOOD
     assert count_points(influxdb, bucket, "ae_error") == len(anomalous)
     assert aggregate_total(influxdb, bucket) == N_GOOD
@@ -90,9 +86,7 @@ def test_influxdb_down_loses_no_delta_output_and_keeps_streaming(spark, kafka_br
     produce(kafka_broker.bootstrap, topic, good, [])
     config = load_config(stream_conf(tmp_path, kafka_broker.bootstrap, topic, max_offsets=50,
                                      influx_url=f"http://127.0.0.1:{free_port()}"))
-    query = start_query(spark, config, available_now=True)
-    query.awaitTermination(600)
-    assert query.exception() is None
+    run_to_end(spark, config)
     assert read_table(spark, tmp_path, "flows_scored").count() == 120
     batches = read_table(spark, tmp_path, "batch_log").collect()
     assert len(batches) >= 3  # the stream went on past the failing batches
