@@ -63,8 +63,13 @@ class DeltaAppender:
 
     def version(self, name: str) -> int | None:
         """The table's latest version, or None when it does not exist yet."""
+        return self.version_holding(name, -1)[0]
+
+    def version_holding(self, name: str, batch_id: int) -> tuple[int | None, bool]:
+        """The table's latest version (None when it does not exist yet) and whether it holds batch
+        ``batch_id`` of this app, from one look at the table's log."""
         table = self._table(name)
-        return None if table is None else table.version()
+        return (None, False) if table is None else (table.version(), self._holds(table, batch_id))
 
     def committed(self, name: str, batch_id: int) -> bool:
         """Whether ``name`` already holds batch ``batch_id`` (or a later one) of this app."""

@@ -38,8 +38,8 @@ def commit_incidents(appender: DeltaAppender, payloads: list[str], batch_id: int
     False when the table already holds the batch or nothing changed."""
     from jobs.stream.executor import from_text
 
-    version = appender.version(INCIDENTS)
-    if version is not None and appender.committed(INCIDENTS, batch_id):
+    version, holds = appender.version_holding(INCIDENTS, batch_id)
+    if holds:
         log.info("%s already holds batch %d of %s: skipped", INCIDENTS, batch_id, appender.app_id)
         return False
     tables = [from_text(text) for text in payloads]
