@@ -169,11 +169,14 @@ def _e2e_runs(args: argparse.Namespace, runs: int, work: Path) -> dict[str, Any]
         # records/s the target names: a job that keeps up at that rate never sees larger ones
         trigger_batch = 100_000 if args.quick else 200_000
         result["capacity_warmup"] = drain(influx=influx)
-        cap_runs, delta_only_runs, elsewhere_runs, trigger_runs = [], [], [], []
+        cap_runs, delta_only_runs, elsewhere_runs, trigger_runs, avro_runs = [], [], [], [], []
         for _ in range(runs):
             trigger_runs.append(drain(influx=influx, records=4 * trigger_batch - trigger_batch // 100,
                                       max_offsets=trigger_batch))
             cap_runs.append(drain(influx=influx))
+            # the job's binary wire format (stream.kafka.wire_format: avro), InfluxDB as in the run
+            # before it: the JVM's JSON parse is its largest cost (docs/wire-format.md)
+            avro_runs.append(drain(influx=influx, wire_format="avro"))
             if influx is not None:  # the same drain with InfluxDB off (Delta only), alternated with it
                 delta_only_runs.append(drain(influx=None))
             before = sink.points()
@@ -181,6 +184,8 @@ def _e2e_runs(args: argparse.Namespace, runs: int, work: Path) -> dict[str, Any]
             elsewhere_runs[-1]["points_received"] = sink.points() - before
         result["capacity_runs"] = cap_runs
         result["max_sustained_rps"] = round(statistics.median(r["sustained_rps"] for r in cap_runs), 1)
+        result["capacity_runs_avro"] = avro_runs
+        result["sustained_rps_avro"] = round(statistics.median(r["sustained_rps"] for r in avro_runs), 1)
         result["capacity_runs_trigger_batches"] = trigger_runs
         result["sustained_rps_trigger_batches"] = round(statistics.median(r["sustained_rps"] for r in trigger_runs), 1)
         # the driver's own CPU per record while a backlog drains: its Python (the sink, the commits)
@@ -295,6 +300,20 @@ def driver_lines(e2e: dict[str, Any]) -> list[str]:
             "local-mode JVM by their names, read with `jcmd Thread.print` while the drain runs)"]
 
 
+def avro_lines(e2e: dict[str, Any]) -> list[str]:
+    """The same drain with the messages in Avro (the job's binary wire format), alternated with the
+    JSON runs above."""
+    runs = e2e.get("capacity_runs_avro")
+    if not runs:
+        return []
+    with_influx = "with InfluxDB on the same cores" if e2e["influxdb"] else "without InfluxDB"
+    return [f"- the same drain with the messages in Avro (`stream.kafka.wire_format: avro`, the Confluent wire "
+            f"format; JSON is the default), alternated with the runs above: **{e2e['sustained_rps_avro']:,.0f} "
+            f"records/s** {with_influx} (median batch "
+            f"{statistics.median(r['batch_seconds_median'] for r in runs):.1f} s)",
+            *cpu_lines(runs, lead="  - in Avro, CPU per record")]
+
+
 def trigger_batch_lines(e2e: dict[str, Any]) -> list[str]:
     """The same drain, with InfluxDB on the same cores, in the batches of a 10 s trigger at 20,000
     records/s (run alternately with the capacity drains above)."""
@@ -359,6 +378,7 @@ def markdown(report: dict[str, Any]) -> str:
                   f"in micro-batches of {e2e['capacity_runs'][0]['max_offsets_per_trigger']:,}; the first batch, with model loading, is excluded; "
                   f"median batch {statistics.median(r['batch_seconds_median'] for r in e2e['capacity_runs']):.1f} s)",
                   *cpu_lines(e2e["capacity_runs"]),
+                  *avro_lines(e2e),
                   *trigger_batch_lines(e2e),
                   *driver_lines(e2e),
                   *cold_and_delta_only_lines(e2e),
@@ -408,6 +428,10 @@ def targets(report: dict[str, Any]) -> dict[str, tuple[float | None, float, bool
             batch = e2e["capacity_runs_trigger_batches"][0]["max_offsets_per_trigger"]
             checks[f"e2e_sustained_rps_in_{batch}_record_batches"] = (rps, TARGETS["e2e_sustained_rps"],
                                                                      rps >= TARGETS["e2e_sustained_rps"])
+        if e2e.get("sustained_rps_avro") is not None:
+            rps = e2e["sustained_rps_avro"]
+            checks["e2e_sustained_rps_avro_wire_format"] = (rps, TARGETS["e2e_sustained_rps"],
+                                                            rps >= TARGETS["e2e_sustained_rps"])
         checks["p95_ms_at_1000"] = (p95, TARGETS["p95_ms_at_1000"], p95 <= TARGETS["p95_ms_at_1000"])
         if e2e.get("driver_us_per_record") is not None:
             driver = e2e["driver_us_per_record"]

@@ -196,19 +196,21 @@ def cpu_per_record(before: dict[str, float], after: dict[str, float], records: i
             "cpu_bound_rps": round(cores * 1e6 / total, 1) if total else None}
 
 
-def replay_to_kafka(bootstrap: str, topic: str, rate: float, limit: int, data: Path) -> subprocess.Popen:
+def replay_to_kafka(bootstrap: str, topic: str, rate: float, limit: int, data: Path,
+                    wire_format: str = "json") -> subprocess.Popen:
     """The product's replayer in its own process (it must not share the job's cores' Python GIL)."""
     return subprocess.Popen(
         [sys.executable, "-m", "jobs.cli", "--log-level", "WARNING", "replay", "--data", str(data),
          "--bootstrap", bootstrap, "--topic", topic, "--rate", str(rate), "--limit", str(limit),
-         "--loop", "--shuffle", "--no-progress"],
+         "--loop", "--shuffle", "--no-progress", "--wire-format", wire_format],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def bench_config(tables_dir: Path, bootstrap: str, topic: str, bundle: Path, trigger: str,
-                 max_offsets: int, influx: Any = None) -> AppConfig:
+                 max_offsets: int, influx: Any = None, wire_format: str = "json") -> AppConfig:
     """The streaming job's configuration for one bench run; ``influx`` (a running server with
-    ``url``, and optionally ``bucket``, default ``iomt``) or None for a Delta-only run."""
+    ``url``, and optionally ``bucket``, default ``iomt``) or None for a Delta-only run;
+    ``wire_format`` the messages' (``json``, the default, or ``avro``: stream.kafka.wire_format)."""
     from jobs.config import InfluxConfig
 
     influx_config = InfluxConfig(enabled=influx is not None, url=getattr(influx, "url", "http://127.0.0.1:1"),
@@ -218,7 +220,7 @@ def bench_config(tables_dir: Path, bootstrap: str, topic: str, bundle: Path, tri
         spark=SparkConfig(master="local[2]"),
         stream=StreamConfig(source="kafka", kafka=KafkaSourceConfig(
             bootstrap_servers=bootstrap, topic=topic, starting_offsets="earliest",
-            max_offsets_per_trigger=max_offsets), tables_dir=tables_dir, trigger=trigger,
+            max_offsets_per_trigger=max_offsets, wire_format=wire_format), tables_dir=tables_dir, trigger=trigger,
             model_dir=bundle, app_id=f"bench-{topic}"),
         influxdb=influx_config)
 
@@ -228,16 +230,18 @@ def _batch_log(spark, config: AppConfig):
 
 
 def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, max_offsets: int,
-             influx: Any = None) -> dict[str, Any]:
-    topic = f"capacity-{int(time.time())}"
+             influx: Any = None, wire_format: str = "json") -> dict[str, Any]:
+    """A backlog of ``records`` in ``wire_format`` produced first, then drained by the job in
+    micro-batches of ``max_offsets``: the sustained rate and the CPU per record by process kind."""
+    topic = f"capacity-{int(time.time() * 1000)}"
     broker.create_topic(topic, partitions=2)
-    producer = replay_to_kafka(broker.bootstrap, topic, 0, records, data)
+    producer = replay_to_kafka(broker.bootstrap, topic, 0, records, data, wire_format)
     if producer.wait() != 0:
         raise RuntimeError(producer.stderr.read().decode()[-2000:])
     # a 0 s trigger, stopped once the backlog is in: the driver's threads (the stream execution
     # thread above all) must still be alive when their CPU is read after the last batch
     # (processAllAvailable waits for it in the JVM: no polling adds to the driver's CPU)
-    config = bench_config(work / topic, broker.bootstrap, topic, bundle, "0 seconds", max_offsets, influx)
+    config = bench_config(work / topic, broker.bootstrap, topic, bundle, "0 seconds", max_offsets, influx, wire_format)
     from jobs.stream.score_stream import start_query
 
     services = {"kafka_broker": broker.process.pid}
@@ -266,7 +270,7 @@ def capacity(spark, broker, work: Path, bundle: Path, data: Path, records: int, 
     steady_records = sum(b["records"] for b in steady)
     return {"records": sum(b["records"] for b in batches), "batches": len(batches),
             "steady_records": steady_records, "steady_batches": len(steady),
-            "max_offsets_per_trigger": max_offsets,
+            "max_offsets_per_trigger": max_offsets, "wire_format": wire_format,
             "max_records_per_partition": config.stream.kafka.max_records_per_partition,
             "sustained_rps": round(steady_records / seconds, 1),
             "batch_seconds_median": round(float(np.median([b["seconds"] for b in steady])), 2),
