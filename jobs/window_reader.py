@@ -81,6 +81,19 @@ def _since_scalar(column: pa.ChunkedArray, since: datetime) -> pa.Scalar:
     return pa.scalar(since, type=column.type)
 
 
+def may_hold(files: pa.Table, column: str, low: Any = None, high: Any = None) -> pa.ChunkedArray | pa.Array:
+    """Per data file (a row of a table's flattened add actions): whether its ``column`` statistics
+    allow a value from ``low`` to ``high`` (either open when None). A file without statistics may
+    hold any value."""
+    keep: pa.ChunkedArray | pa.Array = pa.array([True] * files.num_rows, type=pa.bool_())
+    smallest, largest = f"min.{column}", f"max.{column}"
+    if high is not None and smallest in files.column_names:
+        keep = pc.and_(keep, pc.fill_null(pc.less_equal(files[smallest], high), True))
+    if low is not None and largest in files.column_names:
+        keep = pc.and_(keep, pc.fill_null(pc.greater_equal(files[largest], low), True))
+    return keep
+
+
 def window_files(files: pa.Table, since: datetime | None, time_column: str | None,
                  partitioned: bool, until: datetime | None = None) -> list[str]:
     """The paths (relative to the table) of the files that may hold rows from ``since`` on (and up
@@ -92,15 +105,13 @@ def window_files(files: pa.Table, since: datetime | None, time_column: str | Non
         keep = pc.and_(keep, pc.fill_null(pc.greater_equal(dates, since.date().isoformat()), True))
     if until is not None and dates is not None:
         keep = pc.and_(keep, pc.fill_null(pc.less_equal(dates, until.date().isoformat()), True))
-    low = f"min.{time_column}" if time_column else None
-    if until is not None and low in files.column_names:
-        older = pc.less_equal(files[low], _since_scalar(files[low], until))
-        keep = pc.and_(keep, pc.fill_null(older, True))
-    bound = f"max.{time_column}" if time_column else None
-    if since is not None and bound in files.column_names:
+    if time_column:
+        def bound(at: datetime | None, column: str) -> pa.Scalar | None:
+            return _since_scalar(files[column], at) if at is not None and column in files.column_names else None
+
         # Delta keeps timestamps to the millisecond and writers may truncate a maximum: 1 ms of slack
-        newer = pc.greater_equal(files[bound], _since_scalar(files[bound], since - timedelta(milliseconds=1)))
-        keep = pc.and_(keep, pc.fill_null(newer, True))  # no statistics: the file may hold such rows
+        low = bound(since - timedelta(milliseconds=1) if since is not None else None, f"max.{time_column}")
+        keep = pc.and_(keep, may_hold(files, time_column, low, bound(until, f"min.{time_column}")))
     return [unquote(path) for path in files.filter(keep)["path"].to_pylist()]
 
 

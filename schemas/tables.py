@@ -183,7 +183,7 @@ TABLES[DELIVERIES] = TableSpec(DELIVERIES, (), "each outbox update an output del
                                "(jobs.outputs.notifier)", _columns(
                                    ("update_id", STRING), ("incident_id", STRING), ("output", STRING),
                                    ("status", STRING), ("reason", STRING), ("attempts", LONG),
-                                   ("recorded_at", TIMESTAMP)))
+                                   ("recorded_at", TIMESTAMP), ("batch_id", LONG)))
 TABLES[FLOWS_SHADOW] = TableSpec(FLOWS_SHADOW, ("event_date",), "each record the challenger scored in shadow beside "
                                  "the champion: both verdicts (jobs.stream.model_roles)", (
                                      *_columns(("record_id", STRING), ("source_id", STRING), ("device_id", STRING),

@@ -107,15 +107,14 @@ def _files_holding(table, batch_ids: list[int]) -> list[str]:
     """The URIs of the table's data files that may hold rows of ``batch_ids``: by their ``batch_id``
     statistics where they have them (files OPTIMIZE wrote may not), else every file."""
     import pyarrow as pa
-    import pyarrow.compute as pc
+
+    from jobs.window_reader import may_hold
 
     files = pa.table(table.get_add_actions(flatten=True))
     uris = table.file_uris()
-    if "min.batch_id" not in files.column_names or not batch_ids:
+    if not batch_ids:
         return uris
-    overlaps = pc.and_(pc.less_equal(files["min.batch_id"], max(batch_ids)),
-                       pc.greater_equal(files["max.batch_id"], min(batch_ids)))
-    kept = {str(path) for path, keep in zip(files["path"].to_pylist(), pc.fill_null(overlaps, True).to_pylist()) if keep}
+    kept = set(map(str, files.filter(may_hold(files, "batch_id", min(batch_ids), max(batch_ids)))["path"].to_pylist()))
     depth = len(TABLES[FLOWS_SCORED].partition_by) + 1  # a file's path under the table: partition dirs, name
     return [uri for uri in uris if "/".join(uri.rsplit("/", depth)[1:]) in kept]
 

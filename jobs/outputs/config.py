@@ -88,6 +88,7 @@ class NotifyConfig:
     poll_interval: str = "2 seconds"
     retry_initial: str = "1 second"
     retry_max: str = "5 minutes"
+    keep_delivered: str = "7 days"  # delivered updates stay in outbox/deliveries this long, then are pruned
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,8 @@ def alerts_from_mapping(raw: Mapping[str, Any] | None, build: Callable[..., Any]
     for key in ("poll_interval", "retry_initial", "retry_max"):
         if duration(getattr(alerts.notify, key), f"alerts.notify.{key}") <= timedelta(0):
             raise error(f"alerts.notify.{key} must be more than zero")
+    if duration(alerts.notify.keep_delivered, "alerts.notify.keep_delivered") < timedelta(0):
+        raise error("alerts.notify.keep_delivered must not be negative (0: prune as soon as every output has them)")
     if duration(alerts.notify.update_every, "alerts.notify.update_every") < timedelta(0):
         raise error("alerts.notify.update_every must not be negative (0: every change)")
     if outputs.syslog.facility not in FACILITIES:

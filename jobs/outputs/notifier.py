@@ -12,7 +12,10 @@ What a long-running notifier holds stays bounded: the stream appends the outbox 
 batch order, so once every output has delivered (or suppressed) every update of the batches up to
 some batch, those batches are forgotten (:meth:`OutboxStore.forget_through`): they are never read
 again (a read filters on ``batch_id``; the table's statistics skip their files) and their update ids
-leave the outputs' delivered sets.
+leave the outputs' delivered sets. On disk, the forgotten batches queued more than
+``alerts.notify.keep_delivered`` ago (default 7 days) are deleted from ``outbox`` and ``deliveries``
+(:meth:`OutboxStore.prune`, at most once every ``PRUNE_EVERY``), so a notifier started afresh reads
+tables that hold only recent and pending updates.
 
 ``notify_filter`` says per update why it must not be sent, or None (:func:`notifier_for` uses the
 analysts' mutes and maintenance windows, :class:`jobs.outputs.mutes.MuteFilter`); an update it turns
@@ -24,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Final
@@ -40,6 +44,8 @@ log = logging.getLogger(__name__)
 
 DELIVERED: Final[str] = "delivered"
 SUPPRESSED: Final[str] = "suppressed"
+DEFAULT_KEEP_DELIVERED: Final[timedelta] = timedelta(days=7)
+PRUNE_EVERY: Final[float] = 3600.0  # seconds between deletions of delivered updates from the tables
 NotifyFilter = Callable[[dict[str, Any]], "str | None"]  # why the update must not be sent, or None
 
 
@@ -50,14 +56,17 @@ def notify_all(update: dict[str, Any]) -> str | None:
 class OutboxStore:
     """The ``outbox`` (read) and ``deliveries`` (appended) tables, shared by the output threads."""
 
-    def __init__(self, tables: "TablesLocation") -> None:
+    def __init__(self, tables: "TablesLocation", keep_delivered: timedelta = DEFAULT_KEEP_DELIVERED) -> None:
         self.tables = tables.resolved()
         self.options = self.tables.storage_options()
+        self.keep_delivered = keep_delivered
         self._lock = threading.Lock()
         self._outbox = None
         self._version: int | None = None
         self._rows: list[dict[str, Any]] = []
         self.floor = -1  # every output has done every update of the batches up to this one
+        # (batch id, when it was queued) of the batches forgotten but still in the tables, in batch order
+        self._on_disk: deque[tuple[int, datetime]] = deque()
 
     def updates(self) -> list[dict[str, Any]]:
         """Every queued update, oldest batch first (read again only when the table changed)."""
@@ -85,7 +94,41 @@ class OutboxStore:
         with self._lock:
             if batch_id > self.floor:
                 self.floor = batch_id
+                queued: dict[int, datetime] = {}
+                for row in self._rows:
+                    if row["batch_id"] <= batch_id:
+                        queued[row["batch_id"]] = max(queued.get(row["batch_id"], row["queued_at"]), row["queued_at"])
+                self._on_disk.extend(sorted(queued.items()))
                 self._rows = [row for row in self._rows if row["batch_id"] > batch_id]
+
+    def prune(self, now: datetime) -> int | None:
+        """Delete from ``outbox`` and ``deliveries`` the forgotten batches (every output has done
+        them) queued more than ``keep_delivered`` before ``now``; the last batch deleted, or None.
+        The outbox goes first: a crash in between leaves deliveries of updates no longer queued,
+        never an update whose deliveries are gone (that would be sent again)."""
+        from deltalake import DeltaTable
+
+        cutoff = now - self.keep_delivered
+        with self._lock:
+            through = None
+            for batch_id, queued_at in self._on_disk:
+                if queued_at >= cutoff:
+                    break
+                through = batch_id
+            if through is None or self._outbox is None:
+                return None
+            predicate = f"batch_id <= {int(through)}"
+            outbox = self._outbox.delete(predicate)
+            deliveries = {}
+            if DeltaTable.is_deltatable(self.tables.uri(DELIVERIES), storage_options=self.options):
+                table = DeltaTable(self.tables.uri(DELIVERIES), storage_options=self.options)
+                if "batch_id" in table.schema().to_arrow().names:  # tables of older notifiers lack it
+                    deliveries = table.delete(predicate)
+            while self._on_disk and self._on_disk[0][0] <= through:
+                self._on_disk.popleft()
+        log.info("notifier: delivered updates of batches up to %d pruned from %s (%s rows) and %s (%s rows)",
+                 through, OUTBOX, outbox.get("num_deleted_rows"), DELIVERIES, deliveries.get("num_deleted_rows", 0))
+        return through
 
     def recorded(self, output: str) -> set[str]:
         """The update ids ``output`` delivered or suppressed."""
@@ -128,6 +171,7 @@ class Notifier:
         self._done: dict[str, set[str]] = {}
         self._done_through: dict[str, int] = {}  # per output: every update up to this batch is done
         self._done_lock = threading.Lock()  # the output threads share the delivered sets' pruning
+        self._next_prune = 0.0  # time.monotonic() from which the tables may be pruned again
         self.failures: dict[str, int] = {output.name: 0 for output in self.outputs}  # failed sends so far
 
     def start(self) -> "Notifier":
@@ -192,6 +236,18 @@ class Notifier:
             self.store.forget_through(floor)
             for ids in self._done.values():
                 ids.difference_update(forgotten)
+        self._prune_tables()
+
+    def _prune_tables(self) -> None:
+        """At most once every ``PRUNE_EVERY``: the tables lose what every output did long enough ago."""
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_EVERY
+        try:
+            self.store.prune(datetime.now(timezone.utc))
+        except Exception:  # a conflict with the stream's compaction, an object store hiccup: next time
+            log.warning("notifier: pruning delivered updates failed (tried again in %.0f s)", PRUNE_EVERY,
+                        exc_info=True)
 
     def deliver_pending(self, output: Output) -> bool:
         """One pass: send ``output``'s pending updates in order; False when a send failed (the rest wait)."""
@@ -216,7 +272,7 @@ class Notifier:
                         ok = False
                         break
                 records.append({"update_id": update["update_id"], "incident_id": update["incident_id"],
-                                "output": output.name, "status": status, "reason": reason, "attempts": 1,
+                                "batch_id": update["batch_id"], "output": output.name, "status": status, "reason": reason, "attempts": 1,
                                 "recorded_at": datetime.now(timezone.utc)})
         finally:
             if records:
@@ -252,7 +308,8 @@ def notifier_for(config, notify_filter: NotifyFilter | None = None) -> Notifier 
     if not outputs:
         return None
     notify = config.alerts.notify
-    return Notifier(OutboxStore(config.stream.tables), outputs,
+    return Notifier(OutboxStore(config.stream.tables, duration(notify.keep_delivered, "alerts.notify.keep_delivered")),
+                    outputs,
                     poll_interval=duration(notify.poll_interval, "alerts.notify.poll_interval"),
                     retry_initial=duration(notify.retry_initial, "alerts.notify.retry_initial"),
                     retry_max=duration(notify.retry_max, "alerts.notify.retry_max"),

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from deltalake import DeltaTable
 
 from jobs.config import config_from_mapping
 from jobs.outputs.base import build_outputs
@@ -20,7 +21,7 @@ from jobs.outputs.outbox import update_id
 from jobs.storage import TablesLocation
 from schemas.tables import DELIVERIES
 from tests.helpers.http_receiver import HttpReceiver
-from tests.helpers.incident_updates import HOSTILE_EXPLANATION, incident, parse_cef, queue_batches
+from tests.helpers.incident_updates import HOSTILE_EXPLANATION, T0, incident, parse_cef, queue_batches
 
 FAST = {"poll_interval": timedelta(seconds=0.2), "retry_initial": timedelta(seconds=0.2),
         "retry_max": timedelta(seconds=1)}
@@ -220,3 +221,53 @@ def test_a_long_running_notifier_forgets_what_every_output_has_done(tmp_path: Pa
     assert again.drain(timeout_s=20) and again.store.floor == 4
     ids = [json.loads(line)["metadata"]["uid"] for line in sent.read_text().splitlines()]
     assert ids == EXPECTED + [update_id(f"{3:032x}", 3), update_id(f"{3:032x}", 4)]
+
+
+def test_the_tables_lose_what_every_output_did_long_enough_ago(tmp_path: Path) -> None:
+    """Delivered batches queued more than keep_delivered ago leave outbox and deliveries on disk;
+    pending and recent updates stay, and a notifier started afresh sends nothing twice."""
+    tables, sent = tmp_path / "delta", tmp_path / "incidents.ocsf.jsonl"
+    config = config_from_mapping({"stream": {"tables_dir": str(tables)},
+                                  "alerts": {"outputs": {"file": {"enabled": True, "path": str(sent)}}}})
+
+    def notifier(keep: timedelta) -> Notifier:
+        return Notifier(OutboxStore(TablesLocation.of(tables), keep_delivered=keep), build_outputs(config), **FAST)
+
+    def rows(name: str) -> list[dict]:
+        return DeltaTable(str(tables / name)).to_pyarrow_table().to_pylist()
+
+    queue_batches(tables, BATCHES)  # queued at T0 + 1 h + the batch id in seconds
+    first = notifier(timedelta(days=7))
+    assert first.drain(timeout_s=20)  # delivered and pruned at once: queued in March, kept 7 days
+    assert rows("outbox") == [] and rows("deliveries") == []
+    assert DeltaTable(str(tables / "outbox")).history(1)[0]["operation"] == "DELETE"
+
+    more = {3: [incident(3, 3)], 4: [incident(3, 4, opened_batch=3, state="closed")]}
+    queue_batches(tables, more)
+    second = notifier(timedelta(days=7))
+    second._next_prune = float("inf")  # within the hour since the last pruning: the tables keep them
+    assert second.drain(timeout_s=20)
+    assert {r["batch_id"] for r in rows("deliveries")} == {3, 4}
+    # queued at T0 + 1 h + 3 s and + 4 s: a keep that ends between them prunes batch 3 alone
+    assert second.store.prune(T0 + timedelta(hours=1, seconds=3) + timedelta(days=7, milliseconds=500)) == 3
+    assert [r["batch_id"] for r in rows("outbox")] == [4] and [r["batch_id"] for r in rows("deliveries")] == [4]
+    assert second.store.prune(datetime.now(timezone.utc)) == 4 and rows("outbox") == []
+    assert second.store.prune(datetime.now(timezone.utc)) is None  # nothing left to prune
+
+    again = notifier(timedelta(days=7))  # afresh: nothing to read, nothing sent twice
+    assert again.drain(timeout_s=20)
+    ids = [json.loads(line)["metadata"]["uid"] for line in sent.read_text().splitlines()]
+    assert ids == EXPECTED + [update_id(f"{3:032x}", 3), update_id(f"{3:032x}", 4)]
+
+
+def test_a_pending_update_is_never_pruned(tmp_path: Path) -> None:
+    """An output that has not delivered a batch holds it in the tables, however old."""
+    tables = tmp_path / "delta"
+    queue_batches(tables, BATCHES)
+    config = config_from_mapping({"stream": {"tables_dir": str(tables)}, "alerts": {"outputs": {
+        "file": {"enabled": True, "path": str(tmp_path / "sent.jsonl")},
+        "ocsf_webhook": {"enabled": True, "url": "http://127.0.0.1:9/never"}}}})
+    notifier = Notifier(OutboxStore(TablesLocation.of(tables), keep_delivered=timedelta(0)), build_outputs(config), **FAST)
+    assert not notifier.drain(timeout_s=2)  # the webhook's port is closed: nothing it owes is done
+    assert DeltaTable(str(tables / "outbox")).to_pyarrow_table().num_rows == 4
+    assert notifier.store.floor == 0  # done through the batch before the first one it owes

@@ -99,3 +99,6 @@ def test_outputs_config_is_off_by_default_and_checked() -> None:
         config_from_mapping({"alerts": {"outputs": {"syslog": {"facility": "local9"}}}})
     with pytest.raises(ConfigError, match="retry_max"):
         config_from_mapping({"alerts": {"notify": {"retry_max": "0s"}}})
+    with pytest.raises(ConfigError, match="keep_delivered"):
+        config_from_mapping({"alerts": {"notify": {"keep_delivered": "-1 day"}}})
+    assert config_from_mapping({"alerts": {"notify": {"keep_delivered": "0 seconds"}}}).alerts.notify.keep_delivered == "0 seconds"

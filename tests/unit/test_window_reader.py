@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from jobs.storage import TablesLocation
 from jobs.stream.delta_writer import DeltaAppender, write_data_files
-from jobs.window_reader import opened, read_window, window_files
+from jobs.window_reader import may_hold, opened, read_window, window_files
 from schemas.tables import TABLES
 
 T0 = datetime(2026, 3, 1, 23, 50, tzinfo=timezone.utc)
@@ -50,3 +50,14 @@ def test_a_table_without_files_reads_as_no_rows(tmp_path) -> None:
     assert appender.commit_files("alerts", [], 0)
     rows = read_window(TablesLocation.of(tmp_path), "alerts", ["record_id"], T0, "event_time")
     assert rows.num_rows == 0 and rows.column_names == ["record_id"]
+
+
+def test_a_file_may_hold_a_range_unless_its_statistics_say_otherwise() -> None:
+    files = pa.table({"path": ["a", "b", "c", "d"], "min.batch_id": [0, 5, None, 9],
+                      "max.batch_id": [4, 8, None, 12]})
+    kept = lambda low, high: files.filter(may_hold(files, "batch_id", low, high))["path"].to_pylist()  # noqa: E731
+    assert kept(5, 6) == ["b", "c"]          # c has no statistics: it may hold them
+    assert kept(4, 5) == ["a", "b", "c"]     # the bounds are inclusive
+    assert kept(None, 4) == ["a", "c"] and kept(10, None) == ["c", "d"]
+    assert kept(None, None) == ["a", "b", "c", "d"]
+    assert may_hold(files, "event_time", 1, 2).to_pylist() == [True] * 4  # no such statistics
