@@ -12,8 +12,8 @@ What a long-running notifier holds stays bounded: the stream appends the outbox 
 batch order, so once every output has delivered (or suppressed) every update of the batches up to
 some batch, those batches are forgotten (:meth:`OutboxStore.forget_through`): they are never read
 again (a read filters on ``batch_id``; the table's statistics skip their files) and their update ids
-leave the outputs' delivered sets. On disk, the forgotten batches queued more than
-``alerts.notify.keep_delivered`` ago (default 7 days) are deleted from ``outbox`` and ``deliveries``
+leave the outputs' delivered sets. On disk, the forgotten batches whose last delivery was recorded
+more than ``alerts.notify.keep_delivered`` ago (default 7 days) are deleted from ``outbox`` and ``deliveries``
 (:meth:`OutboxStore.prune`, at most once every ``PRUNE_EVERY``), so a notifier started afresh reads
 tables that hold only recent and pending updates.
 
@@ -65,8 +65,9 @@ class OutboxStore:
         self._version: int | None = None
         self._rows: list[dict[str, Any]] = []
         self.floor = -1  # every output has done every update of the batches up to this one
-        # (batch id, when it was queued) of the batches forgotten but still in the tables, in batch order
+        # (batch id, its last delivery's time) of the batches forgotten but still in the tables, in batch order
         self._on_disk: deque[tuple[int, datetime]] = deque()
+        self._done_at: dict[str, datetime] | None = None  # update id -> when its last output recorded it
 
     def updates(self) -> list[dict[str, Any]]:
         """Every queued update, oldest batch first (read again only when the table changed)."""
@@ -94,16 +95,18 @@ class OutboxStore:
         with self._lock:
             if batch_id > self.floor:
                 self.floor = batch_id
-                queued: dict[int, datetime] = {}
+                done_at: dict[int, datetime] = {}
                 for row in self._rows:
                     if row["batch_id"] <= batch_id:
-                        queued[row["batch_id"]] = max(queued.get(row["batch_id"], row["queued_at"]), row["queued_at"])
-                self._on_disk.extend(sorted(queued.items()))
+                        at = (self._done_at or {}).pop(row["update_id"], None) or row["queued_at"]
+                        done_at[row["batch_id"]] = max(done_at.get(row["batch_id"], at), at)
+                self._on_disk.extend(sorted(done_at.items()))
                 self._rows = [row for row in self._rows if row["batch_id"] > batch_id]
 
     def prune(self, now: datetime) -> int | None:
         """Delete from ``outbox`` and ``deliveries`` the forgotten batches (every output has done
-        them) queued more than ``keep_delivered`` before ``now``; the last batch deleted, or None.
+        them) whose last delivery was recorded more than ``keep_delivered`` before ``now``, in batch
+        order (a batch done later holds back the ones after it); the last batch deleted, or None.
         The outbox goes first: a crash in between leaves deliveries of updates no longer queued,
         never an update whose deliveries are gone (that would be sent again)."""
         from deltalake import DeltaTable
@@ -111,8 +114,8 @@ class OutboxStore:
         cutoff = now - self.keep_delivered
         with self._lock:
             through = None
-            for batch_id, queued_at in self._on_disk:
-                if queued_at >= cutoff:
+            for batch_id, done_at in self._on_disk:
+                if done_at >= cutoff:
                     break
                 through = batch_id
             if through is None or self._outbox is None:
@@ -131,16 +134,28 @@ class OutboxStore:
         return through
 
     def recorded(self, output: str) -> set[str]:
-        """The update ids ``output`` delivered or suppressed."""
+        """The update ids ``output`` delivered or suppressed (and, for every output, when each
+        update was last recorded: how long a forgotten batch is kept on disk counts from then)."""
         from deltalake import DeltaTable
 
         path = self.tables.uri(DELIVERIES)
         with self._lock:
+            if self._done_at is None:
+                self._done_at = {}
             if not DeltaTable.is_deltatable(path, storage_options=self.options):
                 return set()
             rows = DeltaTable(path, storage_options=self.options).to_pyarrow_dataset().to_table(
-                columns=["update_id", "output"])
-        return {r["update_id"] for r in rows.to_pylist() if r["output"] == output}
+                columns=["update_id", "output", "recorded_at"]).to_pylist()
+            self._note_done(rows)
+        return {r["update_id"] for r in rows if r["output"] == output}
+
+    def _note_done(self, rows: list[dict[str, Any]]) -> None:
+        done_at = self._done_at if self._done_at is not None else {}
+        for row in rows:
+            at = row["recorded_at"]
+            if at is not None and (row["update_id"] not in done_at or at > done_at[row["update_id"]]):
+                done_at[row["update_id"]] = at
+        self._done_at = done_at
 
     def record(self, rows: list[dict[str, Any]]) -> None:
         from deltalake import write_deltalake
@@ -153,6 +168,7 @@ class OutboxStore:
         with self._lock:  # one writer at a time: the output threads share the table
             write_deltalake(self.tables.uri(DELIVERIES), table, mode="append", schema_mode="merge",
                             storage_options=self.options)
+            self._note_done(rows)
 
 
 class Notifier:

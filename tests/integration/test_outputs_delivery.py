@@ -21,7 +21,7 @@ from jobs.outputs.outbox import update_id
 from jobs.storage import TablesLocation
 from schemas.tables import DELIVERIES
 from tests.helpers.http_receiver import HttpReceiver
-from tests.helpers.incident_updates import HOSTILE_EXPLANATION, T0, incident, parse_cef, queue_batches
+from tests.helpers.incident_updates import HOSTILE_EXPLANATION, incident, parse_cef, queue_batches
 
 FAST = {"poll_interval": timedelta(seconds=0.2), "retry_initial": timedelta(seconds=0.2),
         "retry_max": timedelta(seconds=1)}
@@ -224,8 +224,9 @@ def test_a_long_running_notifier_forgets_what_every_output_has_done(tmp_path: Pa
 
 
 def test_the_tables_lose_what_every_output_did_long_enough_ago(tmp_path: Path) -> None:
-    """Delivered batches queued more than keep_delivered ago leave outbox and deliveries on disk;
-    pending and recent updates stay, and a notifier started afresh sends nothing twice."""
+    """Batches every output has done leave outbox and deliveries keep_delivered after their last
+    delivery, in batch order; pending and recent ones stay, and a notifier started afresh sends
+    nothing twice."""
     tables, sent = tmp_path / "delta", tmp_path / "incidents.ocsf.jsonl"
     config = config_from_mapping({"stream": {"tables_dir": str(tables)},
                                   "alerts": {"outputs": {"file": {"enabled": True, "path": str(sent)}}}})
@@ -233,31 +234,38 @@ def test_the_tables_lose_what_every_output_did_long_enough_ago(tmp_path: Path) -
     def notifier(keep: timedelta) -> Notifier:
         return Notifier(OutboxStore(TablesLocation.of(tables), keep_delivered=keep), build_outputs(config), **FAST)
 
-    def rows(name: str) -> list[dict]:
-        return DeltaTable(str(tables / name)).to_pyarrow_table().to_pylist()
+    def batches(name: str) -> list[int]:
+        return sorted(r["batch_id"] for r in DeltaTable(str(tables / name)).to_pyarrow_table().to_pylist())
 
-    queue_batches(tables, BATCHES)  # queued at T0 + 1 h + the batch id in seconds
+    queue_batches(tables, BATCHES)  # queued in March: what counts is when they were delivered
     first = notifier(timedelta(days=7))
-    assert first.drain(timeout_s=20)  # delivered and pruned at once: queued in March, kept 7 days
-    assert rows("outbox") == [] and rows("deliveries") == []
+    assert first.drain(timeout_s=20)  # delivered now: kept
+    assert batches("outbox") == [1, 1, 2, 2] and batches("deliveries") == [1, 1, 2, 2]
+    done: dict[int, datetime] = {}  # each batch's last delivery
+    for row in DeltaTable(str(tables / "deliveries")).to_pyarrow_table().to_pylist():
+        done[row["batch_id"]] = max(done.get(row["batch_id"], row["recorded_at"]), row["recorded_at"])
+
+    queue_batches(tables, {3: [incident(3, 3)], 4: [incident(3, 4, opened_batch=3, state="closed")]})
+    assert first.drain(timeout_s=20)
+    assert first.store.prune(done[1] + timedelta(days=7)) is None  # not yet
+    # a week after the first two batches' deliveries and before the later ones': those two go
+    assert first.store.prune(done[2] + timedelta(days=7, microseconds=1)) == 2
+    assert batches("outbox") == [3, 4] and batches("deliveries") == [3, 4]
     assert DeltaTable(str(tables / "outbox")).history(1)[0]["operation"] == "DELETE"
+    assert first.store.prune(datetime.now(timezone.utc) + timedelta(days=8)) == 4
+    assert batches("outbox") == [] and batches("deliveries") == []
+    assert first.store.prune(datetime.now(timezone.utc) + timedelta(days=8)) is None  # nothing left
 
-    more = {3: [incident(3, 3)], 4: [incident(3, 4, opened_batch=3, state="closed")]}
-    queue_batches(tables, more)
-    second = notifier(timedelta(days=7))
-    second._next_prune = float("inf")  # within the hour since the last pruning: the tables keep them
-    assert second.drain(timeout_s=20)
-    assert {r["batch_id"] for r in rows("deliveries")} == {3, 4}
-    # queued at T0 + 1 h + 3 s and + 4 s: a keep that ends between them prunes batch 3 alone
-    assert second.store.prune(T0 + timedelta(hours=1, seconds=3) + timedelta(days=7, milliseconds=500)) == 3
-    assert [r["batch_id"] for r in rows("outbox")] == [4] and [r["batch_id"] for r in rows("deliveries")] == [4]
-    assert second.store.prune(datetime.now(timezone.utc)) == 4 and rows("outbox") == []
-    assert second.store.prune(datetime.now(timezone.utc)) is None  # nothing left to prune
-
-    again = notifier(timedelta(days=7))  # afresh: nothing to read, nothing sent twice
+    again = notifier(timedelta(0))  # afresh: nothing to read, nothing sent twice
     assert again.drain(timeout_s=20)
     ids = [json.loads(line)["metadata"]["uid"] for line in sent.read_text().splitlines()]
     assert ids == EXPECTED + [update_id(f"{3:032x}", 3), update_id(f"{3:032x}", 4)]
+
+    # with keep_delivered 0 the notifier prunes as it goes (the first pass of the hour)
+    queue_batches(tables, {5: [incident(4, 5)]})
+    assert again.drain(timeout_s=20)
+    assert batches("outbox") == [] and batches("deliveries") == []
+    assert json.loads(sent.read_text().splitlines()[-1])["metadata"]["uid"] == update_id(f"{4:032x}", 5)
 
 
 def test_a_pending_update_is_never_pruned(tmp_path: Path) -> None:
