@@ -62,8 +62,12 @@ def test_a_drain_latency_run_and_baseline_on_the_real_broker_and_influxdb(
     assert base["records"] == 20 and base["rps"] > 0
 
 
-def test_a_drain_to_the_influxdb_stand_in_sends_it_every_point(spark, kafka_broker, sample_dir, tmp_path,
-                                                                monkeypatch) -> None:
+def test_an_avro_drain_to_the_influxdb_stand_in_sends_it_every_point(spark, kafka_broker, sample_dir, tmp_path,
+                                                                     monkeypatch) -> None:
+    """The bench's drain with InfluxDB elsewhere, here with the messages in Avro (the replayer and
+    the job both in the binary wire format): every record scored, every point received."""
+    from deltalake import DeltaTable
+
     from jobs.bench.e2e import capacity
     from jobs.bench.influx_stand_in import DiscardingInfluxSink
     from schemas.influx import DRIFT_MEASUREMENT
@@ -72,7 +76,9 @@ def test_a_drain_to_the_influxdb_stand_in_sends_it_every_point(spark, kafka_brok
     monkeypatch.setenv("IOMT_AD_BENCH_INFLUX_TOKEN", "unused-by-the-stand-in")
     with DiscardingInfluxSink(free_port()) as sink:
         drain = capacity(spark, kafka_broker, tmp_path, DEFAULT_BUNDLE_PATH, sample_dir, records=2000,
-                         max_offsets=1000, influx=sink)
+                         max_offsets=1000, influx=sink, wire_format="avro")
+        assert drain["wire_format"] == "avro"
+        assert len(DeltaTable(str(tmp_path / drain["topic"] / "flows_scored")).to_pandas(columns=["record_id"])) == 2000
         # the per-device aggregates and the anomalous records' points, all received; the drift
         # figures come from the driver's own thread (jobs.drift), beside the batches' count
         assert drain["records"] == 2000
