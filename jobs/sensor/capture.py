@@ -111,6 +111,18 @@ def capture_files(paths: list[Path]) -> list[Path]:
     return found
 
 
+def skip_packets(batches: Iterator[PacketBatch], count: int) -> Iterator[PacketBatch]:
+    """``batches`` without their first ``count`` packets (as if the capture had started later)."""
+    for batch in batches:
+        if count >= len(batch):
+            count -= len(batch)
+            continue
+        if count:
+            batch = PacketBatch(batch.link_type, batch.ts[count:], batch.offset[count:], batch.caplen[count:], batch.data)
+            count = 0
+        yield batch
+
+
 def read_files(paths: list[Path], report: CaptureReport, bpf: str | None = None,
                max_packets: int = BATCH_PACKETS) -> Iterator[PacketBatch]:
     """The packets of capture files, file after file (pcap or pcapng, any supported link type); a

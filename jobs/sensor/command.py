@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs.publish import add_kafka_security_argument, add_wire_format_arguments
-from jobs.sensor.capture import CaptureReport, PacketBatch, read_files, read_live
+from jobs.sensor.capture import CaptureReport, PacketBatch, read_files, read_live, skip_packets
 from jobs.sensor.decode import decode
 from jobs.sensor.devices import DEFAULT_GATEWAY_IPS, DEFAULT_HOME_NETS, DeviceRegistry
 from jobs.sensor.records import json_lines, messages, record_frame
@@ -129,15 +129,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def capture_records(paths: list[Path], window: int = DEFAULT_WINDOW, home_nets: list[str] | None = None,
-                    label: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple["pd.DataFrame", CaptureReport]:
-    """Every window of capture files as wire records (one frame), and what the capture held."""
+                    label: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                    skip: int = 0) -> tuple["pd.DataFrame", CaptureReport]:
+    """Every window of capture files as wire records (one frame), and what the capture held;
+    ``skip``: the first packets left out (windows then start elsewhere in the traffic)."""
     import pandas as pd
 
     registry = DeviceRegistry(home_nets=home_nets or list(DEFAULT_HOME_NETS))
     windower = Windower(registry=registry, size=window, timeout_s=timeout_s)
     report = CaptureReport(source=", ".join(map(str, paths)))
     frames = []
-    sense(read_files(list(paths), report), windower, lambda w: frames.append(record_frame(w, label)))
+    sense(skip_packets(read_files(list(paths), report), skip), windower, lambda w: frames.append(record_frame(w, label)))
     return (pd.concat(frames, ignore_index=True) if frames else record_frame(_no_windows(), label)), report
 
 

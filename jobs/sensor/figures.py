@@ -41,6 +41,8 @@ FLOODS = ("mqtt-testbed-labelled/dos_flood_ref01.pcap", "mqtt-testbed-labelled/d
 TESTBED_BENIGN = ("mqtt-testbed-labelled/benign_ref02.pcap", "mqtt-testbed-labelled/benign_ref04.pcap")
 # a window whose mean inter-arrival time is under this is a burst (over 100 packets a second)
 BURST_IAT_S = 0.01
+# the windows' phase: each capture is also windowed with its first 1..PHASES-1 packets left out
+PHASES = 16
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,25 +60,25 @@ class Scorer:
         self.pcap_dir = pcap_dir
         self._records: dict[tuple[str, int], pd.DataFrame] = {}
 
-    def records(self, capture: str, window: int = 10) -> pd.DataFrame:
+    def records(self, capture: str, window: int = 10, skip: int = 0) -> pd.DataFrame:
         from jobs.sensor.command import capture_records
 
-        key = (capture, window)
+        key = (capture, window, skip)
         if key not in self._records:
-            frame, report = capture_records([self.pcap_dir / capture], window=window)
+            frame, report = capture_records([self.pcap_dir / capture], window=window, skip=skip)
             if report.damage:
                 raise RuntimeError(report.damage)
             self._records[key] = frame
         return self._records[key]
 
-    def scored(self, capture: str, bundle_dir: Path, window: int = 10) -> pd.DataFrame:
+    def scored(self, capture: str, bundle_dir: Path, window: int = 10, skip: int = 0) -> pd.DataFrame:
         from jobs.sensor.report import score_records
         from udfs.model_cache import get_bundle
 
-        return score_records(self.records(capture, window), get_bundle(bundle_dir))
+        return score_records(self.records(capture, window, skip), get_bundle(bundle_dir))
 
-    def share_flagged(self, capture: str, bundle_dir: Path, window: int = 10) -> float:
-        scored = self.scored(capture, bundle_dir, window)
+    def share_flagged(self, capture: str, bundle_dir: Path, window: int = 10, skip: int = 0) -> float:
+        scored = self.scored(capture, bundle_dir, window, skip)
         return round(float(scored["is_anomaly"].mean()), 4) if len(scored) else float("nan")
 
     def baseline(self, captures: list[str], base: Path, out: Path) -> Path:
@@ -137,11 +139,18 @@ def window_invariance(scorer: Scorer, model: Path, before: Path, data: Path) -> 
             for label, bundle in (("invariant", model), ("before", before)):
                 for window in (10, 100):
                     row[f"{label}_w{window}"] = decisions(scorer.scored(capture, bundle, window))
+            # where the windows start: the share flagged with the first 0..PHASES-1 packets left out
+            row["invariant_phase"] = {f"w{window}": _spread([scorer.share_flagged(capture, model, window, skip)
+                                                             for skip in range(PHASES)]) for window in (10, 100)}
             found.append(row)
         return found
 
     return {"floods": rows(FLOODS), "testbed_benign": rows(TESTBED_BENIGN), "burst_iat_s": BURST_IAT_S,
             "benign_rows_at_window_100": _benign_at_100(model, before, data)}
+
+
+def _spread(shares: list[float]) -> dict[str, float]:
+    return {"min": min(shares), "max": max(shares)}
 
 
 def decisions(scored: pd.DataFrame) -> dict[str, Any]:
@@ -198,11 +207,15 @@ def markdown(figures: dict[str, Any]) -> str:
     lines += ["", f"The invariant bundle's decisions by what a window holds (a burst: mean inter-arrival time "
               f"under {figures['window_invariance'].get('burst_iat_s', BURST_IAT_S) * 1000:.0f} ms): "
               "bursts among the windows, flagged among bursts, flagged among the others", "",
-              "| capture | w10 | w100 |", "|---|---|---|"]
+              f"; and the share flagged with the first 0-{PHASES - 1} packets left out (the windows' phase)", "",
+              "| capture | w10 | w100 | w10 by phase | w100 by phase |", "|---|---|---|---|---|"]
     for row in figures["window_invariance"]["floods"] + figures["window_invariance"].get("testbed_benign", []):
         if "burst_windows" in row["invariant_w10"]:
+            phase = row.get("invariant_phase", {})
             lines.append(f"| `{row['capture']}` | " + " | ".join(
-                _burst_cell(row[f"invariant_w{window}"]) for window in (10, 100)) + " |")
+                [*(_burst_cell(row[f"invariant_w{window}"]) for window in (10, 100)),
+                 *(f"{phase[key]['min']:.0%}-{phase[key]['max']:.0%}" if key in phase else "-"
+                   for key in ("w10", "w100"))]) + " |")
     benign = figures["window_invariance"]["benign_rows_at_window_100"]
     lines += ["", f"Benign held-out rows ({benign['rows']}) flagged as recorded / with a 100-packet window: "
               f"invariant {benign['invariant']['as_recorded']:.1%} / {benign['invariant']['window_100']:.1%}, "
