@@ -45,7 +45,9 @@ def test_each_record_gets_its_devices_earlier_records_of_the_range(spark, flows)
     expected = {rid: _comparable(c) for rid, c in zip(frame["record_id"], frame_contexts(frame, 4, 600))}
     assert got == expected and len(got) == 120  # one record a minute
     assert sum(c is None for c in got.values()) == frame["device_id"].isna().sum() > 0
-    assert sum(len(c) == 3 for c in got.values() if c) > 60
+    # not a vacuous comparison: many records have a full context (how many depends on how the
+    # fixture's record ids hash to devices: 58-61+ of 120 seen)
+    assert sum(len(c) == 3 for c in got.values() if c) > 30
 
 
 def test_rescored_rows_with_contexts_keep_the_tables_columns_and_a_one_step_bundles_scores(spark, flows) -> None:
