@@ -67,7 +67,7 @@ class OutboxStore:
         self.floor = -1  # every output has done every update of the batches up to this one
         # (batch id, its last delivery's time) of the batches forgotten but still in the tables, in batch order
         self._on_disk: deque[tuple[int, datetime]] = deque()
-        self._done_at: dict[str, datetime] | None = None  # update id -> when its last output recorded it
+        self._done_at: dict[str, datetime] = {}  # update id -> when its last output recorded it
 
     def updates(self) -> list[dict[str, Any]]:
         """Every queued update, oldest batch first (read again only when the table changed)."""
@@ -98,7 +98,7 @@ class OutboxStore:
                 done_at: dict[int, datetime] = {}
                 for row in self._rows:
                     if row["batch_id"] <= batch_id:
-                        at = (self._done_at or {}).pop(row["update_id"], None) or row["queued_at"]
+                        at = self._done_at.pop(row["update_id"], None) or row["queued_at"]
                         done_at[row["batch_id"]] = max(done_at.get(row["batch_id"], at), at)
                 self._on_disk.extend(sorted(done_at.items()))
                 self._rows = [row for row in self._rows if row["batch_id"] > batch_id]
@@ -140,8 +140,6 @@ class OutboxStore:
 
         path = self.tables.uri(DELIVERIES)
         with self._lock:
-            if self._done_at is None:
-                self._done_at = {}
             if not DeltaTable.is_deltatable(path, storage_options=self.options):
                 return set()
             rows = DeltaTable(path, storage_options=self.options).to_pyarrow_dataset().to_table(
@@ -150,12 +148,10 @@ class OutboxStore:
         return {r["update_id"] for r in rows if r["output"] == output}
 
     def _note_done(self, rows: list[dict[str, Any]]) -> None:
-        done_at = self._done_at if self._done_at is not None else {}
         for row in rows:
             at = row["recorded_at"]
-            if at is not None and (row["update_id"] not in done_at or at > done_at[row["update_id"]]):
-                done_at[row["update_id"]] = at
-        self._done_at = done_at
+            if at is not None and (row["update_id"] not in self._done_at or at > self._done_at[row["update_id"]]):
+                self._done_at[row["update_id"]] = at
 
     def record(self, rows: list[dict[str, Any]]) -> None:
         from deltalake import write_deltalake

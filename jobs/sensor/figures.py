@@ -58,7 +58,7 @@ class Scorer:
 
     def __init__(self, pcap_dir: Path) -> None:
         self.pcap_dir = pcap_dir
-        self._records: dict[tuple[str, int], pd.DataFrame] = {}
+        self._records: dict[tuple[str, int, int], pd.DataFrame] = {}
 
     def records(self, capture: str, window: int = 10, skip: int = 0) -> pd.DataFrame:
         from jobs.sensor.command import capture_records
